@@ -1,0 +1,1 @@
+//! Finding connectors in a tree. STUB.
