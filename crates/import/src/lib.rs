@@ -9,6 +9,7 @@ pub mod discover;
 pub mod json;
 pub mod openapi;
 pub mod power_platform;
+pub mod summary;
 
 use std::path::Path;
 
@@ -51,9 +52,5 @@ impl Import {
 
 /// Reads the connector at `path`: a Power Platform connector folder or an OpenAPI file.
 pub fn load(path: &Path) -> Import {
-    if path.is_dir() {
-        power_platform::import_folder(path)
-    } else {
-        openapi::import_file(path)
-    }
+    if path.is_dir() { power_platform::import_folder(path) } else { openapi::import_file(path) }
 }

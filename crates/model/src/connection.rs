@@ -95,6 +95,16 @@ impl ParameterSet {
     }
 }
 
+impl ConnectionSpec {
+    /// `multiple` for a choice of sets, else the single set's kind.
+    pub fn auth_kind(&self) -> &'static str {
+        match self {
+            ConnectionSpec::Single(set) => set.auth_kind(),
+            ConnectionSpec::Choice { .. } => "multiple",
+        }
+    }
+}
+
 /// How the credential reaches the backend on every call.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", tag = "kind")]
@@ -120,6 +130,10 @@ pub struct ApiKey {
     pub name: String,
     #[serde(rename = "in")]
     pub location: ApiKeyLocation,
+    /// Put before the value (`"Bearer "` for an HTTP bearer scheme); Power Platform keys have
+    /// none: their value is sent verbatim.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

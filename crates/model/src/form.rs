@@ -3,8 +3,7 @@
 use serde::Serialize;
 
 use crate::{
-    AllowedValue, ApiKeyLocation, ConnectionSpec, Connector, Credential, GrantType, ParameterSet,
-    PolicyKind, UiText,
+    AllowedValue, ApiKeyLocation, ConnectionSpec, Connector, Credential, GrantType, ParameterSet, PolicyKind, UiText,
 };
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -62,15 +61,23 @@ pub enum Destination {
     BasicUsername,
     /// The password of `Authorization: Basic`.
     BasicPassword,
-    Header { name: String },
-    Query { name: String },
-    Cookie { name: String },
+    Header {
+        name: String,
+    },
+    Query {
+        name: String,
+    },
+    Cookie {
+        name: String,
+    },
     /// Part of the backend's URL (a host template).
     Host,
     /// An input of the OAuth 2.0 sign-in.
     OAuthSignIn,
     /// Used by a policy Portico keeps as written.
-    Policy { template_id: String },
+    Policy {
+        template_id: String,
+    },
 }
 
 impl std::fmt::Display for Destination {

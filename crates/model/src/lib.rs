@@ -18,8 +18,8 @@ mod policy;
 mod validate;
 
 pub use connection::{
-    AllowedValue, ApiKey, ApiKeyLocation, ConnectionParameter, ConnectionSpec, Credential,
-    ParameterSet, ParameterType, UiText,
+    AllowedValue, ApiKey, ApiKeyLocation, ConnectionParameter, ConnectionSpec, Credential, ParameterSet, ParameterType,
+    UiText,
 };
 pub use connector::{Backend, Connector, Metadata, Scheme};
 pub use diagnostic::{Diagnostic, Severity};

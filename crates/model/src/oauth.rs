@@ -29,6 +29,10 @@ pub struct OAuth2 {
     /// Where refresh requests go; the token URL when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refresh_url: Option<String>,
+    /// OpenID Connect discovery document (`…/.well-known/openid-configuration`): where the
+    /// endpoints come from when the URLs above are absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discovery_url: Option<String>,
     #[serde(default)]
     pub scopes: Vec<String>,
     /// `Global`, `GlobalPerConnector`, `Direct`: kept as written.

@@ -156,10 +156,7 @@ mod tests {
     fn finds_references_with_and_without_defaults() {
         let t = Template::new("https://@connectionParameters('sub').x.com/@ConnectionParameters( 'v' , '2' )/");
         let refs = t.references();
-        assert_eq!(refs, vec![
-            ParamRef { name: "sub", default: None },
-            ParamRef { name: "v", default: Some("2") },
-        ]);
+        assert_eq!(refs, vec![ParamRef { name: "sub", default: None }, ParamRef { name: "v", default: Some("2") },]);
         assert_eq!(t.render(|n| (n == "sub").then_some("acme")), "https://acme.x.com/2/");
     }
 

@@ -3,8 +3,8 @@
 use std::collections::HashSet;
 
 use crate::{
-    ConnectionSpec, Connector, Credential, Diagnostic, IdentityProviderCatalog, OAuth2,
-    ParameterSet, PolicyKind, Template,
+    ConnectionSpec, Connector, Credential, Diagnostic, IdentityProviderCatalog, OAuth2, ParameterSet, PolicyKind,
+    Template,
 };
 
 impl Connector {
@@ -40,11 +40,7 @@ impl Connector {
             }
         }
         for set in self.connection.sets() {
-            let at = if multiple {
-                format!("connection.sets.{}", set.name)
-            } else {
-                "connection".to_owned()
-            };
+            let at = if multiple { format!("connection.sets.{}", set.name) } else { "connection".to_owned() };
             validate_set(set, &at, catalog, &mut out);
             self.validate_references(set, &at, &mut out);
         }
@@ -164,13 +160,17 @@ fn validate_set(set: &ParameterSet, at: &str, catalog: &IdentityProviderCatalog,
 fn validate_oauth(oauth: &OAuth2, at: &str, catalog: &IdentityProviderCatalog, out: &mut Vec<Diagnostic>) {
     let provider = oauth.identity_provider.as_str();
     if provider.trim().is_empty() {
-        out.push(Diagnostic::error(format!("{at}.identityProvider"), "the OAuth 2.0 credential has no identity provider"));
+        out.push(Diagnostic::error(
+            format!("{at}.identityProvider"),
+            "the OAuth 2.0 credential has no identity provider",
+        ));
         return;
     }
     let templates = oauth.templates.as_ref();
-    let has_token_url = oauth.token_url.is_some() || templates.is_some_and(|t| t.token_url.is_some());
+    let discovered = oauth.discovery_url.is_some();
+    let has_token_url = discovered || oauth.token_url.is_some() || templates.is_some_and(|t| t.token_url.is_some());
     let has_auth_url =
-        oauth.authorization_url.is_some() || templates.is_some_and(|t| t.authorization_url.is_some());
+        discovered || oauth.authorization_url.is_some() || templates.is_some_and(|t| t.authorization_url.is_some());
     let needs_auth_url = oauth.grant != crate::GrantType::ClientCredentials;
     match catalog.get(provider) {
         Some(entry) if !entry.generic => {}
@@ -200,6 +200,7 @@ fn validate_oauth(oauth: &OAuth2, at: &str, catalog: &IdentityProviderCatalog, o
         ("authorizationUrl", &oauth.authorization_url),
         ("tokenUrl", &oauth.token_url),
         ("refreshUrl", &oauth.refresh_url),
+        ("discoveryUrl", &oauth.discovery_url),
     ] {
         let Some(url) = url else { continue };
         if let Some(problem) = url_problem(url) {
