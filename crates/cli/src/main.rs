@@ -1,1 +1,73 @@
-fn main() {}
+//! `portico`: the server and the connector author's tools in one binary.
+
+mod connector;
+mod serve;
+mod tenant;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(name = "portico", version, about = "Custom connectors and their connections, self-hosted.")]
+struct Cli {
+    /// Log format on standard error.
+    #[arg(long, global = true, value_enum, default_value = "text", env = "PORTICO_LOG_FORMAT")]
+    log_format: serve::LogFormat,
+    /// Log filter, e.g. `info` or `portico_server=debug`.
+    #[arg(long, global = true, default_value = "info", env = "PORTICO_LOG")]
+    log: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the Portico server.
+    Serve(serve::ServeArgs),
+    /// Manage tenants and their API keys.
+    #[command(subcommand)]
+    Tenant(tenant::TenantCommand),
+    /// Check and inspect connector definitions before publishing them.
+    #[command(subcommand)]
+    Connector(connector::ConnectorCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format, &cli.log);
+    match cli.command {
+        Command::Connector(command) => connector::run(command),
+        Command::Serve(args) => run_async(serve::serve(args)),
+        Command::Tenant(command) => run_async(tenant::run(command)),
+    }
+}
+
+fn run_async(task: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("portico: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(task) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("portico: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: serve::LogFormat, filter: &str) {
+    let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    // Colours only on a terminal: logs piped to a file or a collector stay plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
+    match format {
+        serve::LogFormat::Text => builder.init(),
+        serve::LogFormat::Json => builder.json().init(),
+    }
+}

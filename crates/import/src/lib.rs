@@ -5,6 +5,7 @@
 //! their shape. Oddities that still leave a usable connector are warnings; genuinely broken
 //! input is an error naming the file, line and column.
 
+pub mod definition;
 pub mod discover;
 pub mod json;
 pub mod openapi;

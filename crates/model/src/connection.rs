@@ -40,8 +40,8 @@ impl ConnectionSpec {
     pub fn set(&self, name: Option<&str>) -> Option<&ParameterSet> {
         match (self, name) {
             (ConnectionSpec::Single(set), None) => Some(set),
-            (ConnectionSpec::Single(set), Some(n)) => (set.name == n).then_some(set),
-            (ConnectionSpec::Choice { sets, .. }, Some(n)) => sets.iter().find(|s| s.name == n),
+            (ConnectionSpec::Single(set), Some(n)) => set.name.eq_ignore_ascii_case(n).then_some(set),
+            (ConnectionSpec::Choice { sets, .. }, Some(n)) => sets.iter().find(|s| s.name.eq_ignore_ascii_case(n)),
             (ConnectionSpec::Choice { .. }, None) => None,
         }
     }
@@ -64,7 +64,7 @@ pub struct UiText {
 #[serde(rename_all = "camelCase")]
 pub struct ParameterSet {
     /// Empty for a single set; the set's identifier in a choice.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ui: Option<UiText>,
@@ -80,6 +80,22 @@ impl ParameterSet {
     /// Finds a parameter by name; names are matched case-insensitively, as the real files need.
     pub fn parameter(&self, name: &str) -> Option<&ConnectionParameter> {
         self.parameters.iter().find(|p| p.name.eq_ignore_ascii_case(name))
+    }
+
+    /// The parameters that carry the credential itself: the API keys and the basic-auth
+    /// password. They are sealed whatever type they were declared with.
+    pub fn credential_parameters(&self) -> Vec<&str> {
+        match &self.credential {
+            Credential::Basic { password, .. } => vec![password.as_str()],
+            Credential::ApiKey { keys } => keys.iter().map(|k| k.parameter.as_str()).collect(),
+            Credential::None | Credential::OAuth2(_) => Vec::new(),
+        }
+    }
+
+    /// Is the value of this parameter sealed at rest and never shown again?
+    pub fn is_secret(&self, parameter: &ConnectionParameter) -> bool {
+        parameter.kind == ParameterType::SecureString
+            || self.credential_parameters().iter().any(|n| n.eq_ignore_ascii_case(&parameter.name))
     }
 
     /// The kind of authentication, as reported to authors: a set whose parameters are applied
@@ -209,14 +225,10 @@ impl ConnectionParameter {
         }
     }
 
-    /// Secret values are sealed at rest and never shown again.
-    pub fn is_secret(&self) -> bool {
-        self.kind == ParameterType::SecureString
-    }
-
     /// `token:TenantId` → `TenantId`: a sub-parameter of the OAuth sign-in.
     pub fn oauth_sub_parameter(&self) -> Option<&str> {
-        self.name.strip_prefix("token:")
+        let prefix = self.name.get(..6)?;
+        prefix.eq_ignore_ascii_case("token:").then(|| &self.name[6..])
     }
 }
 

@@ -125,8 +125,8 @@ impl Connector {
                 description: p.ui.description.clone(),
                 tooltip: p.ui.tooltip.clone(),
                 kind: p.kind.as_str(),
-                secret: p.is_secret(),
-                masked: p.is_secret() && !p.clear_text,
+                secret: set.is_secret(p),
+                masked: set.is_secret(p) && !p.clear_text,
                 required: p.required,
                 hidden: p.hidden,
                 allowed_values: p.allowed_values.clone(),
@@ -163,7 +163,9 @@ impl Connector {
                     });
                 }
             }
-            Credential::OAuth2(_) if name.starts_with("token:") => out.push(Destination::OAuthSignIn),
+            Credential::OAuth2(_) if name.get(..6).is_some_and(|p| p.eq_ignore_ascii_case("token:")) => {
+                out.push(Destination::OAuthSignIn)
+            }
             _ => {}
         }
         let refers = |t: &crate::Template| t.references().iter().any(|r| is(r.name));

@@ -16,6 +16,7 @@ mod oauth;
 mod operation;
 mod policy;
 mod validate;
+mod values;
 
 pub use connection::{
     AllowedValue, ApiKey, ApiKeyLocation, ConnectionParameter, ConnectionSpec, Credential, ParameterSet, ParameterType,
@@ -28,3 +29,4 @@ pub use identity_provider::{IdentityProviderCatalog, ProviderEntry};
 pub use oauth::{EntraId, GrantType, IdentityProvider, OAuth2, OAuthTemplates};
 pub use operation::{Operation, OperationParameter, ParameterLocation, Visibility};
 pub use policy::{ParamRef, Policy, PolicyKind, Segment, Template};
+pub use values::{CheckedValues, FieldError};

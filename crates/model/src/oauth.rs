@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 ///
 /// The client secret is never part of a connector definition: it is supplied to the server
 /// separately and kept sealed.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OAuth2 {
     /// The connection parameter that stands for the sign-in (Power Platform names it `token`).
@@ -53,6 +53,28 @@ fn token_parameter() -> String {
     "token".to_owned()
 }
 
+impl OAuth2 {
+    /// A sign-in at `provider` with nothing else set yet.
+    pub fn new(identity_provider: IdentityProvider) -> Self {
+        OAuth2 {
+            parameter: token_parameter(),
+            label: None,
+            identity_provider,
+            grant: GrantType::default(),
+            client_id: None,
+            authorization_url: None,
+            token_url: None,
+            refresh_url: None,
+            discovery_url: None,
+            scopes: Vec::new(),
+            redirect_mode: None,
+            entra: None,
+            templates: None,
+            custom_parameters: BTreeMap::new(),
+        }
+    }
+}
+
 /// The identity provider as written in the definition (`oauth2`, `aad`, `github`, …).
 /// Unknown names are kept as they are, never rejected.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -66,11 +88,6 @@ impl IdentityProvider {
 
     pub fn as_str(&self) -> &str {
         &self.0
-    }
-
-    /// Generic OAuth 2: every URL comes from the connector itself.
-    pub fn is_generic(&self) -> bool {
-        self.0.eq_ignore_ascii_case("oauth2") || self.0.eq_ignore_ascii_case("oauth2generic")
     }
 }
 

@@ -22,7 +22,7 @@ impl Policy {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", tag = "policy")]
+#[serde(rename_all = "camelCase", rename_all_fields = "camelCase", tag = "policy")]
 pub enum PolicyKind {
     /// Sets a request header from a template (`setheader`).
     SetHeader { name: String, value: Template },

@@ -116,6 +116,15 @@ fn validate_set(set: &ParameterSet, at: &str, catalog: &IdentityProviderCatalog,
             ));
         }
         if let Some(default) = &p.default
+            && matches!(p.kind, crate::ParameterType::Bool | crate::ParameterType::Int)
+            && crate::values::typed(p.kind, default).is_none()
+        {
+            out.push(Diagnostic::warning(
+                format!("{p_at}.default"),
+                format!("default '{default}' is not a valid {} value; it is ignored", p.kind.as_str()),
+            ));
+        }
+        if let Some(default) = &p.default
             && !p.allowed_values.is_empty()
             && !p.allowed_values.iter().any(|v| &v.value == default)
         {
@@ -133,6 +142,20 @@ fn validate_set(set: &ParameterSet, at: &str, catalog: &IdentityProviderCatalog,
             ));
         }
     };
+    for name in set.credential_parameters() {
+        if let Some(p) = set.parameter(name)
+            && p.kind != crate::ParameterType::SecureString
+        {
+            out.push(Diagnostic::warning(
+                format!("{at}.parameters.{}", p.name),
+                format!(
+                    "'{}' carries a credential but is declared '{}'; Portico seals it as a secret",
+                    p.name,
+                    p.kind.as_str()
+                ),
+            ));
+        }
+    }
     match &set.credential {
         Credential::None => {}
         Credential::Basic { username, password } => {
@@ -176,18 +199,18 @@ fn validate_oauth(oauth: &OAuth2, at: &str, catalog: &IdentityProviderCatalog, o
         Some(entry) if !entry.generic => {}
         known => {
             let what = match known {
-                Some(entry) => entry.display_name.clone(),
-                None => format!("identity provider '{provider}' (not in the catalog)"),
+                Some(entry) => format!("a {}", entry.display_name),
+                None => format!("an identity provider '{provider}' (not in the catalog)"),
             };
             let mut missing = Vec::new();
             if !has_token_url {
-                missing.push("token URL");
+                missing.push("a token URL");
             }
             if needs_auth_url && !has_auth_url {
-                missing.push("authorization URL");
+                missing.push("an authorization URL");
             }
             if !missing.is_empty() {
-                let message = format!("a {what} connector needs a {}", missing.join(" and an "));
+                let message = format!("{what} connector needs {}", missing.join(" and "));
                 out.push(if known.is_some() {
                     Diagnostic::error(at, message)
                 } else {

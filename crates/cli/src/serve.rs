@@ -1,0 +1,106 @@
+//! `portico serve` and the options it shares with the tenant commands.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use portico_secrets::SecretString;
+use portico_server::ServerConfig;
+use serde::Deserialize;
+use url::Url;
+
+/// Where the store is: shared by `serve` and the tenant commands.
+#[derive(Args, Clone)]
+pub struct StoreArgs {
+    /// Holds the store, the master key and the admin key file [default: ./portico-data]
+    #[arg(long, env = "PORTICO_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Database URL [default: SQLite inside the data dir]
+    #[arg(long, env = "PORTICO_DATABASE_URL")]
+    pub database: Option<String>,
+}
+
+impl StoreArgs {
+    pub fn data_dir(&self) -> PathBuf {
+        self.data_dir.clone().unwrap_or_else(|| PathBuf::from("portico-data"))
+    }
+}
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:8080]
+    #[arg(long, env = "PORTICO_LISTEN")]
+    listen: Option<SocketAddr>,
+    #[command(flatten)]
+    store: StoreArgs,
+    /// The base URL users' browsers reach, used for OAuth redirect URIs [default: http://<listen>]
+    #[arg(long, env = "PORTICO_PUBLIC_URL")]
+    public_url: Option<Url>,
+    /// Allow connectors whose backends are on loopback or private addresses
+    #[arg(long, env = "PORTICO_ALLOW_PRIVATE_BACKENDS")]
+    allow_private_backends: bool,
+    /// Largest accepted request body, in bytes [default: 16777216]
+    #[arg(long, env = "PORTICO_MAX_BODY_BYTES")]
+    max_body_bytes: Option<usize>,
+    /// A TOML file with any of these settings (flags and environment variables win)
+    #[arg(long, env = "PORTICO_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+/// The TOML file: the same settings as the flags, in snake case.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    database: Option<String>,
+    public_url: Option<Url>,
+    allow_private_backends: Option<bool>,
+    max_body_bytes: Option<usize>,
+}
+
+fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("invalid configuration file {}", path.display()))
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let file = match &args.config {
+        Some(path) => read_file(path)?,
+        None => FileConfig::default(),
+    };
+    let data_dir = args.store.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("portico-data"));
+    let defaults = ServerConfig::new(&data_dir);
+    let config = ServerConfig {
+        listen: args.listen.or(file.listen).unwrap_or(defaults.listen),
+        database: args.store.database.or(file.database),
+        public_url: args.public_url.or(file.public_url),
+        allow_private_backends: args.allow_private_backends || file.allow_private_backends.unwrap_or(false),
+        master_key: std::env::var("PORTICO_MASTER_KEY").ok().map(SecretString::from),
+        max_body_bytes: args.max_body_bytes.or(file.max_body_bytes).unwrap_or(defaults.max_body_bytes),
+        data_dir,
+    };
+    let data_dir = config.data_dir.clone();
+    let store_kind = if config.database.is_some() { "database from --database" } else { "embedded SQLite" };
+    let running = portico_server::start(config).await?;
+    let base = running.public_url.as_str().trim_end_matches('/').to_owned();
+    println!("Portico is listening on http://{}", running.addr);
+    println!("  API:      {base}/v1  (description: {base}/openapi.json)");
+    println!("  Data:     {} ({store_kind})", data_dir.display());
+    let key_file = data_dir.join(portico_server::bootstrap::ADMIN_KEY_FILE);
+    match &running.admin_key_file {
+        Some(path) => println!("  API key of tenant 'default' written to {} (keep it secret)", path.display()),
+        None if key_file.exists() => println!("  API key of tenant 'default': see {}", key_file.display()),
+        None => {}
+    }
+    println!("Try:  curl -H \"Authorization: Bearer $(cat {})\" {base}/v1/connectors", key_file.display());
+    tracing::info!(addr = %running.addr, "listening");
+    running.wait().await
+}

@@ -1,0 +1,280 @@
+//! `portico serve` as an operator meets it: what it prints, the files it writes, the health and
+//! description endpoints, its logs, and a restart on the same data directory.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use common::{Portico, contains, fixture};
+use serde_json::{Value, json};
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).permissions().mode() & 0o777
+}
+
+#[tokio::test]
+async fn start_up_prints_the_api_and_the_key_file_but_never_the_key() {
+    let portico = Portico::start();
+    let stdout = portico.stdout();
+    let key_file = portico.data_dir.join("admin-api-key");
+
+    assert!(portico.base.starts_with("http://127.0.0.1:"), "{stdout}");
+    assert!(stdout.contains(&format!("API:      {}/v1", portico.base)), "{stdout}");
+    assert!(stdout.contains(&format!("{}/openapi.json", portico.base)), "{stdout}");
+    assert!(
+        stdout.contains(&format!("API key of tenant 'default' written to {}", key_file.display())),
+        "the first start names the key file: {stdout}"
+    );
+    assert!(portico.admin_key.starts_with("pk_") && portico.admin_key.len() > 20, "a real key in the file");
+    assert!(!contains(&portico.output_bytes(), &portico.admin_key), "the key is neither printed nor logged");
+
+    assert_eq!(mode(&key_file), 0o600, "admin-api-key is private");
+    assert_eq!(mode(&portico.data_dir.join("master.key")), 0o600, "master.key is private");
+    assert_eq!(mode(&portico.data_dir), 0o700, "the data directory Portico creates is private");
+}
+
+#[tokio::test]
+async fn health_and_readiness_answer_without_a_key() {
+    let portico = Portico::start();
+    let anonymous = portico.client(None);
+
+    let health = anonymous.get("/healthz").await;
+    assert_eq!((health.status, health.text.as_str()), (200, "ok"));
+    let ready = anonymous.get("/readyz").await;
+    assert_eq!((ready.status, ready.text.as_str()), (200, "ready"));
+}
+
+#[tokio::test]
+async fn the_openapi_document_describes_every_route() {
+    let portico = Portico::start();
+    let document = portico.client(None).get("/openapi.json").await.expect_json(200);
+
+    let version = document["openapi"].as_str().expect("an openapi version");
+    assert!(version.starts_with("3.1"), "OpenAPI 3.1, not {version}");
+    let described: BTreeMap<&str, BTreeSet<&str>> = document["paths"]
+        .as_object()
+        .expect("paths")
+        .iter()
+        .map(|(path, item)| {
+            (path.as_str(), item.as_object().expect("a path item").keys().map(String::as_str).collect())
+        })
+        .collect();
+    let served: BTreeMap<&str, BTreeSet<&str>> = [
+        ("/healthz", vec!["get"]),
+        ("/readyz", vec!["get"]),
+        ("/v1/connectors", vec!["get", "post"]),
+        ("/v1/connectors/{id}", vec!["get", "put", "delete"]),
+        ("/v1/connectors/{id}/connection-form", vec!["get"]),
+        ("/v1/connections", vec!["get", "post"]),
+        ("/v1/connections/{id}", vec!["get", "patch", "delete"]),
+    ]
+    .into_iter()
+    .map(|(path, methods)| (path, methods.into_iter().collect()))
+    .collect();
+    assert_eq!(described, served, "the document and the routes are the same list");
+
+    assert_eq!(document["components"]["securitySchemes"]["apiKey"]["scheme"], "bearer");
+    for (path, item) in document["paths"].as_object().unwrap().iter().filter(|(path, _)| path.starts_with("/v1/")) {
+        for (method, operation) in item.as_object().unwrap() {
+            assert_eq!(operation["security"], json!([{"apiKey": []}]), "{method} {path} needs the key");
+        }
+    }
+}
+
+#[tokio::test]
+async fn json_log_format_writes_one_json_object_per_line() {
+    let mut portico = Portico::start_with(&["--log-format", "json"]);
+    portico.api().get("/v1/connectors").await.expect_json(200);
+    portico.stop();
+
+    let stderr = portico.stderr();
+    let lines: Vec<&str> = stderr.lines().filter(|line| !line.trim().is_empty()).collect();
+    assert!(lines.len() > 5, "debug logs: {stderr}");
+    let events: Vec<Value> = lines
+        .iter()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}")))
+        .collect();
+    for event in &events {
+        assert!(event.is_object() && event["level"].is_string() && event["timestamp"].is_string(), "{event}");
+    }
+    let messages: Vec<&str> = events.iter().filter_map(|e| e["fields"]["message"].as_str()).collect();
+    assert!(messages.contains(&"listening"), "the start is logged: {messages:?}");
+    assert!(messages.contains(&"finished processing request"), "requests are logged: {messages:?}");
+    assert!(messages.contains(&"shutting down"), "SIGTERM is logged: {messages:?}");
+}
+
+#[tokio::test]
+async fn text_logs_on_a_pipe_have_no_colour_codes() {
+    let mut portico = Portico::start();
+    portico.api().get("/v1/connectors").await.expect_json(200);
+    portico.stop();
+
+    let stderr = portico.stderr();
+    assert!(stderr.contains("DEBUG"), "debug logs: {stderr}");
+    assert!(!stderr.contains('\u{1b}'), "no ANSI escape codes in logs that are not on a terminal");
+}
+
+/// Everything a user can read back, to compare before and after a restart.
+async fn snapshot(api: &common::Api, connectors: &[&str], connections: &[&str]) -> Vec<Value> {
+    let mut views =
+        vec![api.get("/v1/connectors").await.expect_json(200), api.get("/v1/connections").await.expect_json(200)];
+    for id in connectors {
+        views.push(api.get(&format!("/v1/connectors/{id}")).await.expect_json(200));
+        views.push(api.get(&format!("/v1/connectors/{id}/connection-form")).await.expect_json(200));
+    }
+    for id in connections {
+        views.push(api.get(&format!("/v1/connections/{id}")).await.expect_json(200));
+    }
+    views
+}
+
+#[tokio::test]
+async fn a_restart_on_the_same_data_directory_keeps_everything() {
+    let temp = tempfile::tempdir().unwrap();
+    let data_dir = temp.path().join("data");
+    let mut first = Portico::start_in(&data_dir, &[]);
+    let api = first.api();
+    let basic = api.create_connector(&fixture::power_platform("basic-auth")).await;
+    let metrics = api.create_connector(&fixture::definition("metrics.json")).await;
+    let multi = api.create_connector(&fixture::power_platform("multi-auth")).await;
+    let help_desk = api
+        .create_connection(&json!({"connectorId": basic["id"], "displayName": "Help desk",
+            "parameters": {"username": "agent@acme.example", "password": "restart-password"}}))
+        .await;
+    let eu_metrics = api
+        .create_connection(&json!({"connectorId": metrics["id"],
+            "parameters": {"api_key": "restart-key", "region": "eu", "timeout": 10}}))
+        .await;
+    let crm = api
+        .create_connection(&json!({"connectorId": multi["id"], "parameterSet": "apiKey",
+            "parameters": {"api_key": "restart-crm-key"}}))
+        .await;
+    let connector_ids = [basic["id"].as_str().unwrap(), metrics["id"].as_str().unwrap(), multi["id"].as_str().unwrap()];
+    let connection_ids =
+        [help_desk["id"].as_str().unwrap(), eu_metrics["id"].as_str().unwrap(), crm["id"].as_str().unwrap()];
+    let before = snapshot(&api, &connector_ids, &connection_ids).await;
+    let key_file_before = std::fs::read(data_dir.join("admin-api-key")).unwrap();
+    let status = first.stop();
+    assert!(status.success(), "SIGTERM stops the server cleanly: {status}\n{}", first.stderr());
+
+    let second = Portico::start_in(&data_dir, &[]);
+    let stdout = second.stdout();
+    assert!(!stdout.contains("written to"), "no new admin key on a restart: {stdout}");
+    assert!(
+        stdout.contains(&format!("API key of tenant 'default': see {}", data_dir.join("admin-api-key").display())),
+        "{stdout}"
+    );
+    assert_eq!(std::fs::read(data_dir.join("admin-api-key")).unwrap(), key_file_before, "the key file is untouched");
+    let api = second.api();
+    let after = snapshot(&api, &connector_ids, &connection_ids).await;
+    assert_eq!(after, before, "every connector and connection reads back the same");
+
+    // Changing a value re-seals the secrets, so it needs them to open with the reloaded key.
+    let changed = api
+        .patch(&format!("/v1/connections/{}", connection_ids[1]), &json!({"parameters": {"region": "us"}}))
+        .await
+        .expect_json(200);
+    assert_eq!(changed["parameters"]["region"], "us");
+    assert_eq!(changed["secrets"], json!({"api_key": {"set": true}}));
+    assert_eq!(changed["status"], "connected");
+    let read_back = api.get(&format!("/v1/connections/{}", connection_ids[1])).await.expect_json(200);
+    assert_eq!(read_back, changed);
+    // New records still come after the old ones.
+    let another = api
+        .create_connection(&json!({"connectorId": metrics["id"],
+            "parameters": {"api_key": "after-restart", "region": "us", "timeout": 5}}))
+        .await;
+    let listed = api.get("/v1/connections").await.expect_json(200);
+    let ids: Vec<&str> = listed["items"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, [connection_ids[0], connection_ids[1], connection_ids[2], another["id"].as_str().unwrap()]);
+}
+
+#[tokio::test]
+async fn settings_come_from_the_file_the_environment_and_flags() {
+    let temp = tempfile::tempdir().unwrap();
+    let config = temp.path().join("portico.toml");
+    std::fs::write(
+        &config,
+        "listen = \"127.0.0.1:1\"\npublic_url = \"https://from-file.example/\"\nmax_body_bytes = 1000\n",
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+
+    // The file alone: its public URL and body limit; the --listen flag wins over its address.
+    let portico = Portico::launch(&temp.path().join("a"), &["--config", config], &[]);
+    assert!(portico.stdout().contains("API:      https://from-file.example/v1"), "{}", portico.stdout());
+    let mut large = fixture::definition("metrics.json");
+    large["definition"]["metadata"]["description"] = json!("x".repeat(5000));
+    portico.api().post("/v1/connectors", &large).await.expect_problem(413, "payload-too-large");
+
+    // The environment wins over the file, and a flag over both.
+    let env = [("PORTICO_PUBLIC_URL", "https://from-env.example/"), ("PORTICO_MAX_BODY_BYTES", "100000")];
+    let portico = Portico::launch(&temp.path().join("b"), &["--config", config], &env);
+    assert!(portico.stdout().contains("API:      https://from-env.example/v1"), "{}", portico.stdout());
+    portico.api().create_connector(&large).await;
+    let portico = Portico::launch(
+        &temp.path().join("c"),
+        &["--config", config, "--public-url", "https://from-flag.example/"],
+        &[("PORTICO_CONFIG", "/nonexistent.toml")],
+    );
+    assert!(portico.stdout().contains("API:      https://from-flag.example/v1"), "{}", portico.stdout());
+}
+
+#[tokio::test]
+async fn a_bad_configuration_stops_the_start_with_a_reason() {
+    let temp = tempfile::tempdir().unwrap();
+    let config = temp.path().join("portico.toml");
+    std::fs::write(&config, "max_body_bytes = 1000\ncolour = \"red\"\n").unwrap();
+    let refused = common::serve_refused(&temp.path().join("data"), &["--config", config.to_str().unwrap()], &[]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("invalid configuration file") && stderr.contains("colour"), "{stderr}");
+
+    let refused = common::serve_refused(&temp.path().join("data"), &[], &[("PORTICO_MASTER_KEY", "too-short")]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("PORTICO_MASTER_KEY"), "{stderr}");
+    assert!(!stderr.contains("too-short"), "the key's value is not repeated: {stderr}");
+}
+
+#[tokio::test]
+async fn the_master_key_can_come_from_the_environment() {
+    // base64 of 32 bytes.
+    let master_key = "cG9ydGljby10ZXN0LW1hc3Rlci1rZXktMzItYnl0ZXM=";
+    let temp = tempfile::tempdir().unwrap();
+    let data_dir = temp.path().join("data");
+    let env = [("PORTICO_MASTER_KEY", master_key)];
+    let mut first = Portico::launch(&data_dir, &[], &env);
+    assert!(!data_dir.join("master.key").exists(), "no key file when the environment has the key");
+    let api = first.api();
+    let metrics = api.create_connector(&fixture::definition("metrics.json")).await;
+    let connection = api
+        .create_connection(&json!({"connectorId": metrics["id"],
+            "parameters": {"api_key": "env-sealed", "region": "eu", "timeout": 1}}))
+        .await;
+    first.stop();
+    assert!(!contains(&first.output_bytes(), master_key), "the master key is not logged");
+
+    let second = Portico::launch(&data_dir, &[], &env);
+    let path = format!("/v1/connections/{}", connection["id"].as_str().unwrap());
+    let changed = second.api().patch(&path, &json!({"parameters": {"region": "us"}})).await.expect_json(200);
+    assert_eq!(changed["secrets"], json!({"api_key": {"set": true}}), "the secret opens with the same key");
+}
+
+#[tokio::test]
+async fn a_start_with_another_master_key_is_refused() {
+    let temp = tempfile::tempdir().unwrap();
+    let data_dir = temp.path().join("data");
+    let mut first =
+        Portico::launch(&data_dir, &[], &[("PORTICO_MASTER_KEY", "cG9ydGljby10ZXN0LW1hc3Rlci1rZXktMzItYnl0ZXM=")]);
+    first.stop();
+    let other = "b3RoZXItdGVzdC1tYXN0ZXIta2V5LW9mLTMyLWJ5dGU=";
+    let refused = common::serve_refused(&data_dir, &[], &[("PORTICO_MASTER_KEY", other)]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("is not the one this store's secrets are sealed with"), "{stderr}");
+    assert!(!stderr.contains(other), "the key is not repeated: {stderr}");
+    // Nothing was written by the refused start: the right key still works.
+    let again =
+        Portico::launch(&data_dir, &[], &[("PORTICO_MASTER_KEY", "cG9ydGljby10ZXN0LW1hc3Rlci1rZXktMzItYnl0ZXM=")]);
+    again.api().get("/v1/connectors").await.expect_json(200);
+}

@@ -1,0 +1,21 @@
+//! Portico's data path: a call through a connection reaches the connector's backend with the
+//! connection's credential applied.
+//!
+//! Per-connection work (decrypting, rendering templates, encoding headers and query strings)
+//! happens once, in [`prepare`], and the result is cached ([`ConnectionCache`]) until the
+//! connection or its connector changes. A proxied call then makes no store query, parses no
+//! configuration and holds no lock across an await.
+
+mod address;
+mod cache;
+mod metrics;
+mod prepare;
+mod request;
+mod upstream;
+
+pub use address::is_private;
+pub use cache::ConnectionCache;
+pub use metrics::{ConnectorMetrics, Metrics, Outcome};
+pub use prepare::{PrepareError, PreparedConnection, Target, prepare};
+pub use request::{HOP_BY_HOP, OperationCall, RequestError, operation_request, proxy_request};
+pub use upstream::{Upstream, UpstreamError, UpstreamOptions, UpstreamSlot, strip_hop_by_hop};

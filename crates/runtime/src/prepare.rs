@@ -1,0 +1,389 @@
+//! Turning a connection (connector + stored values) into what every call needs, once.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use http::header::{AUTHORIZATION, COOKIE, HeaderName, HeaderValue};
+use http::uri::{Authority, Scheme};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use portico_model::{ApiKeyLocation, Connector, Credential, PolicyKind, Template};
+use portico_secrets::SecretString;
+use serde_json::Value;
+
+use crate::metrics::ConnectorMetrics;
+
+/// Characters left as they are in a query component (RFC 3986 unreserved).
+pub(crate) const QUERY: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+
+/// Where calls go.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub scheme: Scheme,
+    pub host: String,
+    pub port: u16,
+    pub authority: Authority,
+    /// No trailing slash: `""` or `/api/v1`.
+    pub base_path: String,
+}
+
+/// Headers and query parameters for the operations a policy lists.
+#[derive(Debug, Clone)]
+pub struct OperationExtras {
+    pub operations: Vec<String>,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    pub query: Vec<(String, String)>,
+}
+
+/// Everything a call through one connection needs, computed once. Header values holding
+/// credentials are marked sensitive; `Debug` shows no value.
+pub struct PreparedConnection {
+    pub tenant_id: String,
+    pub connection_id: String,
+    pub connector_id: String,
+    pub target: Target,
+    /// Added to every call: the credential and policies that apply to all operations.
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// Appended to every call's query string, already encoded (`k=v&k2=v2`), or empty.
+    pub query: String,
+    /// Policies limited to some operations (used by operation calls).
+    pub operation_extras: Vec<OperationExtras>,
+    pub connector: Arc<Connector>,
+    pub metrics: Arc<ConnectorMetrics>,
+}
+
+impl std::fmt::Debug for PreparedConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreparedConnection")
+            .field("connection_id", &self.connection_id)
+            .field("target", &self.target)
+            .field("headers", &self.headers.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PrepareError {
+    #[error("the connector has no parameter set '{0}'")]
+    NoSuchSet(String),
+    #[error("the backend URL '{0}' is not a valid http(s) URL")]
+    InvalidBackend(String),
+    #[error("'{0}' is not a valid header name")]
+    InvalidHeaderName(String),
+    /// The value itself is never part of the message.
+    #[error("the value of '{0}' cannot be sent in a header (it holds control characters)")]
+    InvalidHeaderValue(String),
+    #[error("the connection has no access token yet: sign in first")]
+    NoAccessToken,
+}
+
+/// The values of a connection, looked up case-insensitively by parameter name.
+struct Values<'a> {
+    public: &'a BTreeMap<String, Value>,
+    secret: &'a BTreeMap<String, SecretString>,
+    scalars: Vec<(String, String)>,
+}
+
+impl<'a> Values<'a> {
+    fn new(public: &'a BTreeMap<String, Value>, secret: &'a BTreeMap<String, SecretString>) -> Self {
+        let scalars = public
+            .iter()
+            .filter_map(|(k, v)| match v {
+                Value::String(_) => None,
+                Value::Null => None,
+                other => Some((k.clone(), other.to_string())),
+            })
+            .collect();
+        Values { public, secret, scalars }
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        if let Some((_, v)) = self.secret.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)) {
+            return Some(v.expose());
+        }
+        if let Some((_, Value::String(v))) = self.public.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)) {
+            return Some(v);
+        }
+        self.scalars.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    fn render(&self, template: &Template) -> String {
+        template.render(|name| self.get(name))
+    }
+}
+
+/// Prepares a connection of `connector`: `parameter_set` as stored, `public` and `secret`
+/// values as checked at creation, `bearer` the current access token of an OAuth connection.
+#[allow(clippy::too_many_arguments)]
+pub fn prepare(
+    tenant_id: &str,
+    connection_id: &str,
+    connector_id: &str,
+    connector: Arc<Connector>,
+    parameter_set: Option<&str>,
+    public: &BTreeMap<String, Value>,
+    secret: &BTreeMap<String, SecretString>,
+    bearer: Option<&SecretString>,
+    metrics: Arc<ConnectorMetrics>,
+) -> Result<PreparedConnection, PrepareError> {
+    let set = connector
+        .connection
+        .set(parameter_set)
+        .ok_or_else(|| PrepareError::NoSuchSet(parameter_set.unwrap_or_default().to_owned()))?;
+    let values = Values::new(public, secret);
+    let target = target(&connector, &values)?;
+    let mut headers = Vec::new();
+    let mut query = Vec::new();
+    let mut cookies = Vec::new();
+    match &set.credential {
+        Credential::None => {}
+        Credential::Basic { username, password } => {
+            let pair = format!("{}:{}", values.get(username).unwrap_or(""), values.get(password).unwrap_or(""));
+            let encoded = base64::engine::general_purpose::STANDARD.encode(pair.as_bytes());
+            headers.push((AUTHORIZATION, sensitive(&format!("Basic {encoded}"), password)?));
+        }
+        Credential::ApiKey { keys } => {
+            for key in keys {
+                let value =
+                    format!("{}{}", key.prefix.as_deref().unwrap_or(""), values.get(&key.parameter).unwrap_or(""));
+                match key.location {
+                    ApiKeyLocation::Header => {
+                        headers.push((header_name(&key.name)?, sensitive(&value, &key.parameter)?))
+                    }
+                    ApiKeyLocation::Query => query.push((key.name.clone(), value)),
+                    ApiKeyLocation::Cookie => cookies.push(format!("{}={value}", key.name)),
+                }
+            }
+        }
+        Credential::OAuth2(_) => {
+            let token = bearer.ok_or(PrepareError::NoAccessToken)?;
+            headers.push((AUTHORIZATION, sensitive(&format!("Bearer {}", token.expose()), "access token")?));
+        }
+    }
+    if !cookies.is_empty() {
+        headers.push((COOKIE, sensitive(&cookies.join("; "), "cookie")?));
+    }
+    let mut operation_extras = Vec::new();
+    for policy in &connector.policies {
+        let (extra_headers, extra_query) = match &policy.kind {
+            PolicyKind::SetHeader { name, value } => {
+                (vec![(header_name(name)?, sensitive(&values.render(value), name)?)], Vec::new())
+            }
+            PolicyKind::SetQueryParameter { name, value } => (Vec::new(), vec![(name.clone(), values.render(value))]),
+            PolicyKind::Other { .. } => continue,
+        };
+        if policy.operations.is_empty() {
+            // A policy replaces a header the credential set under the same name.
+            for (name, value) in extra_headers {
+                headers.retain(|(n, _)| *n != name);
+                headers.push((name, value));
+            }
+            query.extend(extra_query);
+        } else {
+            operation_extras.push(OperationExtras {
+                operations: policy.operations.clone(),
+                headers: extra_headers,
+                query: extra_query,
+            });
+        }
+    }
+    Ok(PreparedConnection {
+        tenant_id: tenant_id.to_owned(),
+        connection_id: connection_id.to_owned(),
+        connector_id: connector_id.to_owned(),
+        target,
+        headers,
+        query: encode_query(&query),
+        operation_extras,
+        connector,
+        metrics,
+    })
+}
+
+pub(crate) fn encode_query(pairs: &[(String, String)]) -> String {
+    let mut out = String::new();
+    for (name, value) in pairs {
+        if !out.is_empty() {
+            out.push('&');
+        }
+        out.extend(utf8_percent_encode(name, QUERY));
+        out.push('=');
+        out.extend(utf8_percent_encode(value, QUERY));
+    }
+    out
+}
+
+fn header_name(name: &str) -> Result<HeaderName, PrepareError> {
+    HeaderName::from_bytes(name.as_bytes()).map_err(|_| PrepareError::InvalidHeaderName(name.to_owned()))
+}
+
+/// A header value marked sensitive (kept out of HPACK tables and debug output).
+fn sensitive(value: &str, parameter: &str) -> Result<HeaderValue, PrepareError> {
+    let mut value = HeaderValue::from_str(value).map_err(|_| PrepareError::InvalidHeaderValue(parameter.to_owned()))?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
+fn target(connector: &Connector, values: &Values<'_>) -> Result<Target, PrepareError> {
+    let backend = &connector.backend;
+    let url = match &backend.host_template {
+        Some(template) => {
+            let rendered = values.render(template);
+            if rendered.contains("://") { rendered } else { format!("{}://{rendered}", backend.scheme.as_str()) }
+        }
+        None => backend.base_url(),
+    };
+    let parsed = url::Url::parse(&url).map_err(|_| PrepareError::InvalidBackend(url.clone()))?;
+    let scheme = match parsed.scheme() {
+        "http" => Scheme::HTTP,
+        "https" => Scheme::HTTPS,
+        _ => return Err(PrepareError::InvalidBackend(url)),
+    };
+    let host = match parsed.host() {
+        Some(url::Host::Domain(d)) => d.to_owned(),
+        Some(url::Host::Ipv4(ip)) => ip.to_string(),
+        Some(url::Host::Ipv6(ip)) => ip.to_string(),
+        None => return Err(PrepareError::InvalidBackend(url)),
+    };
+    let port = parsed.port_or_known_default().ok_or_else(|| PrepareError::InvalidBackend(url.clone()))?;
+    let authority_text = match (parsed.port(), host.contains(':')) {
+        (Some(p), true) => format!("[{host}]:{p}"),
+        (Some(p), false) => format!("{host}:{p}"),
+        (None, true) => format!("[{host}]"),
+        (None, false) => host.clone(),
+    };
+    let authority = authority_text.parse().map_err(|_| PrepareError::InvalidBackend(url.clone()))?;
+    let base_path = parsed.path().trim_end_matches('/').to_owned();
+    Ok(Target { scheme, host, port, authority, base_path })
+}
+
+#[cfg(test)]
+mod tests {
+    use portico_model::{
+        ApiKey, Backend, ConnectionParameter, ConnectionSpec, Metadata, ParameterSet, ParameterType, Policy,
+    };
+    use serde_json::json;
+
+    use super::*;
+
+    fn connector(credential: Credential, parameters: Vec<ConnectionParameter>) -> Connector {
+        Connector {
+            metadata: Metadata { name: "c".into(), display_name: "C".into(), ..Metadata::default() },
+            backend: Backend {
+                scheme: portico_model::Scheme::Https,
+                host: "api.example.com:8443".into(),
+                base_path: "/v1/".into(),
+                host_template: None,
+            },
+            operations: Vec::new(),
+            connection: ConnectionSpec::Single(ParameterSet { parameters, credential, ..ParameterSet::default() }),
+            policies: Vec::new(),
+            test_operation: None,
+        }
+    }
+
+    fn secrets(pairs: &[(&str, &str)]) -> BTreeMap<String, SecretString> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), SecretString::from(*v))).collect()
+    }
+
+    fn run(c: Connector, public: Value, secret: &[(&str, &str)]) -> Result<PreparedConnection, PrepareError> {
+        let public: BTreeMap<String, Value> = serde_json::from_value(public).unwrap();
+        prepare("t", "conn", "ctor", Arc::new(c), None, &public, &secrets(secret), None, Arc::default())
+    }
+
+    #[test]
+    fn basic_makes_an_authorization_header() {
+        let c = connector(Credential::Basic { username: "username".into(), password: "password".into() }, vec![]);
+        let p = run(c, json!({"username": "alice"}), &[("password", "p:ss wörd")]).unwrap();
+        assert_eq!(p.headers.len(), 1);
+        assert_eq!(p.headers[0].0, AUTHORIZATION);
+        let expected = base64::engine::general_purpose::STANDARD.encode("alice:p:ss wörd");
+        assert_eq!(p.headers[0].1.to_str().unwrap(), format!("Basic {expected}"));
+        assert!(p.headers[0].1.is_sensitive());
+        assert_eq!(p.target.authority.as_str(), "api.example.com:8443");
+        assert_eq!(p.target.base_path, "/v1");
+        assert!(!format!("{p:?}").contains(&expected));
+    }
+
+    #[test]
+    fn api_keys_go_to_header_query_and_cookie_verbatim() {
+        let key = |parameter: &str, name: &str, location, prefix: Option<&str>| ApiKey {
+            parameter: parameter.into(),
+            name: name.into(),
+            location,
+            prefix: prefix.map(Into::into),
+        };
+        let c = connector(
+            Credential::ApiKey {
+                keys: vec![
+                    key("h", "X-Api-Key", ApiKeyLocation::Header, None),
+                    key("q", "api key", ApiKeyLocation::Query, None),
+                    key("c", "session", ApiKeyLocation::Cookie, None),
+                    key("b", "Authorization", ApiKeyLocation::Header, Some("Bearer ")),
+                ],
+            },
+            vec![],
+        );
+        let p = run(c, json!({}), &[("h", "Bearer abc"), ("q", "a&b=c/d é"), ("c", "s1"), ("b", "tok")]).unwrap();
+        let header = |name: &str| p.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.to_str().unwrap());
+        assert_eq!(header("x-api-key"), Some("Bearer abc"));
+        assert_eq!(header("authorization"), Some("Bearer tok"));
+        assert_eq!(header("cookie"), Some("session=s1"));
+        assert_eq!(p.query, "api%20key=a%26b%3Dc%2Fd%20%C3%A9");
+    }
+
+    #[test]
+    fn a_header_value_with_a_newline_is_refused_without_echoing_it() {
+        let c = connector(
+            Credential::ApiKey {
+                keys: vec![ApiKey {
+                    parameter: "k".into(),
+                    name: "X-Key".into(),
+                    location: ApiKeyLocation::Header,
+                    prefix: None,
+                }],
+            },
+            vec![],
+        );
+        let error = run(c, json!({}), &[("k", "abc\r\nInjected: 1")]).unwrap_err();
+        assert_eq!(error, PrepareError::InvalidHeaderValue("k".into()));
+        assert!(!error.to_string().contains("Injected"));
+    }
+
+    #[test]
+    fn host_template_and_policies_are_rendered_once() {
+        let mut c = connector(Credential::None, vec![ConnectionParameter::new("sub", ParameterType::String, "Sub")]);
+        c.backend.host_template = Some(Template::new("https://@connectionParameters('sub').example.com/api/"));
+        c.policies = vec![
+            Policy {
+                kind: PolicyKind::SetHeader {
+                    name: "X-Tenant".into(),
+                    value: Template::new("t-@connectionParameters('sub')"),
+                },
+                operations: vec![],
+            },
+            Policy {
+                kind: PolicyKind::SetQueryParameter { name: "region".into(), value: Template::new("eu") },
+                operations: vec!["OnlyThis".into()],
+            },
+        ];
+        let p = run(c, json!({"sub": "acme"}), &[]).unwrap();
+        assert_eq!(p.target.host, "acme.example.com");
+        assert_eq!(p.target.authority.as_str(), "acme.example.com");
+        assert_eq!(p.target.port, 443);
+        assert_eq!(p.target.base_path, "/api");
+        assert_eq!(p.headers[0].1.to_str().unwrap(), "t-acme");
+        assert_eq!(p.query, "");
+        assert_eq!(p.operation_extras.len(), 1);
+        assert_eq!(p.operation_extras[0].query, vec![("region".to_owned(), "eu".to_owned())]);
+    }
+
+    #[test]
+    fn oauth_needs_a_token() {
+        let c = connector(
+            Credential::OAuth2(Box::new(portico_model::OAuth2::new(portico_model::IdentityProvider::new("github")))),
+            vec![],
+        );
+        assert_eq!(run(c, json!({}), &[]).unwrap_err(), PrepareError::NoAccessToken);
+    }
+}

@@ -1,0 +1,235 @@
+//! Building the request that goes to the backend.
+
+use bytes::Bytes;
+use http::header::{AUTHORIZATION, CONTENT_TYPE, HOST, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, Uri};
+use http_body_util::{Either, Full};
+use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
+use portico_model::ParameterLocation;
+use serde_json::{Map, Value};
+
+use crate::PreparedConnection;
+use crate::prepare::encode_query;
+use crate::upstream::OutBody;
+
+/// Hop-by-hop headers (RFC 9110 §7.6.1), never forwarded.
+pub const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Characters escaped in a path segment.
+const SEGMENT: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}')
+    .add(b'/')
+    .add(b'%')
+    .add(b'^')
+    .add(b'|')
+    .add(b'\\')
+    .add(b'[')
+    .add(b']');
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RequestError {
+    #[error("'..' is not allowed in a proxied path")]
+    PathTraversal,
+    #[error("the path or query is not valid")]
+    InvalidUri,
+    #[error("no operation '{0}' in this connector")]
+    UnknownOperation(String),
+    /// Each entry: the parameter and what is wrong with it.
+    #[error("invalid operation parameters")]
+    Parameters(Vec<(String, String)>),
+}
+
+/// The backend request for `/proxy/{rest}`: the caller's method, path, query, headers and
+/// body, minus the caller's `Authorization` and hop-by-hop headers, plus the connection's
+/// credential.
+pub fn proxy_request(
+    prepared: &PreparedConnection,
+    method: Method,
+    rest: &str,
+    query: Option<&str>,
+    mut headers: HeaderMap,
+    body: OutBody,
+) -> Result<Request<OutBody>, RequestError> {
+    if rest.split('/').any(|segment| segment == ".." || segment.eq_ignore_ascii_case("%2e%2e")) {
+        return Err(RequestError::PathTraversal);
+    }
+    let target = &prepared.target;
+    let mut path_and_query = String::with_capacity(target.base_path.len() + rest.len() + 2 + prepared.query.len());
+    path_and_query.push_str(&target.base_path);
+    path_and_query.push('/');
+    path_and_query.push_str(rest.trim_start_matches('/'));
+    append_query(&mut path_and_query, query.unwrap_or(""));
+    append_query(&mut path_and_query, &prepared.query);
+    let uri = Uri::try_from(path_and_query).map_err(|_| RequestError::InvalidUri)?;
+    crate::strip_hop_by_hop(&mut headers);
+    headers.remove(AUTHORIZATION);
+    apply(prepared, &mut headers, &prepared.headers);
+    let mut request = Request::new(body);
+    *request.method_mut() = method;
+    *request.uri_mut() = uri;
+    *request.headers_mut() = headers;
+    Ok(request)
+}
+
+fn append_query(out: &mut String, query: &str) {
+    if query.is_empty() {
+        return;
+    }
+    out.push(if out.contains('?') { '&' } else { '?' });
+    out.push_str(query);
+}
+
+/// Sets `Host` and the connection's headers (replacing any of the caller's of the same name).
+fn apply(prepared: &PreparedConnection, headers: &mut HeaderMap, extra: &[(HeaderName, HeaderValue)]) {
+    let host = HeaderValue::from_str(prepared.target.authority.as_str()).unwrap_or(HeaderValue::from_static(""));
+    headers.insert(HOST, host);
+    for (name, value) in extra {
+        headers.insert(name.clone(), value.clone());
+    }
+}
+
+/// An operation call: parameter values by name and an optional body.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OperationCall {
+    #[serde(default)]
+    pub parameters: Map<String, Value>,
+    #[serde(default)]
+    pub body: Option<Value>,
+}
+
+/// The backend request for one of the connector's operations.
+pub fn operation_request(
+    prepared: &PreparedConnection,
+    operation_id: &str,
+    call: OperationCall,
+) -> Result<Request<OutBody>, RequestError> {
+    let operation = prepared
+        .connector
+        .operation(operation_id)
+        .ok_or_else(|| RequestError::UnknownOperation(operation_id.to_owned()))?;
+    let mut errors = Vec::new();
+    for name in call.parameters.keys() {
+        if !operation.parameters.iter().any(|p| &p.name == name) {
+            errors.push((name.clone(), "is not a parameter of this operation".to_owned()));
+        }
+    }
+    let mut path = operation.path.clone();
+    let mut query: Vec<(String, String)> = Vec::new();
+    let mut headers = HeaderMap::new();
+    let mut body: Option<(Bytes, &'static str)> = None;
+    let mut form: Vec<(String, String)> = Vec::new();
+    for parameter in &operation.parameters {
+        let given = call.parameters.get(&parameter.name).filter(|v| !v.is_null());
+        let value = match (given, &parameter.default) {
+            (Some(v), _) => v.clone(),
+            (None, Some(default)) if parameter.location != ParameterLocation::Body => default.clone(),
+            (None, _) if parameter.location == ParameterLocation::Body && call.body.is_some() => {
+                call.body.clone().unwrap_or_default()
+            }
+            (None, _) => {
+                if parameter.required {
+                    errors.push((parameter.name.clone(), "is required".to_owned()));
+                }
+                continue;
+            }
+        };
+        match parameter.location {
+            ParameterLocation::Path => {
+                let text = scalar(&value);
+                let encoded: String = utf8_percent_encode(&text, SEGMENT).collect();
+                path = path.replace(&format!("{{{}}}", parameter.name), &encoded);
+            }
+            ParameterLocation::Query => match &value {
+                Value::Array(items) => query.extend(items.iter().map(|i| (parameter.name.clone(), scalar(i)))),
+                other => query.push((parameter.name.clone(), scalar(other))),
+            },
+            ParameterLocation::Header => {
+                match (HeaderName::from_bytes(parameter.name.as_bytes()), HeaderValue::from_str(&scalar(&value))) {
+                    (Ok(name), Ok(v)) => {
+                        headers.insert(name, v);
+                    }
+                    _ => errors.push((parameter.name.clone(), "cannot be sent as a header".to_owned())),
+                }
+            }
+            ParameterLocation::Body => {
+                body = Some((Bytes::from(serde_json::to_vec(&value).unwrap_or_default()), "application/json"));
+            }
+            ParameterLocation::FormData => form.push((parameter.name.clone(), scalar(&value))),
+            ParameterLocation::Cookie => {
+                errors.push((parameter.name.clone(), "cookie parameters are not supported".to_owned()))
+            }
+        }
+    }
+    if body.is_none()
+        && call.body.is_some()
+        && !operation.parameters.iter().any(|p| p.location == ParameterLocation::Body)
+    {
+        errors.push(("body".to_owned(), "this operation takes no body".to_owned()));
+    }
+    if !errors.is_empty() {
+        return Err(RequestError::Parameters(errors));
+    }
+    if !form.is_empty() {
+        body = Some((Bytes::from(encode_query(&form)), "application/x-www-form-urlencoded"));
+    }
+    let mut extra_headers = prepared.headers.clone();
+    let mut extra_query = prepared.query.clone();
+    for extras in prepared.operation_extras.iter().filter(|e| e.operations.iter().any(|o| o == operation_id)) {
+        for (name, value) in &extras.headers {
+            extra_headers.retain(|(n, _)| n != name);
+            extra_headers.push((name.clone(), value.clone()));
+        }
+        let encoded = encode_query(&extras.query);
+        if !encoded.is_empty() {
+            if !extra_query.is_empty() {
+                extra_query.push('&');
+            }
+            extra_query.push_str(&encoded);
+        }
+    }
+    let mut path_and_query = format!("{}{}", prepared.target.base_path, ensure_slash(&path));
+    append_query(&mut path_and_query, &encode_query(&query));
+    append_query(&mut path_and_query, &extra_query);
+    let uri = Uri::try_from(path_and_query).map_err(|_| RequestError::InvalidUri)?;
+    let method = Method::from_bytes(operation.method.as_bytes()).map_err(|_| RequestError::InvalidUri)?;
+    apply(prepared, &mut headers, &extra_headers);
+    let (bytes, content_type) = body.unwrap_or((Bytes::new(), ""));
+    if !content_type.is_empty() {
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    }
+    let mut request = Request::new(Either::Right(Full::new(bytes)));
+    *request.method_mut() = method;
+    *request.uri_mut() = uri;
+    *request.headers_mut() = headers;
+    Ok(request)
+}
+
+fn ensure_slash(path: &str) -> String {
+    if path.starts_with('/') { path.to_owned() } else { format!("/{path}") }
+}
+
+fn scalar(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,32 @@
+//! Secrets: in memory, at rest, and the API keys of tenants.
+//!
+//! - [`SecretString`] holds a plaintext secret in memory. It never prints its value, is zeroized
+//!   on drop, cannot be serialized, and hands the value out only through [`SecretString::expose`].
+//! - [`MasterKey`] seals secrets for storage with AES-256-GCM: the sealed bytes name the format
+//!   version and the key that sealed them, and are bound to associated data (the id of the row
+//!   they belong to), so a value copied to another row does not open.
+//! - [`generate_api_key`] and [`api_key_hash`]: a tenant's key is shown once and stored only as
+//!   its SHA-256.
+//!
+//! Architecture invariant: nothing in this crate logs, and no error carries secret or sealed
+//! bytes.
+
+mod api_key;
+mod master_key;
+mod secret;
+
+pub use api_key::{API_KEY_PREFIX, api_key_hash, constant_time_eq, generate_api_key, is_api_key_format};
+pub use master_key::{KEY_FILE_NAME, KeyError, KeyFormatError, KeySource, MasterKey, OpenError, SEALED_VERSION};
+pub use secret::SecretString;
+pub use zeroize::Zeroizing;
+
+/// Lowercase hex of `bytes`.
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        out.push(DIGITS[usize::from(byte >> 4)] as char);
+        out.push(DIGITS[usize::from(byte & 0x0f)] as char);
+    }
+    out
+}

@@ -1,0 +1,166 @@
+//! Opening a data directory and store, the first tenant, and the tenant commands of the CLI.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use portico_secrets::{MasterKey, SecretString};
+use portico_store::{SqliteStore, Store, StoreError};
+
+/// The name of the tenant created on the first start.
+pub const DEFAULT_TENANT: &str = "default";
+/// Where the first start writes the default tenant's API key, inside the data dir.
+pub const ADMIN_KEY_FILE: &str = "admin-api-key";
+
+pub struct Opened {
+    pub store: Arc<dyn Store>,
+    pub master_key: MasterKey,
+}
+
+/// Creates the data dir (owner-only) if needed, loads or creates the master key, opens the
+/// store and runs its migrations.
+pub async fn open(
+    data_dir: &Path,
+    database: Option<&str>,
+    master_key: Option<&SecretString>,
+) -> anyhow::Result<Opened> {
+    create_private_dir(data_dir)?;
+    let (master_key, _source) = MasterKey::load_or_create(data_dir, master_key.map(SecretString::expose))
+        .context("cannot load the master key")?;
+    let store = open_store(data_dir, database).await?;
+    check_master_key(store.as_ref(), &master_key).await?;
+    Ok(Opened { store, master_key })
+}
+
+/// The setting that holds a value sealed with the store's master key.
+const KEY_CHECK: &str = "master_key_check";
+const KEY_CHECK_PLAINTEXT: &[u8] = b"portico master key check";
+
+/// Refuses to start with a master key other than the one the store's secrets are sealed with:
+/// better a clear error now than every connection failing later.
+async fn check_master_key(store: &dyn Store, key: &MasterKey) -> anyhow::Result<()> {
+    let sealed = key.seal(KEY_CHECK_PLAINTEXT, KEY_CHECK.as_bytes());
+    let stored = store.init_setting(KEY_CHECK, &sealed).await?;
+    match key.open(&stored, KEY_CHECK.as_bytes()) {
+        Ok(plaintext) if plaintext.as_slice() == KEY_CHECK_PLAINTEXT => Ok(()),
+        _ => bail!(
+            "the master key (id {}) is not the one this store's secrets are sealed with (id {}): \
+             set PORTICO_MASTER_KEY or <data dir>/master.key to that key",
+            key.id(),
+            MasterKey::key_id_of(&stored).unwrap_or("unknown")
+        ),
+    }
+}
+
+/// Opens the store without the master key: enough for tenant commands.
+pub async fn open_store(data_dir: &Path, database: Option<&str>) -> anyhow::Result<Arc<dyn Store>> {
+    create_private_dir(data_dir)?;
+    let url = match database {
+        None => {
+            let path = data_dir.join("portico.db");
+            create_private_file(&path)?;
+            format!("sqlite://{}", path.display())
+        }
+        Some(url) if url.starts_with("sqlite:") => url.to_owned(),
+        Some(url) if url.starts_with("postgres:") || url.starts_with("postgresql:") => {
+            bail!("PostgreSQL is not supported yet by this version of Portico; use the embedded SQLite store")
+        }
+        Some(_) => bail!("--database must be a sqlite:// URL"),
+    };
+    let store =
+        SqliteStore::open(&url).await.with_context(|| format!("cannot open the store at {}", redact_url(&url)))?;
+    Ok(Arc::new(store))
+}
+
+/// Never print a password that a database URL may carry.
+fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("redacted"));
+            parsed.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
+fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir).with_context(|| format!("cannot create the data directory {}", dir.display()))
+}
+
+/// On a store with no tenant, creates `default` with an API key written to
+/// `<data dir>/admin-api-key` (mode 0600). Returns that file's path when it did.
+pub async fn ensure_default_tenant(store: &dyn Store, data_dir: &Path) -> anyhow::Result<Option<PathBuf>> {
+    if store.tenant_count().await? > 0 {
+        return Ok(None);
+    }
+    let tenant = match store.create_tenant(DEFAULT_TENANT).await {
+        Ok(tenant) => tenant,
+        // Another process created it between our count and our insert.
+        Err(StoreError::Conflict(_)) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let key = portico_secrets::generate_api_key();
+    store.add_api_key(&tenant.id, &portico_secrets::api_key_hash(key.expose())).await?;
+    let path = data_dir.join(ADMIN_KEY_FILE);
+    write_private_file(&path, key.expose().as_bytes())?;
+    Ok(Some(path))
+}
+
+/// An empty file only its owner can read, unless it exists (SQLite gives its -wal and -shm
+/// files the database file's mode).
+fn create_private_file(path: &Path) -> anyhow::Result<()> {
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("cannot create {}", path.display())),
+    }
+}
+
+fn write_private_file(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path).with_context(|| format!("cannot write {}", path.display()))?;
+    file.write_all(contents)?;
+    file.write_all(b"\n")?;
+    Ok(())
+}
+
+/// A new tenant and its first API key.
+pub async fn create_tenant(store: &dyn Store, name: &str) -> anyhow::Result<SecretString> {
+    let name = name.trim();
+    if name.is_empty() {
+        bail!("a tenant needs a name");
+    }
+    let tenant = match store.create_tenant(name).await {
+        Err(StoreError::Conflict(_)) => {
+            bail!("tenant '{name}' already exists; use `portico tenant key {name}` to add a key")
+        }
+        other => other?,
+    };
+    let key = portico_secrets::generate_api_key();
+    store.add_api_key(&tenant.id, &portico_secrets::api_key_hash(key.expose())).await?;
+    Ok(key)
+}
+
+/// One more API key for an existing tenant; earlier keys stay valid.
+pub async fn add_key(store: &dyn Store, name: &str) -> anyhow::Result<SecretString> {
+    let Some(tenant) = store.tenant_by_name(name).await? else { bail!("no tenant named '{name}'") };
+    let key = portico_secrets::generate_api_key();
+    store.add_api_key(&tenant.id, &portico_secrets::api_key_hash(key.expose())).await?;
+    Ok(key)
+}

@@ -1,0 +1,174 @@
+//! Errors as RFC 9457 problem details (`application/problem+json`) with a stable `type`.
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use portico_model::{Diagnostic, FieldError};
+use portico_store::StoreError;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// The body of every error response.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Problem {
+    /// Stable identifier of the kind of problem, e.g. `urn:portico:problem:validation`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: &'static str,
+    pub status: u16,
+    pub detail: String,
+    /// One entry per offending field, for validation problems.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<ProblemField>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProblemField {
+    /// The field, or the file position for import errors.
+    pub field: String,
+    pub message: String,
+}
+
+#[derive(Debug)]
+pub enum ApiError {
+    Unauthorized,
+    NotFound(&'static str),
+    BadRequest(String),
+    /// The body is well-formed but its content is not acceptable.
+    Invalid {
+        detail: String,
+        errors: Vec<ProblemField>,
+    },
+    Conflict(String),
+    PayloadTooLarge,
+    UnsupportedMediaType(String),
+    NotImplemented(String),
+    Unavailable,
+    Internal,
+}
+
+impl ApiError {
+    pub fn invalid_fields(detail: impl Into<String>, errors: Vec<FieldError>) -> Self {
+        let errors = errors.into_iter().map(|e| ProblemField { field: e.field, message: e.message }).collect();
+        ApiError::Invalid { detail: detail.into(), errors }
+    }
+
+    pub fn invalid_definition<'a>(
+        detail: impl Into<String>,
+        diagnostics: impl IntoIterator<Item = &'a Diagnostic>,
+    ) -> Self {
+        let errors = diagnostics
+            .into_iter()
+            .filter(|d| d.is_error())
+            .map(|d| ProblemField { field: d.at.clone(), message: d.message.clone() })
+            .collect();
+        ApiError::Invalid { detail: detail.into(), errors }
+    }
+
+    fn parts(&self) -> (StatusCode, &'static str, &'static str) {
+        match self {
+            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", "Missing or invalid API key"),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
+            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad-request", "Malformed request"),
+            ApiError::Invalid { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "validation", "Validation failed"),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
+            ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", "Request body too large"),
+            ApiError::UnsupportedMediaType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", "Unsupported media type")
+            }
+            ApiError::NotImplemented(_) => (StatusCode::NOT_IMPLEMENTED, "not-implemented", "Not implemented"),
+            ApiError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable"),
+            ApiError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, kind, title) = self.parts();
+        let (detail, errors) = match self {
+            ApiError::Unauthorized => ("send 'Authorization: Bearer <api key>'".to_owned(), Vec::new()),
+            ApiError::NotFound(what) => (format!("no such {what}"), Vec::new()),
+            ApiError::Invalid { detail, errors } => (detail, errors),
+            ApiError::BadRequest(d)
+            | ApiError::Conflict(d)
+            | ApiError::UnsupportedMediaType(d)
+            | ApiError::NotImplemented(d) => (d, Vec::new()),
+            ApiError::PayloadTooLarge => ("the request body exceeds the size limit".to_owned(), Vec::new()),
+            ApiError::Unavailable => ("the store is unavailable; try again".to_owned(), Vec::new()),
+            ApiError::Internal => ("an internal error occurred; it has been logged".to_owned(), Vec::new()),
+        };
+        let problem =
+            Problem { kind: format!("urn:portico:problem:{kind}"), title, status: status.as_u16(), detail, errors };
+        let mut response = (status, axum::Json(problem)).into_response();
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/problem+json"));
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Conflict(what) => ApiError::Conflict(format!("{what} already exists")),
+            StoreError::Unavailable(reason) => {
+                tracing::warn!(%reason, "store unavailable");
+                ApiError::Unavailable
+            }
+            StoreError::Corrupt(reason) => {
+                tracing::error!(%reason, "corrupt data in the store");
+                ApiError::Internal
+            }
+        }
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        match rejection {
+            JsonRejection::MissingJsonContentType(_) => {
+                ApiError::UnsupportedMediaType("send the body as 'Content-Type: application/json'".to_owned())
+            }
+            JsonRejection::BytesRejection(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                ApiError::PayloadTooLarge
+            }
+            JsonRejection::JsonSyntaxError(e) => ApiError::BadRequest(format!("malformed JSON: {}", e.body_text())),
+            JsonRejection::JsonDataError(e) => ApiError::Invalid { detail: e.body_text(), errors: Vec::new() },
+            other => ApiError::BadRequest(other.body_text()),
+        }
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(rejection: PathRejection) -> Self {
+        ApiError::BadRequest(rejection.body_text())
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> Self {
+        ApiError::BadRequest(rejection.body_text())
+    }
+}
+
+/// A 404 for anything outside the API, in the same problem format.
+pub async fn fallback() -> ApiError {
+    ApiError::NotFound("route")
+}
+
+pub async fn method_not_allowed() -> Response {
+    let problem = Problem {
+        kind: "urn:portico:problem:method-not-allowed".to_owned(),
+        title: "Method not allowed",
+        status: 405,
+        detail: "this route does not take that method".to_owned(),
+        errors: Vec::new(),
+    };
+    let mut response = (StatusCode::METHOD_NOT_ALLOWED, axum::Json(problem)).into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/problem+json"));
+    response
+}

@@ -1,0 +1,166 @@
+//! What the API answers: records turned into JSON objects. Secrets never appear here; a secret
+//! parameter shows only that it is set.
+
+use std::collections::BTreeMap;
+
+use portico_import::summary::AuthSummary;
+use portico_model::Diagnostic;
+use portico_store::{ConnectionRecord, ConnectorRecord, Millis};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectorView {
+    pub id: String,
+    pub name: String,
+    pub display_name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub brand_color: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub publisher: Option<String>,
+    pub capabilities: Vec<String>,
+    /// Authentication in brief: kind, and where an API key goes or which identity provider.
+    #[schema(value_type = Object)]
+    pub auth: AuthSummary,
+    #[schema(value_type = Object)]
+    pub backend: Value,
+    /// The connection parameters and credential, as in Portico's own definition format.
+    #[schema(value_type = Object)]
+    pub connection: Value,
+    #[schema(value_type = Vec<Object>)]
+    pub policies: Value,
+    pub operation_count: usize,
+    /// The operations; omitted in lists.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub operations: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub test_operation: Option<String>,
+    #[schema(value_type = Vec<Object>)]
+    pub warnings: Vec<Diagnostic>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oauth_client: Option<OAuthClientView>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OAuthClientView {
+    pub client_id: String,
+    pub client_secret_set: bool,
+}
+
+impl ConnectorView {
+    pub fn new(record: &ConnectorRecord, with_operations: bool) -> Self {
+        let c = &record.connector;
+        let m = &c.metadata;
+        ConnectorView {
+            id: record.id.clone(),
+            name: m.name.clone(),
+            display_name: m.display_name.clone(),
+            description: m.description.clone(),
+            version: m.version.clone(),
+            brand_color: m.brand_color.clone(),
+            publisher: m.publisher.clone(),
+            capabilities: m.capabilities.clone(),
+            auth: AuthSummary::of(&c.connection),
+            backend: to_value(&c.backend),
+            connection: to_value(&c.connection),
+            policies: to_value(&c.policies),
+            operation_count: c.operations.len(),
+            operations: with_operations.then(|| to_value(&c.operations)),
+            test_operation: c.test_operation.clone(),
+            warnings: record.warnings.clone(),
+            oauth_client: record.oauth_client_id.as_ref().map(|id| OAuthClientView {
+                client_id: id.clone(),
+                client_secret_set: record.oauth_client_secret.is_some(),
+            }),
+            created_at: rfc3339(record.created_at),
+            updated_at: rfc3339(record.updated_at),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectionView {
+    pub id: String,
+    pub connector_id: String,
+    pub display_name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parameter_set: Option<String>,
+    /// `pending`, `connected`, `needs_reauth` or `error`.
+    pub status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status_reason: Option<String>,
+    /// Values of the parameters that are not secret.
+    #[schema(value_type = Object)]
+    pub parameters: BTreeMap<String, Value>,
+    /// Secret parameters: only whether each is set.
+    pub secrets: BTreeMap<String, SecretState>,
+    /// The id of the API key that created the connection.
+    pub created_by: String,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SecretState {
+    pub set: bool,
+}
+
+impl ConnectionView {
+    pub fn new(record: &ConnectionRecord, secret_names: impl IntoIterator<Item = String>) -> Self {
+        ConnectionView {
+            id: record.id.clone(),
+            connector_id: record.connector_id.clone(),
+            display_name: record.display_name.clone(),
+            parameter_set: record.parameter_set.clone(),
+            status: record.status.as_str(),
+            status_reason: record.status_reason.clone(),
+            parameters: record.parameters.clone(),
+            secrets: secret_names.into_iter().map(|n| (n, SecretState { set: true })).collect(),
+            created_by: record.created_by_key.clone(),
+            created_at: rfc3339(record.created_at),
+            updated_at: rfc3339(record.updated_at),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct List<T> {
+    pub items: Vec<T>,
+    /// Pass as `after` to get the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}
+
+fn to_value<T: Serialize>(value: &T) -> Value {
+    serde_json::to_value(value).unwrap_or(Value::Null)
+}
+
+/// Milliseconds since the epoch as RFC 3339 (UTC).
+pub fn rfc3339(millis: Millis) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rfc3339;
+
+    #[test]
+    fn formats_timestamps() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400_123), "2000-02-29T00:00:00.123Z");
+    }
+}

@@ -1,0 +1,535 @@
+//! The embedded store: one SQLite file in WAL mode.
+
+use std::str::FromStr as _;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use portico_model::{Connector, Diagnostic};
+use sqlx::error::ErrorKind;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+
+use crate::{
+    ApiKeyRecord, ConnectionRecord, ConnectionStatus, ConnectorRecord, DeleteConnector, Page, Result, SealedBytes,
+    Store, StoreError, Tenant, new_id, now_millis,
+};
+
+/// SQLite allows one writer at a time; a few connections let reads go on beside it.
+const MAX_CONNECTIONS: u32 = 4;
+/// How long a statement waits for the write lock before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a caller waits for a free connection.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// The [`Store`] on a SQLite file.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating it if missing) the database at `url_or_path`, either a URL
+    /// (`sqlite://data/portico.db`, `sqlite:portico.db?mode=rwc`) or a plain file path, and
+    /// brings its schema up to date. In-memory databases are not supported: each pooled
+    /// connection would see a database of its own.
+    pub async fn open(url_or_path: &str) -> Result<SqliteStore> {
+        let options = if url_or_path.starts_with("sqlite:") {
+            SqliteConnectOptions::from_str(url_or_path)
+                .map_err(|error| StoreError::Unavailable(format!("invalid SQLite URL {url_or_path}: {error}")))?
+        } else {
+            SqliteConnectOptions::new().filename(url_or_path)
+        };
+        let options = options
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // The usual choice with WAL: never corrupt; a power cut may lose the last commits.
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options)
+            .await
+            .map_err(|error| {
+                StoreError::Unavailable(format!("cannot open the SQLite database {url_or_path}: {error}"))
+            })?;
+        MIGRATOR.run(&pool).await.map_err(|error| {
+            StoreError::Unavailable(format!("cannot migrate the SQLite database {url_or_path}: {error}"))
+        })?;
+        Ok(SqliteStore { pool })
+    }
+
+    /// The connection pool, for checks beyond the [`Store`] trait.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// Closes every connection (checkpointing the WAL); the store is unusable afterwards.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn create_tenant(&self, name: &str) -> Result<Tenant> {
+        let tenant = Tenant { id: new_id(), name: name.to_owned(), created_at: now_millis() };
+        sqlx::query("INSERT INTO tenants (id, name, created_at) VALUES (?, ?, ?)")
+            .bind(&tenant.id)
+            .bind(&tenant.name)
+            .bind(tenant.created_at)
+            .execute(&self.pool)
+            .await
+            .map_err(|error| insert_error(error, || format!("tenant '{name}'"), || format!("tenant '{name}'")))?;
+        Ok(tenant)
+    }
+
+    async fn tenant_by_name(&self, name: &str) -> Result<Option<Tenant>> {
+        let row: Option<(String, String, i64)> =
+            sqlx::query_as("SELECT id, name, created_at FROM tenants WHERE name = ?")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(store_error)?;
+        Ok(row.map(|(id, name, created_at)| Tenant { id, name, created_at }))
+    }
+
+    async fn tenant_count(&self) -> Result<u64> {
+        let (count,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM tenants").fetch_one(&self.pool).await.map_err(store_error)?;
+        Ok(count_of(count))
+    }
+
+    async fn add_api_key(&self, tenant_id: &str, key_hash: &str) -> Result<ApiKeyRecord> {
+        let record = ApiKeyRecord { id: new_id(), tenant_id: tenant_id.to_owned(), created_at: now_millis() };
+        sqlx::query("INSERT INTO api_keys (id, tenant_id, key_hash, created_at) VALUES (?, ?, ?, ?)")
+            .bind(&record.id)
+            .bind(&record.tenant_id)
+            .bind(key_hash)
+            .bind(record.created_at)
+            .execute(&self.pool)
+            .await
+            .map_err(|error| {
+                insert_error(
+                    error,
+                    || "an API key with this hash".to_owned(),
+                    || format!("the API key cannot be added: tenant {tenant_id} is missing, or a key with this hash"),
+                )
+            })?;
+        Ok(record)
+    }
+
+    async fn api_key_by_hash(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>> {
+        let row: Option<(String, String, i64)> =
+            sqlx::query_as("SELECT id, tenant_id, created_at FROM api_keys WHERE key_hash = ?")
+                .bind(key_hash)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(store_error)?;
+        Ok(row.map(|(id, tenant_id, created_at)| ApiKeyRecord { id, tenant_id, created_at }))
+    }
+
+    async fn insert_connector(&self, record: &ConnectorRecord) -> Result<()> {
+        let definition = encode_json(&record.connector, "connector definition")?;
+        let warnings = encode_json(&record.warnings, "connector warnings")?;
+        sqlx::query(
+            "INSERT INTO connectors (id, tenant_id, definition, warnings, oauth_client_id, oauth_client_secret, \
+             created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&record.id)
+        .bind(&record.tenant_id)
+        .bind(definition)
+        .bind(warnings)
+        .bind(&record.oauth_client_id)
+        .bind(record.oauth_client_secret.as_ref().map(|sealed| sealed.0.as_slice()))
+        .bind(record.created_at)
+        .bind(record.updated_at)
+        .execute(&self.pool)
+        .await
+        .map_err(|error| {
+            insert_error(
+                error,
+                || format!("connector {}", record.id),
+                || {
+                    format!(
+                        "connector {} cannot be added: tenant {} is missing, or a connector with this id",
+                        record.id, record.tenant_id
+                    )
+                },
+            )
+        })?;
+        Ok(())
+    }
+
+    async fn connector(&self, tenant_id: &str, id: &str) -> Result<Option<ConnectorRecord>> {
+        let row: Option<ConnectorRow> =
+            sqlx::query_as(concat!("SELECT ", connector_columns!(), " FROM connectors WHERE tenant_id = ? AND id = ?"))
+                .bind(tenant_id)
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(store_error)?;
+        row.map(ConnectorRow::into_record).transpose()
+    }
+
+    async fn list_connectors(&self, tenant_id: &str, after: Option<&str>, limit: u32) -> Result<Page<ConnectorRecord>> {
+        let limit = limit.max(1);
+        let rows: Vec<ConnectorRow> = sqlx::query_as(concat!(
+            "SELECT ",
+            connector_columns!(),
+            " FROM connectors WHERE tenant_id = ? AND (? IS NULL OR id > ?) ORDER BY id LIMIT ?"
+        ))
+        .bind(tenant_id)
+        .bind(after)
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_error)?;
+        let items = rows.into_iter().map(ConnectorRow::into_record).collect::<Result<Vec<_>>>()?;
+        Ok(page(items, limit, |record| &record.id))
+    }
+
+    async fn update_connector(&self, record: &ConnectorRecord) -> Result<bool> {
+        let definition = encode_json(&record.connector, "connector definition")?;
+        let warnings = encode_json(&record.warnings, "connector warnings")?;
+        let result = sqlx::query(
+            "UPDATE connectors SET definition = ?, warnings = ?, oauth_client_id = ?, oauth_client_secret = ?, \
+             updated_at = ? WHERE tenant_id = ? AND id = ?",
+        )
+        .bind(definition)
+        .bind(warnings)
+        .bind(&record.oauth_client_id)
+        .bind(record.oauth_client_secret.as_ref().map(|sealed| sealed.0.as_slice()))
+        .bind(record.updated_at)
+        .bind(&record.tenant_id)
+        .bind(&record.id)
+        .execute(&self.pool)
+        .await
+        .map_err(store_error)?;
+        Ok(result.rows_affected() > 0)
+    }
+
+    async fn delete_connector(&self, tenant_id: &str, id: &str, cascade: bool) -> Result<DeleteConnector> {
+        // IMMEDIATE takes the write lock first, so the count and the deletes see one state.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(store_error)?;
+        let exists: Option<(i64,)> = sqlx::query_as("SELECT 1 FROM connectors WHERE tenant_id = ? AND id = ?")
+            .bind(tenant_id)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(store_error)?;
+        if exists.is_none() {
+            return Ok(DeleteConnector::NotFound);
+        }
+        let (connections,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM connections WHERE tenant_id = ? AND connector_id = ?")
+                .bind(tenant_id)
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(store_error)?;
+        let connections = count_of(connections);
+        if connections > 0 && !cascade {
+            return Ok(DeleteConnector::InUse { connections });
+        }
+        sqlx::query("DELETE FROM connections WHERE tenant_id = ? AND connector_id = ?")
+            .bind(tenant_id)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(store_error)?;
+        sqlx::query("DELETE FROM connectors WHERE tenant_id = ? AND id = ?")
+            .bind(tenant_id)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(store_error)?;
+        tx.commit().await.map_err(store_error)?;
+        Ok(DeleteConnector::Deleted { connections })
+    }
+
+    async fn insert_connection(&self, record: &ConnectionRecord) -> Result<()> {
+        let parameters = encode_json(&record.parameters, "connection parameters")?;
+        sqlx::query(
+            "INSERT INTO connections (id, tenant_id, connector_id, created_by_key, display_name, parameter_set, \
+             status, status_reason, parameters, secrets, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&record.id)
+        .bind(&record.tenant_id)
+        .bind(&record.connector_id)
+        .bind(&record.created_by_key)
+        .bind(&record.display_name)
+        .bind(&record.parameter_set)
+        .bind(record.status.as_str())
+        .bind(&record.status_reason)
+        .bind(parameters)
+        .bind(record.secrets.as_ref().map(|sealed| sealed.0.as_slice()))
+        .bind(record.created_at)
+        .bind(record.updated_at)
+        .execute(&self.pool)
+        .await
+        .map_err(|error| {
+            insert_error(
+                error,
+                || format!("connection {}", record.id),
+                // The (tenant, connector) foreign key: the connector is gone (deleted meanwhile),
+                // or is another tenant's.
+                || {
+                    format!(
+                        "connection {} cannot be added: connector {} is not in the tenant, or a connection with this id",
+                        record.id, record.connector_id
+                    )
+                },
+            )
+        })?;
+        Ok(())
+    }
+
+    async fn connection(&self, tenant_id: &str, id: &str) -> Result<Option<ConnectionRecord>> {
+        let row: Option<ConnectionRow> = sqlx::query_as(concat!(
+            "SELECT ",
+            connection_columns!(),
+            " FROM connections WHERE tenant_id = ? AND id = ?"
+        ))
+        .bind(tenant_id)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(store_error)?;
+        row.map(ConnectionRow::into_record).transpose()
+    }
+
+    async fn list_connections(
+        &self,
+        tenant_id: &str,
+        connector_id: Option<&str>,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<ConnectionRecord>> {
+        let limit = limit.max(1);
+        let rows: Vec<ConnectionRow> = sqlx::query_as(concat!(
+            "SELECT ",
+            connection_columns!(),
+            " FROM connections WHERE tenant_id = ? AND (? IS NULL OR connector_id = ?) AND (? IS NULL OR id > ?) \
+             ORDER BY id LIMIT ?"
+        ))
+        .bind(tenant_id)
+        .bind(connector_id)
+        .bind(connector_id)
+        .bind(after)
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_error)?;
+        let items = rows.into_iter().map(ConnectionRow::into_record).collect::<Result<Vec<_>>>()?;
+        Ok(page(items, limit, |record| &record.id))
+    }
+
+    async fn update_connection(&self, record: &ConnectionRecord) -> Result<bool> {
+        let parameters = encode_json(&record.parameters, "connection parameters")?;
+        let result = sqlx::query(
+            "UPDATE connections SET display_name = ?, parameter_set = ?, status = ?, status_reason = ?, \
+             parameters = ?, secrets = ?, updated_at = ? WHERE tenant_id = ? AND id = ?",
+        )
+        .bind(&record.display_name)
+        .bind(&record.parameter_set)
+        .bind(record.status.as_str())
+        .bind(&record.status_reason)
+        .bind(parameters)
+        .bind(record.secrets.as_ref().map(|sealed| sealed.0.as_slice()))
+        .bind(record.updated_at)
+        .bind(&record.tenant_id)
+        .bind(&record.id)
+        .execute(&self.pool)
+        .await
+        .map_err(store_error)?;
+        Ok(result.rows_affected() > 0)
+    }
+
+    async fn delete_connection(&self, tenant_id: &str, id: &str) -> Result<bool> {
+        let result = sqlx::query("DELETE FROM connections WHERE tenant_id = ? AND id = ?")
+            .bind(tenant_id)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(store_error)?;
+        Ok(result.rows_affected() > 0)
+    }
+
+    async fn setting(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        sqlx::query_scalar("SELECT value FROM settings WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(store_error)
+    }
+
+    async fn init_setting(&self, name: &str, value: &[u8]) -> Result<Vec<u8>> {
+        sqlx::query("INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING")
+            .bind(name)
+            .bind(value)
+            .execute(&self.pool)
+            .await
+            .map_err(store_error)?;
+        let stored = self.setting(name).await?;
+        stored.ok_or_else(|| StoreError::Corrupt(format!("setting {name} vanished after it was written")))
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(store_error)?;
+        Ok(())
+    }
+}
+
+/// The columns of [`ConnectorRow`]: a macro so that queries stay `&'static str` (`concat!`).
+macro_rules! connector_columns {
+    () => {
+        "id, tenant_id, definition, warnings, oauth_client_id, oauth_client_secret, created_at, updated_at"
+    };
+}
+use connector_columns;
+
+#[derive(sqlx::FromRow)]
+struct ConnectorRow {
+    id: String,
+    tenant_id: String,
+    definition: String,
+    warnings: String,
+    oauth_client_id: Option<String>,
+    oauth_client_secret: Option<Vec<u8>>,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl ConnectorRow {
+    fn into_record(self) -> Result<ConnectorRecord> {
+        let connector: Connector = decode_json(&self.definition, || format!("connector {}: definition", self.id))?;
+        let warnings: Vec<Diagnostic> = decode_json(&self.warnings, || format!("connector {}: warnings", self.id))?;
+        Ok(ConnectorRecord {
+            id: self.id,
+            tenant_id: self.tenant_id,
+            connector,
+            warnings,
+            oauth_client_id: self.oauth_client_id,
+            oauth_client_secret: self.oauth_client_secret.map(SealedBytes),
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        })
+    }
+}
+
+/// The columns of [`ConnectionRow`].
+macro_rules! connection_columns {
+    () => {
+        "id, tenant_id, connector_id, created_by_key, display_name, parameter_set, status, status_reason, \
+         parameters, secrets, created_at, updated_at"
+    };
+}
+use connection_columns;
+
+#[derive(sqlx::FromRow)]
+struct ConnectionRow {
+    id: String,
+    tenant_id: String,
+    connector_id: String,
+    created_by_key: String,
+    display_name: String,
+    parameter_set: Option<String>,
+    status: String,
+    status_reason: Option<String>,
+    parameters: String,
+    secrets: Option<Vec<u8>>,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl ConnectionRow {
+    fn into_record(self) -> Result<ConnectionRecord> {
+        let status = ConnectionStatus::parse(&self.status)
+            .ok_or_else(|| StoreError::Corrupt(format!("connection {}: unknown status", self.id)))?;
+        let parameters = decode_json(&self.parameters, || format!("connection {}: parameters", self.id))?;
+        Ok(ConnectionRecord {
+            id: self.id,
+            tenant_id: self.tenant_id,
+            connector_id: self.connector_id,
+            created_by_key: self.created_by_key,
+            display_name: self.display_name,
+            parameter_set: self.parameter_set,
+            status,
+            status_reason: self.status_reason,
+            parameters,
+            secrets: self.secrets.map(SealedBytes),
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        })
+    }
+}
+
+/// `next` is the last id when the page is full: there may be more.
+fn page<T>(items: Vec<T>, limit: u32, id: impl Fn(&T) -> &String) -> Page<T> {
+    let full = items.len() >= limit as usize;
+    let next = if full { items.last().map(|item| id(item).clone()) } else { None };
+    Page { items, next }
+}
+
+fn count_of(count: i64) -> u64 {
+    u64::try_from(count).unwrap_or(0)
+}
+
+fn encode_json<T: serde::Serialize + ?Sized>(value: &T, what: &str) -> Result<String> {
+    serde_json::to_string(value).map_err(|_| StoreError::Corrupt(format!("cannot encode the {what} as JSON")))
+}
+
+/// The message names the record and the position only: serde's own text may quote the value.
+fn decode_json<T: serde::de::DeserializeOwned>(text: &str, what: impl FnOnce() -> String) -> Result<T> {
+    serde_json::from_str(text).map_err(|error| {
+        StoreError::Corrupt(format!(
+            "{} is not valid ({:?} error at line {}, column {})",
+            what(),
+            error.classify(),
+            error.line(),
+            error.column()
+        ))
+    })
+}
+
+/// An INSERT's error: a unique violation is a conflict on `duplicate`; a foreign key
+/// violation means the parent row is missing, described by `missing_parent`. Both become
+/// [`StoreError::Conflict`], whose message ends in "already exists": the texts are worded for it.
+fn insert_error(
+    error: sqlx::Error,
+    duplicate: impl FnOnce() -> String,
+    missing_parent: impl FnOnce() -> String,
+) -> StoreError {
+    if let sqlx::Error::Database(database) = &error {
+        match database.kind() {
+            ErrorKind::UniqueViolation => return StoreError::Conflict(duplicate()),
+            ErrorKind::ForeignKeyViolation => return StoreError::Conflict(missing_parent()),
+            _ => {}
+        }
+    }
+    store_error(error)
+}
+
+/// Never includes row contents: SQLite's messages name tables and columns, not values.
+fn store_error(error: sqlx::Error) -> StoreError {
+    match error {
+        sqlx::Error::Database(database) => match database.kind() {
+            ErrorKind::UniqueViolation => StoreError::Conflict("a record with the same key".to_owned()),
+            _ => StoreError::Unavailable(format!("database error: {}", database.message())),
+        },
+        sqlx::Error::ColumnDecode { index, .. } => StoreError::Corrupt(format!("column {index} cannot be decoded")),
+        sqlx::Error::Decode(_) => StoreError::Corrupt("a value cannot be decoded".to_owned()),
+        sqlx::Error::ColumnNotFound(column) => StoreError::Corrupt(format!("column {column} is missing")),
+        sqlx::Error::ColumnIndexOutOfBounds { index, len } => {
+            StoreError::Corrupt(format!("column {index} is missing (the row has {len})"))
+        }
+        sqlx::Error::TypeNotFound { type_name } => StoreError::Corrupt(format!("type {type_name} is unknown")),
+        other => StoreError::Unavailable(other.to_string()),
+    }
+}
