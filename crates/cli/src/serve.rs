@@ -43,6 +43,15 @@ pub struct ServeArgs {
     /// Largest accepted request body, in bytes [default: 16777216]
     #[arg(long, env = "PORTICO_MAX_BODY_BYTES")]
     max_body_bytes: Option<usize>,
+    /// Seconds to wait for a backend to accept a connection [default: 10]
+    #[arg(long, env = "PORTICO_BACKEND_CONNECT_TIMEOUT")]
+    backend_connect_timeout: Option<f64>,
+    /// Seconds to wait for a backend's response [default: 60]
+    #[arg(long, env = "PORTICO_BACKEND_TIMEOUT")]
+    backend_timeout: Option<f64>,
+    /// Worker threads, each with its own listener [default: one per core]
+    #[arg(long, env = "PORTICO_WORKERS")]
+    workers: Option<usize>,
     /// A TOML file with any of these settings (flags and environment variables win)
     #[arg(long, env = "PORTICO_CONFIG")]
     config: Option<PathBuf>,
@@ -58,11 +67,21 @@ struct FileConfig {
     public_url: Option<Url>,
     allow_private_backends: Option<bool>,
     max_body_bytes: Option<usize>,
+    workers: Option<usize>,
+    backend_connect_timeout: Option<f64>,
+    backend_timeout: Option<f64>,
 }
 
 fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     toml::from_str(&text).with_context(|| format!("invalid configuration file {}", path.display()))
+}
+
+fn seconds(value: Option<f64>) -> anyhow::Result<Option<std::time::Duration>> {
+    value
+        .map(|s| std::time::Duration::try_from_secs_f64(s).ok().filter(|d| !d.is_zero()))
+        .map(|d| d.ok_or_else(|| anyhow::anyhow!("timeouts must be positive numbers of seconds")))
+        .transpose()
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -85,6 +104,11 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         allow_private_backends: args.allow_private_backends || file.allow_private_backends.unwrap_or(false),
         master_key: std::env::var("PORTICO_MASTER_KEY").ok().map(SecretString::from),
         max_body_bytes: args.max_body_bytes.or(file.max_body_bytes).unwrap_or(defaults.max_body_bytes),
+        workers: args.workers.or(file.workers).filter(|n| *n > 0),
+        cached_connections: defaults.cached_connections,
+        backend_connect_timeout: seconds(args.backend_connect_timeout.or(file.backend_connect_timeout))?
+            .unwrap_or(defaults.backend_connect_timeout),
+        backend_timeout: seconds(args.backend_timeout.or(file.backend_timeout))?.unwrap_or(defaults.backend_timeout),
         data_dir,
     };
     let data_dir = config.data_dir.clone();

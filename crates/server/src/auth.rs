@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use axum::extract::FromRequestParts;
+use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use portico_store::{ApiKeyRecord, Store};
@@ -43,13 +44,18 @@ impl FromRequestParts<Arc<AppState>> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
-        let header = parts.headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()).ok_or(ApiError::Unauthorized)?;
-        let (scheme, key) = header.split_once(' ').ok_or(ApiError::Unauthorized)?;
-        let key = key.trim();
-        if !scheme.eq_ignore_ascii_case("bearer") || key.is_empty() {
-            return Err(ApiError::Unauthorized);
-        }
-        let record = state.api_keys.resolve(state.store.as_ref(), key).await?.ok_or(ApiError::Unauthorized)?;
-        Ok(Caller { tenant_id: record.tenant_id, key_id: record.id })
+        authenticate(&parts.headers, state).await
     }
+}
+
+/// The caller named by `Authorization: Bearer <api key>`.
+pub async fn authenticate(headers: &HeaderMap, state: &AppState) -> Result<Caller, ApiError> {
+    let header = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()).ok_or(ApiError::Unauthorized)?;
+    let (scheme, key) = header.split_once(' ').ok_or(ApiError::Unauthorized)?;
+    let key = key.trim();
+    if !scheme.eq_ignore_ascii_case("bearer") || key.is_empty() {
+        return Err(ApiError::Unauthorized);
+    }
+    let record = state.api_keys.resolve(state.store.as_ref(), key).await?.ok_or(ApiError::Unauthorized)?;
+    Ok(Caller { tenant_id: record.tenant_id, key_id: record.id })
 }

@@ -66,7 +66,7 @@ fn seal(state: &AppState, connection_id: &str, secrets: &BTreeMap<String, String
     Some(SealedBytes(sealed))
 }
 
-fn open(state: &AppState, record: &ConnectionRecord) -> Result<Secrets, ApiError> {
+pub(crate) fn open(state: &AppState, record: &ConnectionRecord) -> Result<Secrets, ApiError> {
     let Some(sealed) = &record.secrets else { return Ok(Secrets::new()) };
     let plaintext = state.master_key.open(&sealed.0, record.id.as_bytes()).map_err(|e| {
         tracing::error!(connection = %record.id, error = %e, "cannot open a connection's secrets");
@@ -236,6 +236,7 @@ pub async fn update(
     if !state.store.update_connection(&record).await? {
         return Err(ApiError::NotFound("connection"));
     }
+    state.connections.invalidate(&record.id);
     Ok(Json(ConnectionView::new(&record, secret_names)))
 }
 
@@ -247,7 +248,11 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     // Deleting the row destroys the sealed secret with it.
-    if state.store.delete_connection(&caller.tenant_id, &id).await? {
+    let deleted = state.store.delete_connection(&caller.tenant_id, &id).await?;
+    if deleted {
+        state.connections.invalidate(&id);
+    }
+    if deleted {
         tracing::info!(connection = %id, "connection deleted");
         Ok(StatusCode::NO_CONTENT)
     } else {

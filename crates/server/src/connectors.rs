@@ -284,6 +284,8 @@ pub async fn replace(
     if parameters_changed {
         recheck_connections(&state, &caller, &record).await?;
     }
+    // After every write: a load that began earlier cannot put back what it read.
+    state.connections.invalidate_connector(&record.id);
     Ok(Json(ConnectorView::new(&record, true)))
 }
 
@@ -298,6 +300,7 @@ pub async fn delete(
     let Query(options) = options?;
     match state.store.delete_connector(&caller.tenant_id, &id, options.cascade).await? {
         DeleteConnector::Deleted { connections } => {
+            state.connections.invalidate_connector(&id);
             tracing::info!(connector = %id, connections, "connector deleted");
             Ok(StatusCode::NO_CONTENT)
         }

@@ -43,6 +43,15 @@ pub enum ApiError {
     PayloadTooLarge,
     UnsupportedMediaType(String),
     NotImplemented(String),
+    MethodNotAllowed,
+    /// The connection exists but cannot carry calls now (not connected, or unusable values).
+    ConnectionNotReady(String),
+    /// The backend is somewhere this server does not send calls.
+    BackendNotAllowed(String),
+    /// The backend could not be reached, or broke the exchange.
+    BadGateway(String),
+    /// The backend did not answer in time.
+    GatewayTimeout(String),
     Unavailable,
     Internal,
 }
@@ -77,6 +86,13 @@ impl ApiError {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", "Unsupported media type")
             }
             ApiError::NotImplemented(_) => (StatusCode::NOT_IMPLEMENTED, "not-implemented", "Not implemented"),
+            ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed"),
+            ApiError::ConnectionNotReady(_) => {
+                (StatusCode::CONFLICT, "connection-not-ready", "The connection cannot carry calls")
+            }
+            ApiError::BackendNotAllowed(_) => (StatusCode::FORBIDDEN, "backend-not-allowed", "Backend not allowed"),
+            ApiError::BadGateway(_) => (StatusCode::BAD_GATEWAY, "backend-unreachable", "Backend unreachable"),
+            ApiError::GatewayTimeout(_) => (StatusCode::GATEWAY_TIMEOUT, "backend-timeout", "Backend timeout"),
             ApiError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable"),
             ApiError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
         }
@@ -93,7 +109,12 @@ impl IntoResponse for ApiError {
             ApiError::BadRequest(d)
             | ApiError::Conflict(d)
             | ApiError::UnsupportedMediaType(d)
-            | ApiError::NotImplemented(d) => (d, Vec::new()),
+            | ApiError::NotImplemented(d)
+            | ApiError::ConnectionNotReady(d)
+            | ApiError::BackendNotAllowed(d)
+            | ApiError::BadGateway(d)
+            | ApiError::GatewayTimeout(d) => (d, Vec::new()),
+            ApiError::MethodNotAllowed => ("this route does not take that method".to_owned(), Vec::new()),
             ApiError::PayloadTooLarge => ("the request body exceeds the size limit".to_owned(), Vec::new()),
             ApiError::Unavailable => ("the store is unavailable; try again".to_owned(), Vec::new()),
             ApiError::Internal => ("an internal error occurred; it has been logged".to_owned(), Vec::new()),

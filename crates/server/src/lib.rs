@@ -8,6 +8,8 @@ pub mod bootstrap;
 mod connections;
 mod connectors;
 mod error;
+mod proxy;
+mod serving;
 mod state;
 mod views;
 
@@ -21,7 +23,6 @@ use axum::routing::get;
 use axum::{Json, Router};
 use portico_model::IdentityProviderCatalog;
 use portico_secrets::SecretString;
-use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
 use url::Url;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
@@ -44,8 +45,16 @@ pub struct ServerConfig {
     pub allow_private_backends: bool,
     /// `PORTICO_MASTER_KEY` (base64 of 32 bytes); else `<data dir>/master.key`.
     pub master_key: Option<SecretString>,
-    /// Largest accepted request body.
+    /// Largest accepted request body (API calls and proxied calls alike).
     pub max_body_bytes: usize,
+    /// Worker threads, each with its own runtime and listener; one per core when `None`.
+    pub workers: Option<usize>,
+    /// How many prepared connections are kept in memory.
+    pub cached_connections: usize,
+    /// How long to wait for a backend to accept a connection.
+    pub backend_connect_timeout: std::time::Duration,
+    /// How long to wait for a backend's response head.
+    pub backend_timeout: std::time::Duration,
 }
 
 impl ServerConfig {
@@ -58,6 +67,10 @@ impl ServerConfig {
             allow_private_backends: false,
             master_key: None,
             max_body_bytes: 16 * 1024 * 1024,
+            workers: None,
+            cached_connections: 100_000,
+            backend_connect_timeout: std::time::Duration::from_secs(10),
+            backend_timeout: std::time::Duration::from_secs(60),
         }
     }
 }
@@ -68,23 +81,35 @@ pub struct Running {
     /// Set when this start created the `default` tenant: where its API key was written.
     pub admin_key_file: Option<PathBuf>,
     pub public_url: Url,
-    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    stop: tokio::sync::watch::Sender<bool>,
+    workers: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl Running {
-    /// Serves until the process is asked to stop (Ctrl-C or SIGTERM).
+    /// Serves until the process is asked to stop (Ctrl-C or SIGTERM), then lets in-flight
+    /// requests finish.
     pub async fn wait(self) -> anyhow::Result<()> {
-        self.server.await.context("the server task failed")?.context("the server stopped")
+        shutdown_signal().await;
+        let _ = self.stop.send(true);
+        let workers = self.workers;
+        tokio::task::spawn_blocking(move || {
+            for worker in workers {
+                let _ = worker.join();
+            }
+        })
+        .await
+        .context("the workers did not stop cleanly")
     }
 }
 
-/// Opens the store, creates the first tenant if there is none, binds and starts serving.
+/// Opens the store, creates the first tenant if there is none, binds and starts serving on one
+/// worker thread per core.
 pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
     let opened = bootstrap::open(&config.data_dir, config.database.as_deref(), config.master_key.as_ref()).await?;
     let admin_key_file = bootstrap::ensure_default_tenant(opened.store.as_ref(), &config.data_dir).await?;
-    let listener =
-        TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
-    let addr = listener.local_addr()?;
+    let workers = config.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let (addr, listeners) =
+        serving::bind(config.listen, workers).with_context(|| format!("cannot listen on {}", config.listen))?;
     let public_url = match config.public_url {
         Some(url) => url,
         None => Url::parse(&format!("http://{addr}")).context("cannot make the public URL")?,
@@ -95,11 +120,19 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
         api_keys: auth::ApiKeyCache::default(),
         catalog: IdentityProviderCatalog::built_in(),
         public_url: public_url.clone(),
+        connections: portico_runtime::ConnectionCache::new(config.cached_connections),
+        metrics: portico_runtime::Metrics::default(),
+        upstream: portico_runtime::UpstreamOptions {
+            connect_timeout: config.backend_connect_timeout,
+            response_timeout: config.backend_timeout,
+            ..portico_runtime::UpstreamOptions::new(config.allow_private_backends)
+        },
+        max_body_bytes: config.max_body_bytes,
     });
-    let app = app(state, config.max_body_bytes);
-    let server =
-        tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await });
-    Ok(Running { addr, admin_key_file, public_url, server })
+    let router = app(state.clone(), config.max_body_bytes);
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let workers = serving::spawn_workers(listeners, state, router, stopped).context("cannot start the workers")?;
+    Ok(Running { addr, admin_key_file, public_url, stop, workers })
 }
 
 async fn shutdown_signal() {
@@ -161,6 +194,7 @@ fn app(state: Arc<AppState>, max_body_bytes: usize) -> Router {
     let (router, api) = routes().split_for_parts();
     let api = Arc::new(api);
     router
+        .route("/metrics", get(metrics))
         .route(
             "/openapi.json",
             get(move || {
@@ -173,6 +207,11 @@ fn app(state: Arc<AppState>, max_body_bytes: usize) -> Router {
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// Prometheus metrics of calls through connections.
+async fn metrics(State(state): State<Arc<AppState>>) -> impl axum::response::IntoResponse {
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
 }
 
 #[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, description = "The process is up")))]

@@ -15,6 +15,11 @@ pub struct AppState {
     pub catalog: IdentityProviderCatalog,
     /// The base URL users' browsers reach (OAuth redirect URIs are made from it).
     pub public_url: Url,
+    /// Prepared connections, so that a call makes no store query.
+    pub connections: portico_runtime::ConnectionCache,
+    pub metrics: portico_runtime::Metrics,
+    pub upstream: portico_runtime::UpstreamOptions,
+    pub max_body_bytes: usize,
 }
 
 impl AppState {

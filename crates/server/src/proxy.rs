@@ -1,0 +1,334 @@
+//! Calls through a connection: `/v1/connections/{id}/proxy/{path}`, `…/operations/{op}` and
+//! `…/test`. The hot path: the API key and the prepared connection come from memory, the
+//! request is assembled from pre-built parts, and the backend's answer is streamed back.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::response::IntoResponse;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Either, Full, Limited};
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response};
+use portico_runtime::{
+    OperationCall, Outcome, PrepareError, PreparedConnection, RequestError, UpstreamError, UpstreamSlot,
+};
+use portico_store::ConnectionStatus;
+use serde_json::json;
+
+use crate::auth::{Caller, authenticate};
+use crate::error::{ApiError, ProblemField};
+use crate::serving::ResponseBody;
+use crate::state::AppState;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Proxy,
+    Operation,
+    Test,
+}
+
+/// Where the parts of a call's path are, as byte ranges of the path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    kind: Kind,
+    id: (usize, usize),
+    rest: (usize, usize),
+}
+
+const PREFIX: &str = "/v1/connections/";
+
+/// Recognises the paths of calls through a connection; everything else is the API's.
+pub fn route(path: &str) -> Option<Route> {
+    let after = path.strip_prefix(PREFIX)?;
+    let slash = after.find('/')?;
+    let id = (PREFIX.len(), PREFIX.len() + slash);
+    let tail = &after[slash..];
+    let tail_start = id.1;
+    let (kind, rest_start) = if let Some(rest) = tail.strip_prefix("/proxy") {
+        if !(rest.is_empty() || rest.starts_with('/')) {
+            return None;
+        }
+        (Kind::Proxy, tail_start + "/proxy".len())
+    } else if tail.starts_with("/operations/") {
+        (Kind::Operation, tail_start + "/operations/".len())
+    } else if tail == "/test" {
+        (Kind::Test, path.len())
+    } else {
+        return None;
+    };
+    (id.0 < id.1).then_some(Route { kind, id, rest: (rest_start, path.len()) })
+}
+
+pub async fn handle(
+    state: &AppState,
+    upstream: &UpstreamSlot,
+    route: Route,
+    request: Request<Incoming>,
+) -> Response<ResponseBody> {
+    let result = match route.kind {
+        Kind::Proxy => proxy(state, upstream, route, request).await,
+        Kind::Operation => operation(state, upstream, route, request).await,
+        Kind::Test => test(state, upstream, route, request).await,
+    };
+    result.unwrap_or_else(|error| error.into_response().map(Either::Right))
+}
+
+/// The prepared form of the caller's connection: from memory, else loaded, checked and
+/// prepared once.
+pub async fn prepared(state: &AppState, caller: &Caller, id: &str) -> Result<Arc<PreparedConnection>, ApiError> {
+    if let Some(prepared) = state.connections.get(id) {
+        // Another tenant's connection answers exactly like a missing one.
+        return if prepared.tenant_id == caller.tenant_id {
+            Ok(prepared)
+        } else {
+            Err(ApiError::NotFound("connection"))
+        };
+    }
+    let generation = state.connections.generation();
+    let record = state.store.connection(&caller.tenant_id, id).await?.ok_or(ApiError::NotFound("connection"))?;
+    if record.status != ConnectionStatus::Connected {
+        return Err(ApiError::ConnectionNotReady(format!(
+            "the connection is {}{}",
+            record.status.as_str(),
+            record.status_reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default()
+        )));
+    }
+    let connector = state
+        .store
+        .connector(&caller.tenant_id, &record.connector_id)
+        .await?
+        .ok_or(ApiError::NotFound("connection"))?;
+    let secrets = crate::connections::open(state, &record)?;
+    let metrics = state.metrics.connector(&connector.id, &connector.connector.metadata.name);
+    let prepared = portico_runtime::prepare(
+        &record.tenant_id,
+        &record.id,
+        &record.connector_id,
+        Arc::new(connector.connector),
+        record.parameter_set.as_deref(),
+        &record.parameters,
+        &secrets,
+        None,
+        metrics,
+    )
+    .map_err(|e| match e {
+        PrepareError::NoAccessToken => ApiError::ConnectionNotReady(e.to_string()),
+        other => ApiError::ConnectionNotReady(format!("the connection cannot be used: {other}")),
+    })?;
+    let prepared = Arc::new(prepared);
+    state.connections.insert(prepared.clone(), generation);
+    Ok(prepared)
+}
+
+async fn proxy(
+    state: &AppState,
+    upstream: &UpstreamSlot,
+    route: Route,
+    request: Request<Incoming>,
+) -> Result<Response<ResponseBody>, ApiError> {
+    let started = Instant::now();
+    let caller = authenticate(request.headers(), state).await?;
+    let (parts, body) = request.into_parts();
+    let path = parts.uri.path();
+    let prepared = prepared(state, &caller, &path[route.id.0..route.id.1]).await?;
+    let body = Either::Left(Limited::new(body, state.max_body_bytes));
+    let outgoing = portico_runtime::proxy_request(
+        &prepared,
+        parts.method.clone(),
+        &path[route.rest.0..route.rest.1],
+        parts.uri.query(),
+        parts.headers,
+        body,
+    )
+    .map_err(|e| refused(&prepared, started, request_error(e)))?;
+    send(state, upstream, &prepared, outgoing, started).await
+}
+
+async fn send(
+    state: &AppState,
+    upstream: &UpstreamSlot,
+    prepared: &PreparedConnection,
+    outgoing: Request<portico_runtime::OutBody>,
+    started: Instant,
+) -> Result<Response<ResponseBody>, ApiError> {
+    match upstream.send(&prepared.target, outgoing, &state.upstream).await {
+        Ok(mut response) => {
+            prepared.metrics.record(Outcome::Status(response.status().as_u16()), started.elapsed());
+            portico_runtime::strip_hop_by_hop(response.headers_mut());
+            Ok(response.map(Either::Left))
+        }
+        Err(error) => {
+            let (outcome, api_error) = upstream_error(error);
+            prepared.metrics.record(outcome, started.elapsed());
+            Err(api_error)
+        }
+    }
+}
+
+fn refused(prepared: &PreparedConnection, started: Instant, error: ApiError) -> ApiError {
+    prepared.metrics.record(Outcome::Refused, started.elapsed());
+    error
+}
+
+fn request_error(error: RequestError) -> ApiError {
+    match error {
+        RequestError::PathTraversal | RequestError::InvalidUri => ApiError::BadRequest(error.to_string()),
+        RequestError::UnknownOperation(_) => ApiError::NotFound("operation"),
+        RequestError::Parameters(errors) => ApiError::Invalid {
+            detail: "invalid operation parameters".to_owned(),
+            errors: errors
+                .into_iter()
+                .map(|(field, message)| ProblemField { field: format!("parameters.{field}"), message })
+                .collect(),
+        },
+    }
+}
+
+fn upstream_error(error: UpstreamError) -> (Outcome, ApiError) {
+    let message = error.to_string();
+    match error {
+        UpstreamError::NotAllowed(_) => (Outcome::Refused, ApiError::BackendNotAllowed(message)),
+        UpstreamError::BodyTooLarge => (Outcome::Refused, ApiError::PayloadTooLarge),
+        UpstreamError::Timeout | UpstreamError::ConnectTimeout(_) => {
+            (Outcome::Timeout, ApiError::GatewayTimeout(message))
+        }
+        UpstreamError::Resolve(_) | UpstreamError::Connect(_) | UpstreamError::Tls(_) | UpstreamError::Protocol(_) => {
+            (Outcome::Unreachable, ApiError::BadGateway(message))
+        }
+    }
+}
+
+async fn read_json_body<T: serde::de::DeserializeOwned + Default>(
+    state: &AppState,
+    body: Incoming,
+) -> Result<T, ApiError> {
+    let bytes = Limited::new(body, state.max_body_bytes).collect().await.map_err(|e| {
+        if e.is::<http_body_util::LengthLimitError>() {
+            ApiError::PayloadTooLarge
+        } else {
+            ApiError::BadRequest("the request body could not be read".to_owned())
+        }
+    })?;
+    let bytes = bytes.to_bytes();
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(&bytes).map_err(|e| {
+        if e.is_data() {
+            ApiError::Invalid { detail: e.to_string(), errors: Vec::new() }
+        } else {
+            ApiError::BadRequest(format!("malformed JSON: {e}"))
+        }
+    })
+}
+
+fn post_only(method: &Method) -> Result<(), ApiError> {
+    if method == Method::POST { Ok(()) } else { Err(ApiError::MethodNotAllowed) }
+}
+
+async fn operation(
+    state: &AppState,
+    upstream: &UpstreamSlot,
+    route: Route,
+    request: Request<Incoming>,
+) -> Result<Response<ResponseBody>, ApiError> {
+    let started = Instant::now();
+    post_only(request.method())?;
+    let caller = authenticate(request.headers(), state).await?;
+    let (parts, body) = request.into_parts();
+    let path = parts.uri.path();
+    let prepared = prepared(state, &caller, &path[route.id.0..route.id.1]).await?;
+    let call: OperationCall = read_json_body(state, body).await?;
+    let operation_id = percent_decode(&path[route.rest.0..route.rest.1]);
+    let outgoing = portico_runtime::operation_request(&prepared, &operation_id, call)
+        .map_err(|e| refused(&prepared, started, request_error(e)))?;
+    send(state, upstream, &prepared, outgoing, started).await
+}
+
+fn percent_decode(text: &str) -> String {
+    percent_encoding::percent_decode_str(text).decode_utf8_lossy().into_owned()
+}
+
+/// Calls the connector's test operation (or its base URL) and reports what happened.
+async fn test(
+    state: &AppState,
+    upstream: &UpstreamSlot,
+    route: Route,
+    request: Request<Incoming>,
+) -> Result<Response<ResponseBody>, ApiError> {
+    post_only(request.method())?;
+    let caller = authenticate(request.headers(), state).await?;
+    let path = request.uri().path();
+    let prepared = prepared(state, &caller, &path[route.id.0..route.id.1]).await?;
+    let started = Instant::now();
+    let operation = prepared.connector.test_operation.clone();
+    let outgoing = match &operation {
+        Some(op) => {
+            portico_runtime::operation_request(&prepared, op, OperationCall::default()).map_err(request_error)?
+        }
+        None => {
+            let empty = Either::Right(Full::new(Bytes::new()));
+            portico_runtime::proxy_request(&prepared, Method::GET, "", None, Default::default(), empty)
+                .map_err(request_error)?
+        }
+    };
+    let report = match send(state, upstream, &prepared, outgoing, started).await {
+        Ok(response) => {
+            let status = response.status();
+            // Read (and drop) the answer so the backend connection can be reused.
+            let _ = Limited::new(response.into_body(), 1 << 20).collect().await;
+            json!({
+                "ok": status.is_success(),
+                "status": status.as_u16(),
+                "latencyMs": started.elapsed().as_millis(),
+                "operation": operation,
+            })
+        }
+        Err(error) => {
+            let problem = error.into_response();
+            json!({
+                "ok": false,
+                "error": problem_detail(problem).await,
+                "latencyMs": started.elapsed().as_millis(),
+                "operation": operation,
+            })
+        }
+    };
+    Ok(axum::Json(report).into_response().map(Either::Right))
+}
+
+async fn problem_detail(response: axum::response::Response) -> String {
+    let bytes = response.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()
+        .and_then(|v| v.get("detail").and_then(|d| d.as_str()).map(str::to_owned))
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(path: &str) -> Option<(Kind, &str, &str)> {
+        route(path).map(|r| (r.kind, &path[r.id.0..r.id.1], &path[r.rest.0..r.rest.1]))
+    }
+
+    #[test]
+    fn recognises_calls_through_connections() {
+        assert_eq!(parts("/v1/connections/abc/proxy/x/y"), Some((Kind::Proxy, "abc", "/x/y")));
+        assert_eq!(parts("/v1/connections/abc/proxy"), Some((Kind::Proxy, "abc", "")));
+        assert_eq!(parts("/v1/connections/abc/operations/GetItem"), Some((Kind::Operation, "abc", "GetItem")));
+        assert_eq!(parts("/v1/connections/abc/test"), Some((Kind::Test, "abc", "")));
+        for api in [
+            "/v1/connections",
+            "/v1/connections/abc",
+            "/v1/connections/abc/proxyx",
+            "/v1/connections//proxy/x",
+            "/v1/connectors/abc/proxy/x",
+            "/v1/connections/abc/tests",
+        ] {
+            assert_eq!(route(api), None, "{api}");
+        }
+    }
+}

@@ -1,0 +1,152 @@
+//! How requests are served: one single-threaded runtime per core, each with its own
+//! `SO_REUSEPORT` listener, so that the kernel spreads connections and no task ever moves
+//! between threads. Calls through connections take a hand-written path (see `proxy`);
+//! everything else goes to the axum router.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use http_body_util::Either;
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use hyper_util::server::graceful::GracefulShutdown;
+use portico_runtime::UpstreamSlot;
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::sync::watch;
+use tower::ServiceExt as _;
+
+use crate::proxy;
+use crate::state::AppState;
+
+pub type ResponseBody = Either<Incoming, Body>;
+
+/// How long in-flight requests may take to finish after a stop was asked for.
+const GRACE: Duration = Duration::from_secs(10);
+
+/// Binds `workers` listeners on `addr` (the first picks the port when it is 0).
+pub fn bind(addr: SocketAddr, workers: usize) -> std::io::Result<(SocketAddr, Vec<std::net::TcpListener>)> {
+    let first = listener(addr)?;
+    let bound = first.local_addr()?;
+    let mut listeners = vec![first];
+    for _ in 1..workers {
+        listeners.push(listener(bound)?);
+    }
+    Ok((bound, listeners))
+}
+
+fn listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    #[cfg(unix)]
+    socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    socket.set_tcp_nodelay(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    Ok(socket.into())
+}
+
+/// Starts one thread per listener; each ends when `stop` turns true and its connections are
+/// done (or the grace period is over).
+pub fn spawn_workers(
+    listeners: Vec<std::net::TcpListener>,
+    state: Arc<AppState>,
+    router: Router,
+    stop: watch::Receiver<bool>,
+) -> std::io::Result<Vec<std::thread::JoinHandle<()>>> {
+    let mut handles = Vec::new();
+    for (i, std_listener) in listeners.into_iter().enumerate() {
+        let (state, router, mut stop) = (state.clone(), router.clone(), stop.clone());
+        let handle = std::thread::Builder::new().name(format!("portico-worker-{i}")).spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(runtime) => runtime,
+                Err(error) => {
+                    tracing::error!(%error, "cannot start a worker runtime");
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                let listener = match tokio::net::TcpListener::from_std(std_listener) {
+                    Ok(listener) => listener,
+                    Err(error) => {
+                        tracing::error!(%error, "cannot use a listener");
+                        return;
+                    }
+                };
+                let graceful = GracefulShutdown::new();
+                let builder = hyper::server::conn::http1::Builder::new();
+                loop {
+                    tokio::select! {
+                        accepted = listener.accept() => match accepted {
+                            Ok((stream, _)) => {
+                                let _ = stream.set_nodelay(true);
+                                let service = Dispatcher::new(state.clone(), router.clone());
+                                let connection = builder.serve_connection(TokioIo::new(stream), service);
+                                let connection = graceful.watch(connection);
+                                tokio::spawn(async move {
+                                    if let Err(error) = connection.await {
+                                        tracing::debug!(%error, "client connection ended with an error");
+                                    }
+                                });
+                            }
+                            Err(error) => {
+                                // Out of file descriptors and the like: wait instead of spinning.
+                                tracing::warn!(%error, "accept failed");
+                                tokio::time::sleep(Duration::from_millis(50)).await;
+                            }
+                        },
+                        _ = stop.wait_for(|stop| *stop) => break,
+                    }
+                }
+                drop(listener);
+                let _ = tokio::time::timeout(GRACE, graceful.shutdown()).await;
+            });
+        })?;
+        handles.push(handle);
+    }
+    Ok(handles)
+}
+
+/// The service of one client connection.
+#[derive(Clone)]
+struct Dispatcher {
+    state: Arc<AppState>,
+    router: Router,
+    /// This connection's backend connection, reused by its calls.
+    upstream: Arc<UpstreamSlot>,
+}
+
+impl Dispatcher {
+    fn new(state: Arc<AppState>, router: Router) -> Self {
+        Dispatcher { state, router, upstream: Arc::default() }
+    }
+}
+
+impl hyper::service::Service<Request<Incoming>> for Dispatcher {
+    type Response = Response<ResponseBody>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn call(&self, request: Request<Incoming>) -> Self::Future {
+        match proxy::route(request.uri().path()) {
+            Some(route) => {
+                let (state, upstream) = (self.state.clone(), self.upstream.clone());
+                Box::pin(async move { Ok(proxy::handle(&state, &upstream, route, request).await) })
+            }
+            None => {
+                let router = self.router.clone();
+                Box::pin(async move {
+                    let response = router.oneshot(request.map(Body::new)).await.unwrap_or_else(|e| match e {});
+                    Ok(response.map(Either::Right))
+                })
+            }
+        }
+    }
+}
