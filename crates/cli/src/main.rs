@@ -25,7 +25,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the Portico server.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Manage tenants and their API keys.
     #[command(subcommand)]
     Tenant(tenant::TenantCommand),
@@ -35,11 +35,13 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // One TLS crypto provider for every client in the process (token endpoints, backends).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     init_logging(cli.log_format, &cli.log);
     match cli.command {
         Command::Connector(command) => connector::run(command),
-        Command::Serve(args) => run_async(serve::serve(args)),
+        Command::Serve(args) => run_async(serve::serve(*args)),
         Command::Tenant(command) => run_async(tenant::run(command)),
     }
 }

@@ -49,6 +49,13 @@ pub struct ServeArgs {
     /// Seconds to wait for a backend's response [default: 60]
     #[arg(long, env = "PORTICO_BACKEND_TIMEOUT")]
     backend_timeout: Option<f64>,
+    /// An origin (scheme://host[:port]) that OAuth sign-ins may return to besides the public
+    /// URL's; repeatable
+    #[arg(long = "allowed-return-origin", env = "PORTICO_ALLOWED_RETURN_ORIGINS", value_delimiter = ',')]
+    allowed_return_origins: Vec<Url>,
+    /// A JSON file of identity-provider entries that add to or replace the built-in catalog
+    #[arg(long, env = "PORTICO_IDP_CATALOG")]
+    idp_catalog: Option<PathBuf>,
     /// Worker threads, each with its own listener [default: one per core]
     #[arg(long, env = "PORTICO_WORKERS")]
     workers: Option<usize>,
@@ -70,6 +77,9 @@ struct FileConfig {
     workers: Option<usize>,
     backend_connect_timeout: Option<f64>,
     backend_timeout: Option<f64>,
+    #[serde(default)]
+    allowed_return_origins: Vec<Url>,
+    idp_catalog: Option<PathBuf>,
 }
 
 fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
@@ -109,6 +119,12 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         backend_connect_timeout: seconds(args.backend_connect_timeout.or(file.backend_connect_timeout))?
             .unwrap_or(defaults.backend_connect_timeout),
         backend_timeout: seconds(args.backend_timeout.or(file.backend_timeout))?.unwrap_or(defaults.backend_timeout),
+        allowed_return_origins: if args.allowed_return_origins.is_empty() {
+            file.allowed_return_origins
+        } else {
+            args.allowed_return_origins
+        },
+        idp_catalog: args.idp_catalog.or(file.idp_catalog),
         data_dir,
     };
     let data_dir = config.data_dir.clone();

@@ -521,11 +521,16 @@ async fn an_oauth_form_names_the_provider_and_the_redirect_uri() {
     );
     assert_eq!(form["sets"][0]["auth"], "oauth2");
 
-    // Signing in is a later part of Portico: said plainly, not a 500.
-    let problem = api
-        .post("/v1/connections", &json!({"connectorId": connector["id"]}))
-        .await
-        .expect_problem(501, "not-implemented");
-    assert!(problem.detail().contains("OAuth 2.0"), "{problem:?}");
-    assert_eq!(api.get("/v1/connections").await.expect_json(200), json!({"items": []}));
+    // Creating a connection starts the sign-in at GitHub, with PKCE and a single-use state.
+    let created = api.post("/v1/connections", &json!({"connectorId": connector["id"]})).await.expect_json(201);
+    assert_eq!(created["status"], "pending");
+    let authorize = url::Url::parse(created["authorizeUrl"].as_str().unwrap()).unwrap();
+    assert_eq!(authorize.host_str(), Some("github.com"));
+    let query: std::collections::HashMap<_, _> = authorize.query_pairs().into_owned().collect();
+    assert_eq!(query["client_id"], "Iv1.portico");
+    assert_eq!(query["redirect_uri"], "https://portico.example/base/oauth/callback");
+    assert_eq!(query["response_type"], "code");
+    assert_eq!(query["code_challenge_method"], "S256");
+    assert!(query["state"].len() >= 43, "a state of at least 256 random bits");
+    assert!(!created.to_string().contains("gh-secret"));
 }

@@ -69,6 +69,11 @@ async fn the_openapi_document_describes_every_route() {
         ("/v1/connectors/{id}/connection-form", vec!["get"]),
         ("/v1/connections", vec!["get", "post"]),
         ("/v1/connections/{id}", vec!["get", "patch", "delete"]),
+        ("/v1/connections/{id}/reauthorize", vec!["post"]),
+        ("/v1/connections/{id}/proxy/{path}", vec!["get"]),
+        ("/v1/connections/{id}/operations/{operationId}", vec!["post"]),
+        ("/v1/connections/{id}/test", vec!["post"]),
+        ("/oauth/callback", vec!["get"]),
     ]
     .into_iter()
     .map(|(path, methods)| (path, methods.into_iter().collect()))

@@ -21,6 +21,52 @@ pub struct ProviderEntry {
     pub token_url: Option<String>,
     #[serde(default)]
     pub revocation_url: Option<String>,
+    /// OpenID Connect issuer: endpoints come from its discovery document.
+    #[serde(default)]
+    pub issuer: Option<String>,
+    /// Between scopes in the authorization request; a space when absent.
+    #[serde(default)]
+    pub scope_separator: Option<String>,
+    /// Scopes always asked for (Entra ID's `offline_access`, so that a refresh token is issued).
+    #[serde(default)]
+    pub default_scopes: Vec<String>,
+    /// Extra query parameters of the authorization request (Google's `access_type=offline`).
+    #[serde(default)]
+    pub authorize_params: std::collections::BTreeMap<String, String>,
+    /// Extra form parameters of token requests (code exchange and refresh).
+    #[serde(default)]
+    pub token_params: std::collections::BTreeMap<String, String>,
+    /// How the client authenticates at the token endpoint; `client_secret_basic` when absent.
+    #[serde(default)]
+    pub client_auth: Option<ClientAuth>,
+    /// PKCE (S256) in the authorization-code flow; on when absent.
+    #[serde(default)]
+    pub pkce: Option<bool>,
+    /// Where the access token sits in the token response, tried in order (dotted paths);
+    /// `access_token` when empty.
+    #[serde(default)]
+    pub access_token_paths: Vec<String>,
+    /// A token-response field that becomes the connection's backend URL (Salesforce's
+    /// `instance_url`).
+    #[serde(default)]
+    pub instance_url_field: Option<String>,
+    /// Backend statuses that mean "the access token expired"; 401 when empty.
+    #[serde(default)]
+    pub expired_statuses: Vec<u16>,
+    /// Tokens are renewed by exchanging the current one for a long-lived one (Facebook) rather
+    /// than with a refresh token.
+    #[serde(default)]
+    pub long_lived_exchange: bool,
+}
+
+/// Client authentication at the token endpoint (RFC 6749 §2.3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientAuth {
+    /// HTTP Basic with the form-urlencoded client id and secret.
+    ClientSecretBasic,
+    /// `client_id` and `client_secret` in the request body.
+    ClientSecretPost,
 }
 
 impl ProviderEntry {

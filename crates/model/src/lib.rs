@@ -25,7 +25,7 @@ pub use connection::{
 pub use connector::{Backend, Connector, Metadata, Scheme};
 pub use diagnostic::{Diagnostic, Severity};
 pub use form::{ConnectionForm, Destination, FormField, FormSet, OAuthSignIn};
-pub use identity_provider::{IdentityProviderCatalog, ProviderEntry};
+pub use identity_provider::{ClientAuth, IdentityProviderCatalog, ProviderEntry};
 pub use oauth::{EntraId, GrantType, IdentityProvider, OAuth2, OAuthTemplates};
 pub use operation::{Operation, OperationParameter, ParameterLocation, Visibility};
 pub use policy::{ParamRef, Policy, PolicyKind, Segment, Template};

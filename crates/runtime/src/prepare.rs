@@ -7,7 +7,7 @@ use base64::Engine as _;
 use http::header::{AUTHORIZATION, COOKIE, HeaderName, HeaderValue};
 use http::uri::{Authority, Scheme};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
-use portico_model::{ApiKeyLocation, Connector, Credential, PolicyKind, Template};
+use portico_model::{ApiKeyLocation, Connector, Credential, PolicyKind, Segment, Template};
 use portico_secrets::SecretString;
 use serde_json::Value;
 
@@ -23,6 +23,8 @@ pub struct Target {
     pub host: String,
     pub port: u16,
     pub authority: Authority,
+    /// The `Host` header: the authority, built once.
+    pub host_header: HeaderValue,
     /// No trailing slash: `""` or `/api/v1`.
     pub base_path: String,
 }
@@ -50,6 +52,30 @@ pub struct PreparedConnection {
     pub operation_extras: Vec<OperationExtras>,
     pub connector: Arc<Connector>,
     pub metrics: Arc<ConnectorMetrics>,
+    /// For OAuth 2.0 connections: when the access token is due for renewal.
+    pub token: Option<TokenTimes>,
+}
+
+/// When an access token expires and when to renew it (milliseconds since the epoch).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenTimes {
+    pub expires_at: Option<i64>,
+    /// Renew at or after this; `None` when the token does not say when it expires.
+    pub refresh_at: Option<i64>,
+    /// Backend statuses that mean the token expired.
+    pub expired_statuses: Vec<u16>,
+}
+
+impl PreparedConnection {
+    /// Is the access token due for renewal at `now`?
+    pub fn needs_refresh(&self, now: i64) -> bool {
+        self.token.as_ref().and_then(|t| t.refresh_at).is_some_and(|at| now >= at)
+    }
+
+    /// Is the access token past its expiry at `now`?
+    pub fn token_expired(&self, now: i64) -> bool {
+        self.token.as_ref().and_then(|t| t.expires_at).is_some_and(|at| now >= at)
+    }
 }
 
 impl std::fmt::Debug for PreparedConnection {
@@ -75,6 +101,9 @@ pub enum PrepareError {
     InvalidHeaderValue(String),
     #[error("the connection has no access token yet: sign in first")]
     NoAccessToken,
+    /// The value itself is never part of the message.
+    #[error("the value of '{0}' would take calls to another host than the connector's template allows")]
+    HostNotAllowed(String),
 }
 
 /// The values of a connection, looked up case-insensitively by parameter name.
@@ -197,6 +226,7 @@ pub fn prepare(
         operation_extras,
         connector,
         metrics,
+        token: None,
     })
 }
 
@@ -224,11 +254,60 @@ fn sensitive(value: &str, parameter: &str) -> Result<HeaderValue, PrepareError> 
     Ok(value)
 }
 
+/// Renders a host template, refusing a value that would end or move the authority (host and
+/// port) the template fixes: in `https://@connectionParameters('sub').example.com/api`, `sub`
+/// may not hold `/`, `?`, `#`, `@` or `\`, which would make `evil.test/x?.example.com` or
+/// `user@evil.test` the host. A template that starts with a parameter holding a whole URL
+/// (`@connectionParameters('instanceUrl')`) lets that parameter choose the host.
+fn render_host(template: &Template, values: &Values<'_>) -> Result<String, PrepareError> {
+    #[derive(PartialEq)]
+    enum Part {
+        Scheme,
+        Authority,
+        Rest,
+    }
+    let segments = template.segments();
+    let fixes_scheme = segments.iter().any(|s| matches!(s, Segment::Literal(text) if text.contains("://")));
+    let mut part = if fixes_scheme { Part::Scheme } else { Part::Authority };
+    let mut out = String::with_capacity(template.as_str().len());
+    for (i, segment) in segments.iter().enumerate() {
+        match segment {
+            Segment::Literal(text) => {
+                let mut rest = *text;
+                if part == Part::Scheme
+                    && let Some(at) = rest.find("://")
+                {
+                    part = Part::Authority;
+                    rest = &rest[at + 3..];
+                }
+                if part == Part::Authority && rest.contains(['/', '?', '#']) {
+                    part = Part::Rest;
+                }
+                out.push_str(text);
+            }
+            Segment::Param(reference) => {
+                let given = values.get(reference.name);
+                if let Some(value) = given {
+                    let whole_url = i == 0 && !fixes_scheme && value.contains("://");
+                    if part == Part::Authority && !whole_url && value.contains(['/', '?', '#', '@', '\\']) {
+                        return Err(PrepareError::HostNotAllowed(reference.name.to_owned()));
+                    }
+                    if whole_url {
+                        part = Part::Rest;
+                    }
+                }
+                out.push_str(given.or(reference.default).unwrap_or(""));
+            }
+        }
+    }
+    Ok(out)
+}
+
 fn target(connector: &Connector, values: &Values<'_>) -> Result<Target, PrepareError> {
     let backend = &connector.backend;
     let url = match &backend.host_template {
         Some(template) => {
-            let rendered = values.render(template);
+            let rendered = render_host(template, values)?;
             if rendered.contains("://") { rendered } else { format!("{}://{rendered}", backend.scheme.as_str()) }
         }
         None => backend.base_url(),
@@ -252,9 +331,11 @@ fn target(connector: &Connector, values: &Values<'_>) -> Result<Target, PrepareE
         (None, true) => format!("[{host}]"),
         (None, false) => host.clone(),
     };
-    let authority = authority_text.parse().map_err(|_| PrepareError::InvalidBackend(url.clone()))?;
+    let authority: Authority = authority_text.parse().map_err(|_| PrepareError::InvalidBackend(url.clone()))?;
+    let host_header =
+        HeaderValue::from_str(authority.as_str()).map_err(|_| PrepareError::InvalidBackend(url.clone()))?;
     let base_path = parsed.path().trim_end_matches('/').to_owned();
-    Ok(Target { scheme, host, port, authority, base_path })
+    Ok(Target { scheme, host, port, authority, host_header, base_path })
 }
 
 #[cfg(test)]
@@ -376,6 +457,32 @@ mod tests {
         assert_eq!(p.query, "");
         assert_eq!(p.operation_extras.len(), 1);
         assert_eq!(p.operation_extras[0].query, vec![("region".to_owned(), "eu".to_owned())]);
+    }
+
+    #[test]
+    fn a_host_template_value_cannot_move_the_host() {
+        let mut c = connector(Credential::None, vec![]);
+        c.backend.host_template = Some(Template::new("https://@connectionParameters('sub').example.com:8443/api"));
+        for bad in ["evil.test/x?", "evil.test?", "evil.test#", "user@evil.test", "evil.test\\x"] {
+            let error = run(c.clone(), json!({"sub": bad}), &[]).unwrap_err();
+            assert_eq!(error, PrepareError::HostNotAllowed("sub".into()), "{bad}");
+        }
+        let p = run(c.clone(), json!({"sub": "acme"}), &[]).unwrap();
+        assert_eq!((p.target.authority.as_str(), p.target.base_path.as_str()), ("acme.example.com:8443", "/api"));
+
+        // Without a scheme the template starts with the authority.
+        c.backend.host_template = Some(Template::new("@connectionParameters('sub').example.com"));
+        assert_eq!(
+            run(c.clone(), json!({"sub": "evil.test/x?"}), &[]).unwrap_err(),
+            PrepareError::HostNotAllowed("sub".into())
+        );
+        // After the authority, a value may hold a slash.
+        c.backend.host_template = Some(Template::new("https://api.example.com/@connectionParameters('sub')"));
+        assert_eq!(run(c.clone(), json!({"sub": "a/b"}), &[]).unwrap().target.base_path, "/a/b");
+        // A template that is a whole URL from a parameter lets it choose the host.
+        c.backend.host_template = Some(Template::new("@connectionParameters('url')/api"));
+        let p = run(c, json!({"url": "https://tenant.example.org"}), &[]).unwrap();
+        assert_eq!((p.target.authority.as_str(), p.target.base_path.as_str()), ("tenant.example.org", "/api"));
     }
 
     #[test]

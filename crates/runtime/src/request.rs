@@ -1,10 +1,12 @@
 //! Building the request that goes to the backend.
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, CONTENT_TYPE, HOST, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Uri};
 use http_body_util::{Either, Full};
-use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
+use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_encode};
 use portico_model::ParameterLocation;
 use serde_json::{Map, Value};
 
@@ -68,7 +70,7 @@ pub fn proxy_request(
     mut headers: HeaderMap,
     body: OutBody,
 ) -> Result<Request<OutBody>, RequestError> {
-    if rest.split('/').any(|segment| segment == ".." || segment.eq_ignore_ascii_case("%2e%2e")) {
+    if climbs(rest) {
         return Err(RequestError::PathTraversal);
     }
     let target = &prepared.target;
@@ -76,7 +78,7 @@ pub fn proxy_request(
     path_and_query.push_str(&target.base_path);
     path_and_query.push('/');
     path_and_query.push_str(rest.trim_start_matches('/'));
-    append_query(&mut path_and_query, query.unwrap_or(""));
+    append_query(&mut path_and_query, &without_parameters(query.unwrap_or(""), &prepared.query));
     append_query(&mut path_and_query, &prepared.query);
     let uri = Uri::try_from(path_and_query).map_err(|_| RequestError::InvalidUri)?;
     crate::strip_hop_by_hop(&mut headers);
@@ -89,6 +91,40 @@ pub fn proxy_request(
     Ok(request)
 }
 
+/// Whether a segment of `rest` is `..` once percent-decoded (`%2e%2e`, `.%2e`), or holds one
+/// between encoded slashes or backslashes (`..%2f..%2f`), which a backend that decodes before
+/// normalising would climb with.
+fn climbs(rest: &str) -> bool {
+    rest.split('/').filter(|segment| segment.contains(['.', '%'])).any(|segment| {
+        let decoded: Vec<u8> = percent_decode_str(segment).collect();
+        decoded.split(|b| *b == b'/' || *b == b'\\').any(|part| part == b"..")
+    })
+}
+
+/// The caller's `query` without the parameters the connection sets (`set`, encoded): as with
+/// headers, the connection's value replaces the caller's rather than being sent beside it.
+fn without_parameters<'a>(query: &'a str, set: &str) -> Cow<'a, str> {
+    if query.is_empty() || set.is_empty() {
+        return Cow::Borrowed(query);
+    }
+    let names: Vec<Cow<'_, str>> = set.split('&').map(parameter_name).collect();
+    let ours = |pair: &&str| names.contains(&parameter_name(pair));
+    if !query.split('&').any(|pair| ours(&pair)) {
+        return Cow::Borrowed(query);
+    }
+    Cow::Owned(query.split('&').filter(|pair| !ours(pair)).collect::<Vec<_>>().join("&"))
+}
+
+/// The decoded name of a `name=value` pair (`+` read as a space, as forms send it).
+fn parameter_name(pair: &str) -> Cow<'_, str> {
+    let name = pair.split_once('=').map_or(pair, |(name, _)| name);
+    if name.contains(['%', '+']) {
+        Cow::Owned(percent_decode_str(&name.replace('+', " ")).decode_utf8_lossy().into_owned())
+    } else {
+        Cow::Borrowed(name)
+    }
+}
+
 fn append_query(out: &mut String, query: &str) {
     if query.is_empty() {
         return;
@@ -99,8 +135,7 @@ fn append_query(out: &mut String, query: &str) {
 
 /// Sets `Host` and the connection's headers (replacing any of the caller's of the same name).
 fn apply(prepared: &PreparedConnection, headers: &mut HeaderMap, extra: &[(HeaderName, HeaderValue)]) {
-    let host = HeaderValue::from_str(prepared.target.authority.as_str()).unwrap_or(HeaderValue::from_static(""));
-    headers.insert(HOST, host);
+    headers.insert(HOST, prepared.target.host_header.clone());
     for (name, value) in extra {
         headers.insert(name.clone(), value.clone());
     }
@@ -231,5 +266,31 @@ fn scalar(value: &Value) -> String {
     match value {
         Value::String(s) => s.clone(),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dot_dot_climbs_in_any_spelling() {
+        for rest in
+            ["/..", "/a/../b", "/a/%2e%2e/b", "/a/.%2E/b", "/a/%2e./b", "/a/..%2f..%2fx", "/a/..%5Cx", "/a/..\\x"]
+        {
+            assert!(climbs(rest), "{rest}");
+        }
+        for rest in ["", "/", "/a..b", "/.well-known/x", "/a/.../b", "/a/./b", "/%2e/b", "/a%2fb", "/v1.2"] {
+            assert!(!climbs(rest), "{rest}");
+        }
+    }
+
+    #[test]
+    fn the_connections_query_parameters_replace_the_callers() {
+        assert_eq!(without_parameters("key=c&other=1", "key=s"), "other=1");
+        assert_eq!(without_parameters("a=1&k%65y=c&key+x=2", "key=s&key%20x=t"), "a=1");
+        assert_eq!(without_parameters("KEY=1&key", "key=s"), "KEY=1", "names are case-sensitive");
+        assert!(matches!(without_parameters("a=1", "key=s"), Cow::Borrowed("a=1")));
+        assert!(matches!(without_parameters("key=1", ""), Cow::Borrowed("key=1")));
     }
 }

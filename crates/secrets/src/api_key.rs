@@ -23,10 +23,28 @@ pub fn generate_api_key() -> SecretString {
     SecretString::new(key)
 }
 
+/// 32 random bytes in unpadded base64url (43 characters): an OAuth `state`, a PKCE verifier.
+pub fn random_token() -> SecretString {
+    let bytes = Zeroizing::new(<[u8; 32]>::generate());
+    let mut token = String::with_capacity(API_KEY_BODY_LEN);
+    URL_SAFE_NO_PAD.encode_string(bytes.as_slice(), &mut token);
+    SecretString::new(token)
+}
+
 /// The stored form of an API key: lowercase hex of its SHA-256. The key has 256 bits of
 /// entropy, so a plain hash (no salt, no stretching) is enough and allows lookup by hash.
 pub fn api_key_hash(key: &str) -> String {
-    crate::hex(&Sha256::digest(key.as_bytes()))
+    crate::hex(&api_key_digest(key))
+}
+
+/// The SHA-256 of an API key as bytes: the in-memory lookup key.
+pub fn api_key_digest(key: &str) -> [u8; 32] {
+    Sha256::digest(key.as_bytes()).into()
+}
+
+/// The stored form of a digest from [`api_key_digest`].
+pub fn digest_hex(digest: &[u8; 32]) -> String {
+    crate::hex(digest)
 }
 
 /// Does `text` have the shape of a key made by [`generate_api_key`]? A cheap check before

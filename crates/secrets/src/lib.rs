@@ -15,7 +15,10 @@ mod api_key;
 mod master_key;
 mod secret;
 
-pub use api_key::{API_KEY_PREFIX, api_key_hash, constant_time_eq, generate_api_key, is_api_key_format};
+pub use api_key::{
+    API_KEY_PREFIX, api_key_digest, api_key_hash, constant_time_eq, digest_hex, generate_api_key, is_api_key_format,
+    random_token,
+};
 pub use master_key::{KEY_FILE_NAME, KeyError, KeyFormatError, KeySource, MasterKey, OpenError, SEALED_VERSION};
 pub use secret::SecretString;
 pub use zeroize::Zeroizing;

@@ -11,33 +11,35 @@ use axum::extract::FromRequestParts;
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use portico_store::{ApiKeyRecord, Store};
+use portico_store::Store;
 
 use crate::error::ApiError;
 use crate::state::AppState;
 
+/// Known keys by the SHA-256 of the key.
 #[derive(Default)]
 pub struct ApiKeyCache {
-    by_hash: RwLock<HashMap<String, ApiKeyRecord>>,
+    by_digest: RwLock<HashMap<[u8; 32], Caller>>,
 }
 
 impl ApiKeyCache {
-    pub async fn resolve(&self, store: &dyn Store, key: &str) -> Result<Option<ApiKeyRecord>, ApiError> {
-        let hash = portico_secrets::api_key_hash(key);
-        if let Some(record) = self.by_hash.read().unwrap_or_else(|e| e.into_inner()).get(&hash) {
-            return Ok(Some(record.clone()));
+    pub async fn resolve(&self, store: &dyn Store, key: &str) -> Result<Option<Caller>, ApiError> {
+        let digest = portico_secrets::api_key_digest(key);
+        if let Some(caller) = self.by_digest.read().unwrap_or_else(|e| e.into_inner()).get(&digest) {
+            return Ok(Some(caller.clone()));
         }
-        let Some(record) = store.api_key_by_hash(&hash).await? else { return Ok(None) };
-        self.by_hash.write().unwrap_or_else(|e| e.into_inner()).insert(hash, record.clone());
-        Ok(Some(record))
+        let Some(record) = store.api_key_by_hash(&portico_secrets::digest_hex(&digest)).await? else { return Ok(None) };
+        let caller = Caller { tenant_id: record.tenant_id.into(), key_id: record.id.into() };
+        self.by_digest.write().unwrap_or_else(|e| e.into_inner()).insert(digest, caller.clone());
+        Ok(Some(caller))
     }
 }
 
-/// The authenticated caller of a `/v1` request.
+/// The authenticated caller of a `/v1` request. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Caller {
-    pub tenant_id: String,
-    pub key_id: String,
+    pub tenant_id: Arc<str>,
+    pub key_id: Arc<str>,
 }
 
 impl FromRequestParts<Arc<AppState>> for Caller {
@@ -56,6 +58,5 @@ pub async fn authenticate(headers: &HeaderMap, state: &AppState) -> Result<Calle
     if !scheme.eq_ignore_ascii_case("bearer") || key.is_empty() {
         return Err(ApiError::Unauthorized);
     }
-    let record = state.api_keys.resolve(state.store.as_ref(), key).await?.ok_or(ApiError::Unauthorized)?;
-    Ok(Caller { tenant_id: record.tenant_id, key_id: record.id })
+    state.api_keys.resolve(state.store.as_ref(), key).await?.ok_or(ApiError::Unauthorized)
 }

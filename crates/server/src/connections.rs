@@ -9,7 +9,7 @@ use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use portico_model::{CheckedValues, ConnectionSpec, Credential, FieldError, ParameterSet};
+use portico_model::{CheckedValues, ConnectionSpec, Credential, FieldError, GrantType, ParameterSet};
 use portico_secrets::SecretString;
 use portico_store::{ConnectionRecord, ConnectionStatus, ConnectorRecord, SealedBytes};
 use serde::Deserialize;
@@ -34,6 +34,9 @@ pub struct CreateConnection {
     #[schema(value_type = Object)]
     #[serde(default)]
     pub parameters: Map<String, Value>,
+    /// OAuth 2.0: where the browser goes after signing in (the public URL's origin or an
+    /// allowed one); a Portico page when absent.
+    pub return_url: Option<String>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -116,27 +119,42 @@ pub async fn create(
         )
     })?;
     let set = choose_set(&connector.connector.connection, body.parameter_set.as_deref())?;
-    if let Credential::OAuth2(_) = set.credential {
-        return Err(ApiError::NotImplemented(
-            "OAuth 2.0 connections are not available yet in this version of Portico".to_owned(),
-        ));
-    }
     let CheckedValues { public, secret } = set
         .check_values(&body.parameters)
         .map_err(|errors| ApiError::invalid_fields("invalid connection parameters", prefixed(errors)))?;
     let id = portico_store::new_id();
     let now = portico_store::now_millis();
+    // An OAuth 2.0 connection waits for its sign-in (or fetches a client-credentials token).
+    let flow = match &set.credential {
+        Credential::OAuth2(oauth) => {
+            let sealed_view: Secrets =
+                secret.iter().map(|(k, v)| (k.clone(), SecretString::from(v.as_str()))).collect();
+            let flow = crate::oauth::flow(&state, &connector, oauth, &public, &sealed_view)?;
+            // Before anything is stored: a provider that cannot be discovered leaves nothing behind.
+            Some(crate::oauth::discovered(&state, flow).await?)
+        }
+        _ => None,
+    };
+    let return_url = crate::oauth::check_return_url(&state, body.return_url.as_deref())?;
+    if flow.is_none() && return_url.is_some() {
+        return Err(ApiError::invalid_fields(
+            "invalid returnUrl",
+            vec![FieldError { field: "returnUrl".into(), message: "only OAuth 2.0 connections sign in".into() }],
+        ));
+    }
     let record = ConnectionRecord {
         secrets: seal(&state, &id, &secret),
+        tokens: None,
+        token_expires_at: None,
         id,
-        tenant_id: caller.tenant_id,
+        tenant_id: caller.tenant_id.to_string(),
         connector_id: connector.id,
-        created_by_key: caller.key_id,
+        created_by_key: caller.key_id.to_string(),
         display_name: body.display_name.unwrap_or_else(|| connector.connector.metadata.display_name.clone()),
         parameter_set: body
             .parameter_set
             .filter(|_| matches!(connector.connector.connection, ConnectionSpec::Choice { .. })),
-        status: ConnectionStatus::Connected,
+        status: if flow.is_some() { ConnectionStatus::Pending } else { ConnectionStatus::Connected },
         status_reason: None,
         parameters: public,
         created_at: now,
@@ -144,7 +162,144 @@ pub async fn create(
     };
     state.store.insert_connection(&record).await?;
     tracing::info!(connection = %record.id, connector = %record.connector_id, "connection created");
-    Ok((StatusCode::CREATED, Json(ConnectionView::new(&record, secret.into_keys()))))
+    let authorize_url = match flow {
+        None => None,
+        Some(flow) if flow.grant == GrantType::ClientCredentials => {
+            if let Err(error) = crate::oauth::client_credentials(&state, &record.tenant_id, &record.id, flow).await {
+                // Nothing half-made stays behind.
+                state.store.delete_connection(&record.tenant_id, &record.id).await?;
+                return Err(error);
+            }
+            None
+        }
+        Some(flow) => {
+            Some(crate::oauth::start_sign_in(&state, &record.tenant_id, &record.id, &flow, return_url).await?)
+        }
+    };
+    let record =
+        state.store.connection(&record.tenant_id, &record.id).await?.ok_or(ApiError::NotFound("connection"))?;
+    let mut view = ConnectionView::new(&record, secret.into_keys());
+    view.authorize_url = authorize_url;
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Reauthorize {
+    /// Where the browser goes after signing in (the public URL's origin or an allowed one).
+    pub return_url: Option<String>,
+}
+
+#[utoipa::path(post, path = "/v1/connections/{id}/reauthorize", tag = "connections", params(("id" = String, Path)),
+    request_body = Reauthorize,
+    responses((status = 200, body = ConnectionView, description = "With authorizeUrl to send the browser to"),
+        (status = 404, body = Problem), (status = 409, body = Problem)),
+    security(("apiKey" = [])))]
+pub async fn reauthorize(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: Option<Json<Reauthorize>>,
+) -> Result<Json<ConnectionView>, ApiError> {
+    let record = find(&state, &caller, &id).await?;
+    let connector = connectors::find(&state, &caller, &record.connector_id).await?;
+    let Some((_, oauth)) = crate::oauth::oauth_set(&connector, &record) else {
+        return Err(ApiError::Conflict("only OAuth 2.0 connections sign in again".to_owned()));
+    };
+    let secrets = open(&state, &record)?;
+    let flow = crate::oauth::flow(&state, &connector, oauth, &record.parameters, &secrets)?;
+    let return_url = crate::oauth::check_return_url(&state, body.and_then(|Json(b)| b.return_url).as_deref())?;
+    let authorize_url = if flow.grant == GrantType::ClientCredentials {
+        crate::oauth::client_credentials(&state, &record.tenant_id, &record.id, flow).await?;
+        state.connections.invalidate(&record.id);
+        None
+    } else {
+        let flow = crate::oauth::discovered(&state, flow).await?;
+        Some(crate::oauth::start_sign_in(&state, &record.tenant_id, &record.id, &flow, return_url).await?)
+    };
+    let record = find(&state, &caller, &id).await?;
+    let mut view = ConnectionView::new(&record, secrets.into_keys());
+    view.authorize_url = authorize_url;
+    Ok(Json(view))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CallbackQuery {
+    pub state: Option<String>,
+    pub code: Option<String>,
+    pub error: Option<String>,
+    pub error_description: Option<String>,
+}
+
+/// The redirect URI registered with identity providers. It needs no Portico session: the
+/// state alone names the sign-in, which may finish in another browser.
+#[utoipa::path(get, path = "/oauth/callback", tag = "connections", params(CallbackQuery),
+    responses((status = 200, description = "Signed in (an HTML page)"), (status = 303, description = "To the returnUrl"),
+        (status = 400, description = "Unknown, used or expired sign-in (an HTML page)")))]
+pub async fn oauth_callback(
+    State(state): State<Arc<AppState>>,
+    query: Result<Query<CallbackQuery>, QueryRejection>,
+) -> axum::response::Response {
+    use axum::response::{Html, IntoResponse, Redirect};
+    let Ok(Query(query)) = query else {
+        return (StatusCode::BAD_REQUEST, Html(page("Sign-in failed", "The sign-in link is malformed.")))
+            .into_response();
+    };
+    let outcome = crate::oauth::callback(
+        &state,
+        query.state.as_deref(),
+        query.code.as_deref(),
+        query.error.as_deref(),
+        query.error_description.as_deref(),
+    )
+    .await;
+    match outcome {
+        Ok(crate::oauth::CallbackOutcome::Connected { return_url: Some(url) }) => {
+            Redirect::to(&with_param(&url, "status", "connected")).into_response()
+        }
+        Ok(crate::oauth::CallbackOutcome::Connected { return_url: None }) => {
+            Html(page("Connected", "The connection is signed in. You can close this window.")).into_response()
+        }
+        Ok(crate::oauth::CallbackOutcome::Failed { return_url: Some(url), .. }) => {
+            Redirect::to(&with_param(&url, "status", "error")).into_response()
+        }
+        Ok(crate::oauth::CallbackOutcome::Failed { reason, return_url: None }) => {
+            (StatusCode::OK, Html(page("Sign-in failed", &reason))).into_response()
+        }
+        Ok(crate::oauth::CallbackOutcome::Refused) => (
+            StatusCode::BAD_REQUEST,
+            Html(page(
+                "Sign-in link not valid",
+                "This sign-in link is unknown, was already used, or has expired. Start the sign-in again.",
+            )),
+        )
+            .into_response(),
+        Err(error) => error.into_response(),
+    }
+}
+
+fn with_param(url: &str, name: &str, value: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) => {
+            parsed.query_pairs_mut().append_pair(name, value);
+            parsed.into()
+        }
+        Err(_) => url.to_owned(),
+    }
+}
+
+/// A minimal page for the browser at the end of a sign-in.
+fn page(title: &str, message: &str) -> String {
+    let escape =
+        |text: &str| text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;");
+    format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" \
+         content=\"width=device-width\"><title>{t} — Portico</title></head><body style=\"font-family:system-ui,sans-serif;\
+         max-width:36rem;margin:4rem auto;padding:0 1rem\"><h1>{t}</h1><p>{m}</p></body></html>",
+        t = escape(title),
+        m = escape(message)
+    )
 }
 
 #[utoipa::path(get, path = "/v1/connections", tag = "connections", params(ConnectionFilter, Paging),
@@ -248,7 +403,15 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     // Deleting the row destroys the sealed secret with it.
+    let record = state.store.connection(&caller.tenant_id, &id).await?;
+    let connector = match &record {
+        Some(r) => state.store.connector(&caller.tenant_id, &r.connector_id).await?,
+        None => None,
+    };
     let deleted = state.store.delete_connection(&caller.tenant_id, &id).await?;
+    if deleted && let (Some(record), Some(connector)) = (&record, &connector) {
+        crate::oauth::revoke_in_background(&state, connector, record);
+    }
     if deleted {
         state.connections.invalidate(&id);
     }

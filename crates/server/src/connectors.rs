@@ -212,7 +212,7 @@ pub async fn create(
     let record = ConnectorRecord {
         oauth_client_secret: seal_client_secret(&state, &id, client_secret.flatten()),
         id,
-        tenant_id: caller.tenant_id,
+        tenant_id: caller.tenant_id.to_string(),
         connector: parsed.connector,
         warnings: parsed.warnings,
         oauth_client_id: client_id,

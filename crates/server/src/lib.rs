@@ -8,6 +8,7 @@ pub mod bootstrap;
 mod connections;
 mod connectors;
 mod error;
+mod oauth;
 mod proxy;
 mod serving;
 mod state;
@@ -55,6 +56,10 @@ pub struct ServerConfig {
     pub backend_connect_timeout: std::time::Duration,
     /// How long to wait for a backend's response head.
     pub backend_timeout: std::time::Duration,
+    /// Origins besides the public URL's that a sign-in's `returnUrl` may point to.
+    pub allowed_return_origins: Vec<Url>,
+    /// Identity-provider entries that add to or replace the built-in catalog (a JSON file).
+    pub idp_catalog: Option<PathBuf>,
 }
 
 impl ServerConfig {
@@ -71,6 +76,8 @@ impl ServerConfig {
             cached_connections: 100_000,
             backend_connect_timeout: std::time::Duration::from_secs(10),
             backend_timeout: std::time::Duration::from_secs(60),
+            allowed_return_origins: Vec::new(),
+            idp_catalog: None,
         }
     }
 }
@@ -114,12 +121,21 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
         Some(url) => url,
         None => Url::parse(&format!("http://{addr}")).context("cannot make the public URL")?,
     };
+    let mut catalog = IdentityProviderCatalog::built_in();
+    if let Some(path) = &config.idp_catalog {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let entries: Vec<portico_model::ProviderEntry> = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a list of identity-provider entries", path.display()))?;
+        catalog.extend(entries);
+    }
+    let return_origins = config.allowed_return_origins.iter().map(Url::origin).collect();
     let state = Arc::new(AppState {
         store: opened.store,
         master_key: opened.master_key,
         api_keys: auth::ApiKeyCache::default(),
-        catalog: IdentityProviderCatalog::built_in(),
+        catalog,
         public_url: public_url.clone(),
+        oauth: oauth::OAuthSupport::new(tokio::runtime::Handle::current(), return_origins),
         connections: portico_runtime::ConnectionCache::new(config.cached_connections),
         metrics: portico_runtime::Metrics::default(),
         upstream: portico_runtime::UpstreamOptions {
@@ -158,8 +174,10 @@ async fn shutdown_signal() {
 #[openapi(
     info(title = "Portico", description = "Custom connectors and their connections."),
     modifiers(&ApiKeyScheme),
+    paths(proxy::described::proxy, proxy::described::operation, proxy::described::test),
     tags((name = "connectors", description = "Connector definitions, for connector authors"),
          (name = "connections", description = "Authenticated connections, for users"),
+         (name = "calls", description = "Calls to backends through connections"),
          (name = "health", description = "Liveness and readiness")),
 )]
 struct ApiDoc;
@@ -181,6 +199,8 @@ fn routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(connectors::connection_form))
         .routes(routes!(connections::create, connections::list))
         .routes(routes!(connections::get, connections::update, connections::delete))
+        .routes(routes!(connections::reauthorize))
+        .routes(routes!(connections::oauth_callback))
         .routes(routes!(healthz))
         .routes(routes!(readyz))
 }

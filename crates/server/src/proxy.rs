@@ -75,47 +75,65 @@ pub async fn handle(
 }
 
 /// The prepared form of the caller's connection: from memory, else loaded, checked and
-/// prepared once.
+/// prepared once; an OAuth 2.0 token due for renewal is renewed first.
 pub async fn prepared(state: &AppState, caller: &Caller, id: &str) -> Result<Arc<PreparedConnection>, ApiError> {
-    if let Some(prepared) = state.connections.get(id) {
+    let prepared = match state.connections.get(id) {
         // Another tenant's connection answers exactly like a missing one.
-        return if prepared.tenant_id == caller.tenant_id {
-            Ok(prepared)
-        } else {
-            Err(ApiError::NotFound("connection"))
-        };
+        Some(prepared) if *prepared.tenant_id != *caller.tenant_id => return Err(ApiError::NotFound("connection")),
+        Some(prepared) => prepared,
+        None => load(state, &caller.tenant_id, id).await?,
+    };
+    if prepared.needs_refresh(portico_store::now_millis()) {
+        return crate::oauth::refresh(state, &prepared).await;
     }
+    Ok(prepared)
+}
+
+pub fn not_ready(record: &portico_store::ConnectionRecord) -> ApiError {
+    ApiError::ConnectionNotReady(format!(
+        "the connection is {}{}",
+        record.status.as_str(),
+        record.status_reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default()
+    ))
+}
+
+/// Reads a connection and its connector from the store and prepares them (and caches the
+/// result unless something changed meanwhile).
+pub async fn load(state: &AppState, tenant_id: &str, id: &str) -> Result<Arc<PreparedConnection>, ApiError> {
     let generation = state.connections.generation();
-    let record = state.store.connection(&caller.tenant_id, id).await?.ok_or(ApiError::NotFound("connection"))?;
+    let record = state.store.connection(tenant_id, id).await?.ok_or(ApiError::NotFound("connection"))?;
     if record.status != ConnectionStatus::Connected {
-        return Err(ApiError::ConnectionNotReady(format!(
-            "the connection is {}{}",
-            record.status.as_str(),
-            record.status_reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default()
-        )));
+        return Err(not_ready(&record));
     }
-    let connector = state
-        .store
-        .connector(&caller.tenant_id, &record.connector_id)
-        .await?
-        .ok_or(ApiError::NotFound("connection"))?;
+    let connector =
+        state.store.connector(tenant_id, &record.connector_id).await?.ok_or(ApiError::NotFound("connection"))?;
     let secrets = crate::connections::open(state, &record)?;
+    let bearer = crate::oauth::bearer(state, &connector, &record)?;
     let metrics = state.metrics.connector(&connector.id, &connector.connector.metadata.name);
-    let prepared = portico_runtime::prepare(
+    let mut definition = connector.connector;
+    if let Some((_, _, Some(instance_url))) = &bearer {
+        // The provider named the instance to call (Salesforce's instance_url).
+        let base = definition.backend.base_path.trim_end_matches('/').to_owned();
+        definition.backend.host_template =
+            Some(portico_model::Template::new(format!("{}{base}", instance_url.trim_end_matches('/'))));
+    }
+    let mut prepared = portico_runtime::prepare(
         &record.tenant_id,
         &record.id,
         &record.connector_id,
-        Arc::new(connector.connector),
+        Arc::new(definition),
         record.parameter_set.as_deref(),
         &record.parameters,
         &secrets,
-        None,
+        bearer.as_ref().map(|(token, _, _)| token),
         metrics,
     )
     .map_err(|e| match e {
         PrepareError::NoAccessToken => ApiError::ConnectionNotReady(e.to_string()),
+        PrepareError::HostNotAllowed(_) => ApiError::BackendNotAllowed(e.to_string()),
         other => ApiError::ConnectionNotReady(format!("the connection cannot be used: {other}")),
     })?;
+    prepared.token = bearer.map(|(_, times, _)| times);
     let prepared = Arc::new(prepared);
     state.connections.insert(prepared.clone(), generation);
     Ok(prepared)
@@ -132,17 +150,24 @@ async fn proxy(
     let (parts, body) = request.into_parts();
     let path = parts.uri.path();
     let prepared = prepared(state, &caller, &path[route.id.0..route.id.1]).await?;
+    let rest = &path[route.rest.0..route.rest.1];
+    // A call without a body can be sent again after renewing a token the backend rejected.
+    let retry = prepared.token.is_some() && hyper::body::Body::is_end_stream(&body);
+    let retry_headers = retry.then(|| parts.headers.clone());
     let body = Either::Left(Limited::new(body, state.max_body_bytes));
-    let outgoing = portico_runtime::proxy_request(
-        &prepared,
-        parts.method.clone(),
-        &path[route.rest.0..route.rest.1],
-        parts.uri.query(),
-        parts.headers,
-        body,
-    )
-    .map_err(|e| refused(&prepared, started, request_error(e)))?;
-    send(state, upstream, &prepared, outgoing, started).await
+    let outgoing =
+        portico_runtime::proxy_request(&prepared, parts.method.clone(), rest, parts.uri.query(), parts.headers, body)
+            .map_err(|e| refused(&prepared, started, request_error(e)))?;
+    let response = send(state, upstream, &prepared, outgoing, started).await?;
+    let expired = prepared.token.as_ref().is_some_and(|t| t.expired_statuses.contains(&response.status().as_u16()));
+    let Some(headers) = retry_headers.filter(|_| expired) else { return Ok(response) };
+    drop(response);
+    tracing::debug!(connection = %prepared.connection_id, "the backend rejected the access token; renewing it once");
+    let renewed = crate::oauth::refresh(state, &prepared).await?;
+    let empty = Either::Right(Full::new(Bytes::new()));
+    let outgoing = portico_runtime::proxy_request(&renewed, parts.method, rest, parts.uri.query(), headers, empty)
+        .map_err(|e| refused(&renewed, started, request_error(e)))?;
+    send(state, upstream, &renewed, outgoing, started).await
 }
 
 async fn send(
@@ -331,4 +356,39 @@ mod tests {
             assert_eq!(route(api), None, "{api}");
         }
     }
+}
+
+/// The data-path routes, described for `/openapi.json`. They are served by the dispatcher in
+/// `serving`, not by the router, so these functions only carry the description.
+pub mod described {
+    #![allow(dead_code)]
+
+    use crate::error::Problem;
+
+    /// Forwards the call to the connector's backend (base URL + `path`) with the
+    /// connection's credential; the caller's `Authorization` is not forwarded. Any method.
+    #[utoipa::path(get, path = "/v1/connections/{id}/proxy/{path}", tag = "calls",
+        params(("id" = String, Path), ("path" = String, Path, description = "Under the connector's base URL")),
+        responses((status = 200, description = "The backend's answer, relayed"),
+            (status = 403, body = Problem, description = "Backend on a private address"),
+            (status = 409, body = Problem, description = "The connection cannot carry calls"),
+            (status = 502, body = Problem, description = "Backend unreachable"),
+            (status = 504, body = Problem, description = "Backend too slow")),
+        security(("apiKey" = [])))]
+    pub async fn proxy() {}
+
+    /// Calls one of the connector's operations: `{"parameters": {...}, "body": ...}`.
+    #[utoipa::path(post, path = "/v1/connections/{id}/operations/{operationId}", tag = "calls",
+        params(("id" = String, Path), ("operationId" = String, Path)),
+        responses((status = 200, description = "The backend's answer, relayed"),
+            (status = 404, body = Problem, description = "No such operation"),
+            (status = 422, body = Problem, description = "Missing or unknown parameters")),
+        security(("apiKey" = [])))]
+    pub async fn operation() {}
+
+    /// Calls the connector's test operation (or its base URL) and reports the outcome:
+    /// `{"ok", "status", "latencyMs", "error"}`.
+    #[utoipa::path(post, path = "/v1/connections/{id}/test", tag = "calls", params(("id" = String, Path)),
+        responses((status = 200, description = "The outcome")), security(("apiKey" = [])))]
+    pub async fn test() {}
 }

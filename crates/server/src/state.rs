@@ -20,6 +20,7 @@ pub struct AppState {
     pub metrics: portico_runtime::Metrics,
     pub upstream: portico_runtime::UpstreamOptions,
     pub max_body_bytes: usize,
+    pub oauth: crate::oauth::OAuthSupport,
 }
 
 impl AppState {

@@ -105,6 +105,12 @@ pub struct ConnectionView {
     pub parameters: BTreeMap<String, Value>,
     /// Secret parameters: only whether each is set.
     pub secrets: BTreeMap<String, SecretState>,
+    /// For OAuth 2.0 connections: when the access token expires.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_expires_at: Option<String>,
+    /// Where to send the user's browser to sign in (answers that start a sign-in only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authorize_url: Option<String>,
     /// The id of the API key that created the connection.
     pub created_by: String,
     pub created_at: String,
@@ -127,6 +133,8 @@ impl ConnectionView {
             status_reason: record.status_reason.clone(),
             parameters: record.parameters.clone(),
             secrets: secret_names.into_iter().map(|n| (n, SecretState { set: true })).collect(),
+            token_expires_at: record.token_expires_at.map(rfc3339),
+            authorize_url: None,
             created_by: record.created_by_key.clone(),
             created_at: rfc3339(record.created_at),
             updated_at: rfc3339(record.updated_at),

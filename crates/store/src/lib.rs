@@ -114,9 +114,13 @@ pub struct ConnectionRecord {
     pub status_reason: Option<String>,
     /// Values of the non-secret parameters.
     pub parameters: BTreeMap<String, serde_json::Value>,
-    /// The secret parameters (and later OAuth tokens), sealed with the connection id as
-    /// associated data.
+    /// The secret parameters, sealed with the connection id as associated data.
     pub secrets: Option<SealedBytes>,
+    /// OAuth 2.0 tokens, sealed with `<connection id>:tokens` as associated data. Written only
+    /// by [`Store::set_connection_tokens`]; `update_connection` leaves them alone.
+    pub tokens: Option<SealedBytes>,
+    /// When the access token expires.
+    pub token_expires_at: Option<Millis>,
     pub created_at: Millis,
     pub updated_at: Millis,
 }
@@ -126,6 +130,21 @@ pub struct ConnectionRecord {
 pub struct Page<T> {
     pub items: Vec<T>,
     pub next: Option<String>,
+}
+
+/// An OAuth 2.0 sign-in in progress, known by the SHA-256 (hex) of its `state`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthStateRecord {
+    pub state_hash: String,
+    pub tenant_id: String,
+    pub connection_id: String,
+    /// The PKCE verifier, sealed with the state hash as associated data.
+    pub verifier: SealedBytes,
+    pub redirect_uri: String,
+    /// Where the browser goes after the sign-in.
+    pub return_url: Option<String>,
+    pub created_at: Millis,
+    pub expires_at: Millis,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -184,6 +203,29 @@ pub trait Store: Send + Sync + 'static {
     /// when not found.
     async fn update_connection(&self, record: &ConnectionRecord) -> Result<bool>;
     async fn delete_connection(&self, tenant_id: &str, id: &str) -> Result<bool>;
+
+    /// Replaces a connection's OAuth tokens, and its status and reason with them; false when
+    /// not found.
+    async fn set_connection_tokens(
+        &self,
+        tenant_id: &str,
+        id: &str,
+        tokens: Option<&SealedBytes>,
+        token_expires_at: Option<Millis>,
+        status: ConnectionStatus,
+        status_reason: Option<&str>,
+    ) -> Result<bool>;
+
+    /// Records a sign-in in progress (and forgets expired ones).
+    async fn insert_oauth_state(&self, record: &OAuthStateRecord) -> Result<()>;
+    /// Returns the sign-in with this state hash once: it is gone afterwards. An expired one
+    /// (at `now`) is removed and not returned.
+    async fn take_oauth_state(&self, state_hash: &str, now: Millis) -> Result<Option<OAuthStateRecord>>;
+
+    /// Takes the lease `name` for `holder` until `until`, if it is free, expired, or already
+    /// the holder's. One holder at a time, across every process on the store.
+    async fn acquire_lease(&self, name: &str, holder: &str, now: Millis, until: Millis) -> Result<bool>;
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<()>;
 
     /// A store-wide setting.
     async fn setting(&self, name: &str) -> Result<Option<Vec<u8>>>;

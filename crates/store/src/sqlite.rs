@@ -9,8 +9,8 @@ use sqlx::error::ErrorKind;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
 use crate::{
-    ApiKeyRecord, ConnectionRecord, ConnectionStatus, ConnectorRecord, DeleteConnector, Page, Result, SealedBytes,
-    Store, StoreError, Tenant, new_id, now_millis,
+    ApiKeyRecord, ConnectionRecord, ConnectionStatus, ConnectorRecord, DeleteConnector, Millis, OAuthStateRecord, Page,
+    Result, SealedBytes, Store, StoreError, Tenant, new_id, now_millis,
 };
 
 /// SQLite allows one writer at a time; a few connections let reads go on beside it.
@@ -361,6 +361,103 @@ impl Store for SqliteStore {
         Ok(result.rows_affected() > 0)
     }
 
+    async fn set_connection_tokens(
+        &self,
+        tenant_id: &str,
+        id: &str,
+        tokens: Option<&SealedBytes>,
+        token_expires_at: Option<Millis>,
+        status: ConnectionStatus,
+        status_reason: Option<&str>,
+    ) -> Result<bool> {
+        let result = sqlx::query(
+            "UPDATE connections SET tokens = ?, token_expires_at = ?, status = ?, status_reason = ?, updated_at = ? \
+             WHERE tenant_id = ? AND id = ?",
+        )
+        .bind(tokens.map(|t| t.0.as_slice()))
+        .bind(token_expires_at)
+        .bind(status.as_str())
+        .bind(status_reason)
+        .bind(now_millis())
+        .bind(tenant_id)
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(store_error)?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    async fn insert_oauth_state(&self, record: &OAuthStateRecord) -> Result<()> {
+        sqlx::query("DELETE FROM oauth_states WHERE expires_at < ?")
+            .bind(now_millis())
+            .execute(&self.pool)
+            .await
+            .map_err(store_error)?;
+        sqlx::query(
+            "INSERT INTO oauth_states (state_hash, tenant_id, connection_id, verifier, redirect_uri, return_url, \
+             created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&record.state_hash)
+        .bind(&record.tenant_id)
+        .bind(&record.connection_id)
+        .bind(record.verifier.0.as_slice())
+        .bind(&record.redirect_uri)
+        .bind(&record.return_url)
+        .bind(record.created_at)
+        .bind(record.expires_at)
+        .execute(&self.pool)
+        .await
+        .map_err(|error| insert_error(error, || "sign-in state".to_owned(), || "sign-in state".to_owned()))?;
+        Ok(())
+    }
+
+    async fn take_oauth_state(&self, state_hash: &str, now: Millis) -> Result<Option<OAuthStateRecord>> {
+        let row: Option<OAuthStateRow> = sqlx::query_as(
+            "DELETE FROM oauth_states WHERE state_hash = ? RETURNING state_hash, tenant_id, connection_id, verifier, \
+             redirect_uri, return_url, created_at, expires_at",
+        )
+        .bind(state_hash)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(store_error)?;
+        Ok(row.filter(|r| r.expires_at >= now).map(|r| OAuthStateRecord {
+            state_hash: r.state_hash,
+            tenant_id: r.tenant_id,
+            connection_id: r.connection_id,
+            verifier: SealedBytes(r.verifier),
+            redirect_uri: r.redirect_uri,
+            return_url: r.return_url,
+            created_at: r.created_at,
+            expires_at: r.expires_at,
+        }))
+    }
+
+    async fn acquire_lease(&self, name: &str, holder: &str, now: Millis, until: Millis) -> Result<bool> {
+        let result = sqlx::query(
+            "INSERT INTO leases (name, holder, expires_at) VALUES (?, ?, ?) \
+             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at \
+             WHERE leases.expires_at < ? OR leases.holder = excluded.holder",
+        )
+        .bind(name)
+        .bind(holder)
+        .bind(until)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(store_error)?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<()> {
+        sqlx::query("DELETE FROM leases WHERE name = ? AND holder = ?")
+            .bind(name)
+            .bind(holder)
+            .execute(&self.pool)
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
     async fn setting(&self, name: &str) -> Result<Option<Vec<u8>>> {
         sqlx::query_scalar("SELECT value FROM settings WHERE name = ?")
             .bind(name)
@@ -427,10 +524,22 @@ impl ConnectorRow {
 macro_rules! connection_columns {
     () => {
         "id, tenant_id, connector_id, created_by_key, display_name, parameter_set, status, status_reason, \
-         parameters, secrets, created_at, updated_at"
+         parameters, secrets, tokens, token_expires_at, created_at, updated_at"
     };
 }
 use connection_columns;
+
+#[derive(sqlx::FromRow)]
+struct OAuthStateRow {
+    state_hash: String,
+    tenant_id: String,
+    connection_id: String,
+    verifier: Vec<u8>,
+    redirect_uri: String,
+    return_url: Option<String>,
+    created_at: i64,
+    expires_at: i64,
+}
 
 #[derive(sqlx::FromRow)]
 struct ConnectionRow {
@@ -444,6 +553,8 @@ struct ConnectionRow {
     status_reason: Option<String>,
     parameters: String,
     secrets: Option<Vec<u8>>,
+    tokens: Option<Vec<u8>>,
+    token_expires_at: Option<i64>,
     created_at: i64,
     updated_at: i64,
 }
@@ -464,6 +575,8 @@ impl ConnectionRow {
             status_reason: self.status_reason,
             parameters,
             secrets: self.secrets.map(SealedBytes),
+            tokens: self.tokens.map(SealedBytes),
+            token_expires_at: self.token_expires_at,
             created_at: self.created_at,
             updated_at: self.updated_at,
         })

@@ -76,6 +76,8 @@ fn connection_record(tenant_id: &str, connector_id: &str) -> ConnectionRecord {
         status_reason: None,
         parameters,
         secrets: Some(SealedBytes(awkward_bytes(7))),
+        tokens: None,
+        token_expires_at: None,
         created_at: now,
         updated_at: now,
     }
@@ -702,4 +704,91 @@ async fn a_setting_is_written_once() {
     assert_eq!(fixture.store.init_setting("x", b"first").await.unwrap(), b"first");
     assert_eq!(fixture.store.init_setting("x", b"second").await.unwrap(), b"first", "the first value stays");
     assert_eq!(fixture.store.setting("x").await.unwrap().as_deref(), Some(&b"first"[..]));
+}
+
+#[tokio::test]
+async fn tokens_are_written_apart_from_the_connection() {
+    let fixture = fresh_store().await;
+    let store = &fixture.store;
+    let (acme, globex, connector, _) = two_tenants(store).await;
+    let record = ConnectionRecord { status: ConnectionStatus::Pending, ..connection_record(&acme, &connector.id) };
+    store.insert_connection(&record).await.unwrap();
+    let tokens = SealedBytes(awkward_bytes(3));
+    assert!(
+        !store
+            .set_connection_tokens(&globex, &record.id, Some(&tokens), Some(5), ConnectionStatus::Connected, None)
+            .await
+            .unwrap(),
+        "another tenant's connection is not found"
+    );
+    assert!(
+        store
+            .set_connection_tokens(&acme, &record.id, Some(&tokens), Some(5), ConnectionStatus::Connected, None)
+            .await
+            .unwrap()
+    );
+    let stored = store.connection(&acme, &record.id).await.unwrap().unwrap();
+    assert_eq!(
+        (stored.tokens.as_ref(), stored.token_expires_at, stored.status),
+        (Some(&tokens), Some(5), ConnectionStatus::Connected)
+    );
+    // An ordinary update keeps the tokens.
+    let renamed = ConnectionRecord { display_name: "renamed".into(), ..stored.clone() };
+    store.update_connection(&ConnectionRecord { tokens: None, ..renamed }).await.unwrap();
+    let stored = store.connection(&acme, &record.id).await.unwrap().unwrap();
+    assert_eq!((stored.display_name.as_str(), stored.tokens), ("renamed", Some(tokens)));
+    store
+        .set_connection_tokens(&acme, &record.id, None, None, ConnectionStatus::NeedsReauth, Some("invalid_grant"))
+        .await
+        .unwrap();
+    let stored = store.connection(&acme, &record.id).await.unwrap().unwrap();
+    assert_eq!(
+        (stored.tokens, stored.status, stored.status_reason.as_deref()),
+        (None, ConnectionStatus::NeedsReauth, Some("invalid_grant"))
+    );
+}
+
+fn state_record(tenant_id: &str, hash: &str, expires_at: i64) -> portico_store::OAuthStateRecord {
+    portico_store::OAuthStateRecord {
+        state_hash: hash.to_owned(),
+        tenant_id: tenant_id.to_owned(),
+        connection_id: new_id(),
+        verifier: SealedBytes(awkward_bytes(1)),
+        redirect_uri: "http://127.0.0.1/oauth/callback".to_owned(),
+        return_url: Some("http://127.0.0.1/done".to_owned()),
+        created_at: 1,
+        expires_at,
+    }
+}
+
+#[tokio::test]
+async fn a_sign_in_state_is_taken_once_and_not_after_it_expires() {
+    let fixture = fresh_store().await;
+    let store = &fixture.store;
+    let (acme, ..) = two_tenants(store).await;
+    let now = now_millis();
+    let live = state_record(&acme, "live", now + 600_000);
+    store.insert_oauth_state(&live).await.unwrap();
+    store.insert_oauth_state(&state_record(&acme, "old", now - 1)).await.unwrap();
+    assert_eq!(store.take_oauth_state("live", now).await.unwrap(), Some(live));
+    assert_eq!(store.take_oauth_state("live", now).await.unwrap(), None, "replayed");
+    assert_eq!(store.take_oauth_state("forged", now).await.unwrap(), None);
+    store.insert_oauth_state(&state_record(&acme, "soon", now + 10)).await.unwrap();
+    assert_eq!(store.take_oauth_state("soon", now + 11).await.unwrap(), None, "expired");
+    assert_eq!(store.take_oauth_state("soon", now).await.unwrap(), None, "an expired state is gone");
+}
+
+#[tokio::test]
+async fn a_lease_has_one_holder_until_it_expires() {
+    let fixture = fresh_store().await;
+    let store = &fixture.store;
+    assert!(store.acquire_lease("refresh:c1", "a", 100, 200).await.unwrap());
+    assert!(!store.acquire_lease("refresh:c1", "b", 150, 250).await.unwrap(), "held by a");
+    assert!(store.acquire_lease("refresh:c1", "a", 150, 300).await.unwrap(), "a extends its own lease");
+    assert!(store.acquire_lease("refresh:c2", "b", 150, 250).await.unwrap(), "another name is free");
+    assert!(store.acquire_lease("refresh:c1", "b", 301, 400).await.unwrap(), "expired: b takes it");
+    store.release_lease("refresh:c1", "a").await.unwrap();
+    assert!(!store.acquire_lease("refresh:c1", "c", 302, 400).await.unwrap(), "a cannot release b's lease");
+    store.release_lease("refresh:c1", "b").await.unwrap();
+    assert!(store.acquire_lease("refresh:c1", "c", 302, 400).await.unwrap());
 }

@@ -4,6 +4,9 @@
 // Each test binary uses a part of these helpers.
 #![allow(dead_code)]
 
+pub mod backend;
+pub mod idp;
+
 use std::hash::{BuildHasher, Hasher};
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -136,8 +139,7 @@ impl Portico {
 
     /// A client that sends `key` as a bearer token, or nothing.
     pub fn client(&self, key: Option<&str>) -> Api {
-        let http =
-            reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(10)).build().expect("an HTTP client");
+        let http = client_builder().no_proxy().timeout(Duration::from_secs(10)).build().expect("an HTTP client");
         Api { http, base: self.base.clone(), key: key.map(str::to_owned), responses: self.responses.clone() }
     }
 
@@ -165,6 +167,11 @@ impl Portico {
         let printed: Value = serde_json::from_slice(&output.stdout).expect("tenant commands print JSON");
         assert_eq!(printed["tenant"], name);
         printed["api_key"].as_str().expect("an api_key").to_owned()
+    }
+
+    /// The process id of the server.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn stdout(&self) -> String {
@@ -496,3 +503,13 @@ pub fn files_in(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
 
 /// A well-formed id that names nothing.
 pub const MISSING_ID: &str = "01890000-0000-7000-8000-000000000000";
+
+/// A reqwest client builder. Portico's reqwest uses rustls without a built-in crypto
+/// provider, so the tests install `ring` as the process default first.
+pub fn client_builder() -> reqwest::ClientBuilder {
+    static PROVIDER: std::sync::Once = std::sync::Once::new();
+    PROVIDER.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+    reqwest::Client::builder()
+}

@@ -1,0 +1,366 @@
+//! Token requests (RFC 6749 §4.1.3, §4.4, §6; revocation RFC 7009) and their responses.
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use portico_model::ClientAuth;
+use portico_secrets::SecretString;
+use serde_json::{Map, Value};
+
+use crate::Flow;
+
+/// Tokens from a token response. `Debug` shows no token.
+pub struct Tokens {
+    pub access_token: SecretString,
+    pub refresh_token: Option<SecretString>,
+    /// Seconds from now, as the server said; `None` when it did not say.
+    pub expires_in: Option<u64>,
+    pub token_type: Option<String>,
+    pub scope: Option<String>,
+    /// The provider's instance URL (Salesforce), when the catalog names the field.
+    pub instance_url: Option<String>,
+}
+
+impl std::fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tokens")
+            .field("refresh_token", &self.refresh_token.as_ref().map(|_| "[redacted]"))
+            .field("expires_in", &self.expires_in)
+            .field("scope", &self.scope)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    /// The grant (code or refresh token) is no longer valid: the user must sign in again.
+    #[error("the authorization server refused the grant: {0}")]
+    InvalidGrant(String),
+    /// A permanent refusal other than `invalid_grant` (bad client, bad request).
+    #[error("the authorization server refused the request ({status}): {error}")]
+    Rejected { status: u16, error: String },
+    /// 5xx, 429, a timeout or a network failure: worth retrying later.
+    #[error("the authorization server is unavailable: {0}")]
+    Unavailable(String),
+    #[error("the token response is not usable: {0}")]
+    Malformed(String),
+    #[error("{0}")]
+    Configuration(String),
+}
+
+impl TokenError {
+    pub fn is_transient(&self) -> bool {
+        matches!(self, TokenError::Unavailable(_))
+    }
+}
+
+/// An HTTP client for token endpoints: TLS with the `ring` provider and the web PKI roots,
+/// no redirects (credentials must not follow one), a 30-second limit.
+pub fn http_client() -> reqwest::Client {
+    let roots = rustls::RootCertStore { roots: webpki_roots() };
+    let tls =
+        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .map(|b| b.with_root_certificates(roots).with_no_client_auth());
+    let mut builder = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .connect_timeout(Duration::from_secs(10));
+    if let Ok(tls) = tls {
+        builder = builder.tls_backend_preconfigured(tls);
+    }
+    builder.build().unwrap_or_else(|_| reqwest::Client::new())
+}
+
+fn webpki_roots() -> Vec<rustls::pki_types::TrustAnchor<'static>> {
+    webpki_roots::TLS_SERVER_ROOTS.to_vec()
+}
+
+impl Flow {
+    /// Exchanges an authorization code (with the PKCE verifier when one was sent).
+    pub async fn exchange_code(
+        &self,
+        http: &reqwest::Client,
+        code: &str,
+        redirect_uri: &str,
+        verifier: Option<&SecretString>,
+    ) -> Result<Tokens, TokenError> {
+        if let Some(templates) = &self.templates
+            && let (Some(url), Some(body)) = (&templates.token_url, &templates.token_body)
+        {
+            let builtins = self.builtins(&[("Code", code), ("RedirectUrl", redirect_uri)]);
+            let url = self.template_url(url, templates.token_query.as_deref(), &builtins);
+            let body = self.render(body, &builtins, &self.scopes.join(&self.scope_separator), true);
+            return self.send(http, &url, Body::Raw(body), false).await;
+        }
+        let mut form = vec![
+            ("grant_type", "authorization_code".to_owned()),
+            ("code", code.to_owned()),
+            ("redirect_uri", redirect_uri.to_owned()),
+        ];
+        if let Some(verifier) = verifier.filter(|_| self.pkce) {
+            form.push(("code_verifier", verifier.expose().to_owned()));
+        }
+        self.send(http, self.token_url()?, Body::Form(form), true).await
+    }
+
+    /// Renews the access token with a refresh token, at the refresh URL.
+    pub async fn refresh(&self, http: &reqwest::Client, refresh_token: &SecretString) -> Result<Tokens, TokenError> {
+        if let Some(templates) = &self.templates
+            && let (Some(url), Some(body)) = (&templates.refresh_url, &templates.refresh_body)
+        {
+            let builtins = self.builtins(&[("RefreshToken", refresh_token.expose())]);
+            let url = self.template_url(url, templates.refresh_query.as_deref(), &builtins);
+            let body = self.render(body, &builtins, &self.scopes.join(&self.scope_separator), true);
+            return self.send(http, &url, Body::Raw(body), false).await;
+        }
+        let url = self.refresh_url.as_deref().map_or_else(|| self.token_url(), Ok)?;
+        let form =
+            vec![("grant_type", "refresh_token".to_owned()), ("refresh_token", refresh_token.expose().to_owned())];
+        self.send(http, url, Body::Form(form), true).await
+    }
+
+    /// A token for the application itself (RFC 6749 §4.4).
+    pub async fn client_credentials(&self, http: &reqwest::Client) -> Result<Tokens, TokenError> {
+        let mut form = vec![("grant_type", "client_credentials".to_owned())];
+        if !self.scopes.is_empty() {
+            form.push(("scope", self.scopes.join(" ")));
+        }
+        self.send(http, self.token_url()?, Body::Form(form), true).await
+    }
+
+    /// Exchanges a short-lived token for a long-lived one (Facebook's `fb_exchange_token`).
+    pub async fn exchange_long_lived(
+        &self,
+        http: &reqwest::Client,
+        access_token: &SecretString,
+    ) -> Result<Tokens, TokenError> {
+        let form = vec![
+            ("grant_type", "fb_exchange_token".to_owned()),
+            ("fb_exchange_token", access_token.expose().to_owned()),
+        ];
+        self.send(http, self.token_url()?, Body::Form(form), true).await
+    }
+
+    /// Revokes a token (RFC 7009); `Ok` when the provider has no revocation endpoint.
+    pub async fn revoke(&self, http: &reqwest::Client, token: &SecretString, hint: &str) -> Result<(), TokenError> {
+        let Some(url) = &self.revocation_url else { return Ok(()) };
+        let form = vec![("token", token.expose().to_owned()), ("token_type_hint", hint.to_owned())];
+        let request = self.authenticate(http.post(url), &form_body(&form, &[]));
+        let response = request.send().await.map_err(|e| TokenError::Unavailable(without_url(&e)))?;
+        match response.status().as_u16() {
+            200..=299 => Ok(()),
+            status @ (429 | 500..=599) => Err(TokenError::Unavailable(format!("revocation answered {status}"))),
+            status => Err(TokenError::Rejected { status, error: "revocation refused".to_owned() }),
+        }
+    }
+
+    fn token_url(&self) -> Result<&str, TokenError> {
+        self.token_url.as_deref().ok_or_else(|| TokenError::Configuration("no token URL".to_owned()))
+    }
+
+    fn builtins<'a>(&'a self, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+        let mut builtins = vec![
+            ("ClientId", self.client.id.as_str()),
+            ("ClientSecret", self.client.secret.as_ref().map_or("", SecretString::expose)),
+        ];
+        builtins.extend_from_slice(extra);
+        builtins
+    }
+
+    fn template_url(&self, url: &str, query: Option<&str>, builtins: &[(&str, &str)]) -> String {
+        let scopes = self.scopes.join(&self.scope_separator);
+        format!(
+            "{}{}",
+            self.render(url, builtins, &scopes, false),
+            self.render(query.unwrap_or(""), builtins, &scopes, true)
+        )
+    }
+
+    /// Adds client authentication: HTTP Basic with the form-urlencoded id and secret
+    /// (RFC 6749 §2.3.1), or both in the body; a public client sends its id only.
+    fn authenticate(&self, request: reqwest::RequestBuilder, body: &str) -> reqwest::RequestBuilder {
+        let request = request
+            .header(reqwest::header::ACCEPT, "application/json")
+            .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+        let client = &self.client;
+        match (&client.secret, self.client_auth) {
+            (Some(secret), ClientAuth::ClientSecretBasic) => {
+                let pair = format!("{}:{}", form_encode(&client.id), form_encode(secret.expose()));
+                let header = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair));
+                request.header(reqwest::header::AUTHORIZATION, header).body(body.to_owned())
+            }
+            (Some(secret), ClientAuth::ClientSecretPost) => {
+                let extra =
+                    form_body(&[("client_id", client.id.clone()), ("client_secret", secret.expose().to_owned())], &[]);
+                request.body(join(body, &extra))
+            }
+            (None, _) => request.body(join(body, &form_body(&[("client_id", client.id.clone())], &[]))),
+        }
+    }
+
+    async fn send(
+        &self,
+        http: &reqwest::Client,
+        url: &str,
+        body: Body,
+        authenticate: bool,
+    ) -> Result<Tokens, TokenError> {
+        let body = match body {
+            Body::Form(form) => form_body(&form, &self.token_params),
+            Body::Raw(raw) => raw,
+        };
+        let request = http.post(url);
+        let request = if authenticate {
+            self.authenticate(request, &body)
+        } else {
+            request
+                .header(reqwest::header::ACCEPT, "application/json")
+                .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(body)
+        };
+        let response = request.send().await.map_err(|e| TokenError::Unavailable(without_url(&e)))?;
+        let status = response.status().as_u16();
+        let is_form = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded") || v.starts_with("text/plain"));
+        let text = response.text().await.map_err(|e| TokenError::Unavailable(without_url(&e)))?;
+        let parsed =
+            if is_form { Some(form_to_json(&text)) } else { serde_json::from_str::<Map<String, Value>>(&text).ok() };
+        if !(200..300).contains(&status) {
+            let error = parsed.as_ref().and_then(|m| m.get("error")).and_then(Value::as_str).unwrap_or("").to_owned();
+            let description = parsed.as_ref().and_then(|m| m.get("error_description")).and_then(Value::as_str);
+            let words = match description {
+                Some(d) => format!("{error}: {d}"),
+                None if error.is_empty() => format!("status {status}"),
+                None => error.clone(),
+            };
+            return Err(match (status, error.as_str()) {
+                (_, "invalid_grant") => TokenError::InvalidGrant(words),
+                (429 | 500..=599, _) => TokenError::Unavailable(words),
+                _ => TokenError::Rejected { status, error: words },
+            });
+        }
+        let map = parsed.ok_or_else(|| TokenError::Malformed("not JSON".to_owned()))?;
+        self.tokens(&map)
+    }
+
+    fn tokens(&self, map: &Map<String, Value>) -> Result<Tokens, TokenError> {
+        let paths: Vec<&str> = if self.access_token_paths.is_empty() {
+            vec!["access_token"]
+        } else {
+            self.access_token_paths.iter().map(String::as_str).collect()
+        };
+        let access = paths
+            .iter()
+            .find_map(|p| lookup(map, p).and_then(Value::as_str))
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| TokenError::Malformed("no access_token".to_owned()))?;
+        let expires_in = match map.get("expires_in") {
+            Some(Value::Number(n)) => n.as_u64(),
+            Some(Value::String(s)) => s.trim().parse().ok(),
+            _ => None,
+        };
+        let text = |key: &str| map.get(key).and_then(Value::as_str).map(str::to_owned);
+        Ok(Tokens {
+            access_token: SecretString::from(access),
+            refresh_token: text("refresh_token").filter(|t| !t.is_empty()).map(SecretString::from),
+            expires_in,
+            token_type: text("token_type"),
+            scope: text("scope"),
+            instance_url: self.instance_url_field.as_deref().and_then(text),
+        })
+    }
+}
+
+enum Body {
+    Form(Vec<(&'static str, String)>),
+    Raw(String),
+}
+
+fn lookup<'a>(map: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
+    let mut parts = path.split('.');
+    let mut value = map.get(parts.next()?)?;
+    for part in parts {
+        value = value.get(part)?;
+    }
+    Some(value)
+}
+
+/// `application/x-www-form-urlencoded` encoding of one value.
+fn form_encode(value: &str) -> String {
+    url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
+}
+
+fn form_body(pairs: &[(&str, String)], extra: &[(String, String)]) -> String {
+    let mut serializer = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs {
+        serializer.append_pair(k, v);
+    }
+    for (k, v) in extra {
+        serializer.append_pair(k, v);
+    }
+    serializer.finish()
+}
+
+fn join(a: &str, b: &str) -> String {
+    match (a.is_empty(), b.is_empty()) {
+        (true, _) => b.to_owned(),
+        (_, true) => a.to_owned(),
+        _ => format!("{a}&{b}"),
+    }
+}
+
+fn form_to_json(text: &str) -> Map<String, Value> {
+    url::form_urlencoded::parse(text.trim().as_bytes())
+        .map(|(k, v)| (k.into_owned(), Value::String(v.into_owned())))
+        .collect()
+}
+
+/// A transport error in words, without the URL (which may carry a templated secret).
+fn without_url(error: &reqwest::Error) -> String {
+    let kind = if error.is_timeout() {
+        "timed out"
+    } else if error.is_connect() {
+        "cannot connect"
+    } else {
+        "request failed"
+    };
+    kind.to_owned()
+}
+
+impl Flow {
+    /// Fills missing endpoints from the OpenID Connect discovery document, when there is one.
+    pub async fn discover(&mut self, http: &reqwest::Client) -> Result<(), TokenError> {
+        let Some(url) = self.discovery_url.clone() else { return Ok(()) };
+        if self.token_url.is_some()
+            && (self.authorization_url.is_some() || self.grant == portico_model::GrantType::ClientCredentials)
+        {
+            return Ok(());
+        }
+        let response = http
+            .get(&url)
+            .header(reqwest::header::ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(|e| TokenError::Unavailable(format!("discovery: {}", without_url(&e))))?;
+        if !response.status().is_success() {
+            return Err(TokenError::Unavailable(format!("discovery answered {}", response.status().as_u16())));
+        }
+        let document: Map<String, Value> = response
+            .json()
+            .await
+            .map_err(|_| TokenError::Malformed("the discovery document is not JSON".to_owned()))?;
+        let endpoint = |key: &str| document.get(key).and_then(Value::as_str).map(str::to_owned);
+        self.authorization_url = self.authorization_url.take().or_else(|| endpoint("authorization_endpoint"));
+        self.token_url = self.token_url.take().or_else(|| endpoint("token_endpoint"));
+        self.refresh_url = self.refresh_url.take().or_else(|| self.token_url.clone());
+        self.revocation_url = self.revocation_url.take().or_else(|| endpoint("revocation_endpoint"));
+        if self.token_url.is_none() {
+            return Err(TokenError::Malformed("the discovery document names no token endpoint".to_owned()));
+        }
+        Ok(())
+    }
+}
