@@ -1,6 +1,7 @@
 //! `portico`: the server and the connector author's tools in one binary.
 
 mod connector;
+mod migrate;
 mod serve;
 mod tenant;
 
@@ -32,6 +33,8 @@ enum Command {
     /// Check and inspect connector definitions before publishing them.
     #[command(subcommand)]
     Connector(connector::ConnectorCommand),
+    /// Move a whole store to another (e.g. SQLite to PostgreSQL), checked and resumable.
+    Migrate(migrate::MigrateArgs),
 }
 
 fn main() -> ExitCode {
@@ -43,6 +46,7 @@ fn main() -> ExitCode {
         Command::Connector(command) => connector::run(command),
         Command::Serve(args) => run_async(serve::serve(*args)),
         Command::Tenant(command) => run_async(tenant::run(command)),
+        Command::Migrate(args) => run_async(migrate::run(args)),
     }
 }
 

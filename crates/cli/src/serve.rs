@@ -59,6 +59,10 @@ pub struct ServeArgs {
     /// Worker threads, each with its own listener [default: one per core]
     #[arg(long, env = "PORTICO_WORKERS")]
     workers: Option<usize>,
+    /// Most connections this instance opens to PostgreSQL; all instances together must stay
+    /// below the server's max_connections [default: 10]
+    #[arg(long, env = "PORTICO_DATABASE_POOL_SIZE", value_parser = clap::value_parser!(u32).range(1..))]
+    database_pool_size: Option<u32>,
     /// A TOML file with any of these settings (flags and environment variables win)
     #[arg(long, env = "PORTICO_CONFIG")]
     config: Option<PathBuf>,
@@ -75,6 +79,7 @@ struct FileConfig {
     allow_private_backends: Option<bool>,
     max_body_bytes: Option<usize>,
     workers: Option<usize>,
+    database_pool_size: Option<u32>,
     backend_connect_timeout: Option<f64>,
     backend_timeout: Option<f64>,
     #[serde(default)]
@@ -125,6 +130,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             args.allowed_return_origins
         },
         idp_catalog: args.idp_catalog.or(file.idp_catalog),
+        database_pool_size: args.database_pool_size.or(file.database_pool_size).filter(|n| *n > 0),
         data_dir,
     };
     let data_dir = config.data_dir.clone();
@@ -132,6 +138,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let running = portico_server::start(config).await?;
     let base = running.public_url.as_str().trim_end_matches('/').to_owned();
     println!("Portico is listening on http://{}", running.addr);
+    println!("  Portal:   {base}/");
     println!("  API:      {base}/v1  (description: {base}/openapi.json)");
     println!("  Data:     {} ({store_kind})", data_dir.display());
     let key_file = data_dir.join(portico_server::bootstrap::ADMIN_KEY_FILE);

@@ -481,7 +481,7 @@ async fn bodies_over_the_limit_are_refused() {
 async fn unknown_routes_and_methods_are_problems_too() {
     let portico = Portico::start();
     let api = portico.api();
-    for path in ["/v2/connectors", "/v1/connector", "/v1/connectors/x/y", "/"] {
+    for path in ["/v2/connectors", "/v1/connector", "/v1/connectors/x/y", "/nowhere"] {
         api.get(path).await.expect_problem(404, "not-found");
         portico.client(None).get(path).await.expect_problem(404, "not-found");
     }

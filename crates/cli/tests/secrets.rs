@@ -1,16 +1,29 @@
 //! Secrets never leave: not in an API response, not in the logs at debug level, not in the
-//! store's files. Each value is random, so finding it anywhere can only be a leak.
+//! store (the files of the data directory and, on PostgreSQL, every value of the database).
+//! Each value is random, so finding it anywhere can only be a leak.
 
 mod common;
 
-use std::path::{Path, PathBuf};
-
-use common::{Portico, contains, distinctive, files_in, fixture};
+use common::{Portico, contains, distinctive, fixture};
 use serde_json::json;
 
-/// Every file of the data directory that holds `needle`, by name.
-fn files_holding(data_dir: &Path, needle: &str) -> Vec<PathBuf> {
-    files_in(data_dir).into_iter().filter(|(_, bytes)| contains(bytes, needle)).map(|(path, _)| path).collect()
+/// Every file of the data directory, and every column of the database on PostgreSQL, that
+/// holds `needle`, by name.
+fn places_holding(portico: &Portico, needle: &str) -> Vec<String> {
+    portico.stored_contents().into_iter().filter(|(_, bytes)| contains(bytes, needle)).map(|(name, _)| name).collect()
+}
+
+/// Searches the store for every secret and key; the search must find a visible value.
+fn search_store(portico: &Portico, secrets: &[&String], keys: [&String; 2], visible: &str, moment: &str) {
+    for secret in secrets {
+        assert_eq!(places_holding(portico, secret), Vec::<String>::new(), "{secret} {moment}");
+    }
+    for key in keys {
+        let holding = places_holding(portico, key);
+        assert!(holding.iter().all(|name| name.ends_with("admin-api-key")), "an API key in {holding:?} {moment}");
+    }
+    // The search can find what is stored in clear.
+    assert!(!places_holding(portico, visible).is_empty(), "the store holds visible values {moment}");
 }
 
 #[tokio::test]
@@ -80,27 +93,22 @@ async fn secrets_appear_in_no_response_log_or_file() {
     }
     assert!(responses.iter().any(|text| text.contains(&visible_user)), "visible values are shown");
 
-    let (data_dir, admin_key) = (portico.data_dir.clone(), portico.admin_key.clone());
-    let search_files = |moment: &str| {
-        for secret in secrets {
-            assert_eq!(files_holding(&data_dir, secret), Vec::<PathBuf>::new(), "{secret} {moment}");
-        }
-        for key in [&admin_key, &tenant_key] {
-            let holding = files_holding(&data_dir, key);
-            assert!(holding.iter().all(|path| path.ends_with("admin-api-key")), "an API key in {holding:?} {moment}");
-        }
-        // The search can find what is stored in clear.
-        assert!(!files_holding(&data_dir, &visible_user).is_empty(), "the store holds visible values {moment}");
-    };
-    search_files("while the server runs");
+    let admin_key = portico.admin_key.clone();
+    search_store(&portico, &secrets, [&admin_key, &tenant_key], &visible_user, "while the server runs");
     let status = portico.stop();
     assert!(status.success(), "{status}");
-    let names: Vec<String> = files_in(&portico.data_dir)
-        .iter()
-        .map(|(path, _)| path.file_name().unwrap().to_string_lossy().into_owned())
-        .collect();
-    assert!(names.contains(&"portico.db".to_owned()), "{names:?}");
-    search_files("after the server stopped");
+    let names: Vec<String> = portico.stored_contents().into_iter().map(|(name, _)| name).collect();
+    match portico.test_database() {
+        // SQLite: the search covers the database file.
+        None => assert!(names.iter().any(|name| name.ends_with("/portico.db")), "{names:?}"),
+        // PostgreSQL: the search covers the sealed columns, raw and as hex.
+        Some(_) => {
+            for column in ["connections.secrets", "connections.secrets (hex)", "connectors.oauth_client_secret"] {
+                assert!(names.iter().any(|name| name.ends_with(column)), "{column} in {names:?}");
+            }
+        }
+    }
+    search_store(&portico, &secrets, [&admin_key, &tenant_key], &visible_user, "after the server stopped");
 
     let output = portico.output_bytes();
     let stderr = portico.stderr();

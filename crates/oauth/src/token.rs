@@ -9,11 +9,15 @@ use serde_json::{Map, Value};
 
 use crate::Flow;
 
+/// The longest `expires_in` taken at its word: ten years.
+const MAX_EXPIRES_IN: u64 = 10 * 365 * 24 * 3600;
+
 /// Tokens from a token response. `Debug` shows no token.
 pub struct Tokens {
     pub access_token: SecretString,
     pub refresh_token: Option<SecretString>,
-    /// Seconds from now, as the server said; `None` when it did not say.
+    /// Seconds from now, as the server said; `None` when it did not say, or said 0 or more
+    /// than ten years, which give no usable expiry either.
     pub expires_in: Option<u64>,
     pub token_type: Option<String>,
     pub scope: Option<String>,
@@ -262,7 +266,10 @@ impl Flow {
             Some(Value::Number(n)) => n.as_u64(),
             Some(Value::String(s)) => s.trim().parse().ok(),
             _ => None,
-        };
+        }
+        // 0 would mean renewing before every call, and an absurd lifetime overflows: both are
+        // treated as no expiry, so the token is renewed when the backend rejects it.
+        .filter(|s| (1..=MAX_EXPIRES_IN).contains(s));
         let text = |key: &str| map.get(key).and_then(Value::as_str).map(str::to_owned);
         Ok(Tokens {
             access_token: SecretString::from(access),

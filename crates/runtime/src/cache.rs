@@ -60,6 +60,13 @@ impl ConnectionCache {
         map.retain(|_, p| p.connector_id != connector_id);
     }
 
+    /// Forgets everything (changes may have been missed).
+    pub fn clear(&self) {
+        let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        map.clear();
+    }
+
     pub fn len(&self) -> usize {
         self.map.read().unwrap_or_else(|e| e.into_inner()).len()
     }

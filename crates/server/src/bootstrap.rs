@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use portico_secrets::{MasterKey, SecretString};
-use portico_store::{SqliteStore, Store, StoreError};
+use portico_store::{Store, StoreError};
 
 /// The name of the tenant created on the first start.
 pub const DEFAULT_TENANT: &str = "default";
@@ -21,15 +21,17 @@ pub struct Opened {
 
 /// Creates the data dir (owner-only) if needed, loads or creates the master key, opens the
 /// store and runs its migrations.
+/// `pool_size` caps the connections to PostgreSQL (see [`portico_store::PgOptions`]).
 pub async fn open(
     data_dir: &Path,
     database: Option<&str>,
     master_key: Option<&SecretString>,
+    pool_size: Option<u32>,
 ) -> anyhow::Result<Opened> {
     create_private_dir(data_dir)?;
     let (master_key, _source) = MasterKey::load_or_create(data_dir, master_key.map(SecretString::expose))
         .context("cannot load the master key")?;
-    let store = open_store(data_dir, database).await?;
+    let store = open_store_with(data_dir, database, pool_size).await?;
     check_master_key(store.as_ref(), &master_key).await?;
     Ok(Opened { store, master_key })
 }
@@ -56,6 +58,16 @@ async fn check_master_key(store: &dyn Store, key: &MasterKey) -> anyhow::Result<
 
 /// Opens the store without the master key: enough for tenant commands.
 pub async fn open_store(data_dir: &Path, database: Option<&str>) -> anyhow::Result<Arc<dyn Store>> {
+    open_store_with(data_dir, database, None).await
+}
+
+/// [`open_store`] with at most `pool_size` connections to PostgreSQL (the default of
+/// [`portico_store::PgOptions`] when `None`; SQLite ignores it).
+pub async fn open_store_with(
+    data_dir: &Path,
+    database: Option<&str>,
+    pool_size: Option<u32>,
+) -> anyhow::Result<Arc<dyn Store>> {
     create_private_dir(data_dir)?;
     let url = match database {
         None => {
@@ -63,15 +75,16 @@ pub async fn open_store(data_dir: &Path, database: Option<&str>) -> anyhow::Resu
             create_private_file(&path)?;
             format!("sqlite://{}", path.display())
         }
-        Some(url) if url.starts_with("sqlite:") => url.to_owned(),
-        Some(url) if url.starts_with("postgres:") || url.starts_with("postgresql:") => {
-            bail!("PostgreSQL is not supported yet by this version of Portico; use the embedded SQLite store")
-        }
-        Some(_) => bail!("--database must be a sqlite:// URL"),
+        Some(url) => url.to_owned(),
     };
-    let store =
-        SqliteStore::open(&url).await.with_context(|| format!("cannot open the store at {}", redact_url(&url)))?;
-    Ok(Arc::new(store))
+    let opened = match pool_size {
+        Some(max_connections) if url.starts_with("postgres:") || url.starts_with("postgresql:") => {
+            let options = portico_store::PgOptions { max_connections, ..portico_store::PgOptions::default() };
+            portico_store::PgStore::open_with(&url, options).await.map(|store| Arc::new(store) as Arc<dyn Store>)
+        }
+        _ => portico_store::open(&url).await,
+    };
+    opened.with_context(|| format!("cannot open the store at {}", redact_url(&url)))
 }
 
 /// Never print a password that a database URL may carry.

@@ -211,7 +211,7 @@ pub async fn reauthorize(
     let return_url = crate::oauth::check_return_url(&state, body.and_then(|Json(b)| b.return_url).as_deref())?;
     let authorize_url = if flow.grant == GrantType::ClientCredentials {
         crate::oauth::client_credentials(&state, &record.tenant_id, &record.id, flow).await?;
-        state.connections.invalidate(&record.id);
+        state.changed_connection(&record.id);
         None
     } else {
         let flow = crate::oauth::discovered(&state, flow).await?;
@@ -391,7 +391,7 @@ pub async fn update(
     if !state.store.update_connection(&record).await? {
         return Err(ApiError::NotFound("connection"));
     }
-    state.connections.invalidate(&record.id);
+    state.changed_connection(&record.id);
     Ok(Json(ConnectionView::new(&record, secret_names)))
 }
 
@@ -413,7 +413,7 @@ pub async fn delete(
         crate::oauth::revoke_in_background(&state, connector, record);
     }
     if deleted {
-        state.connections.invalidate(&id);
+        state.changed_connection(&id);
     }
     if deleted {
         tracing::info!(connection = %id, "connection deleted");

@@ -134,6 +134,16 @@ fn parse_body(
             });
         }
     };
+    accept(import, catalog, is_definition, oauth_client)
+}
+
+/// An import, validated: the connector unless it has errors.
+fn accept(
+    import: Import,
+    catalog: &portico_model::IdentityProviderCatalog,
+    is_definition: bool,
+    oauth_client: Option<Option<(String, Option<String>)>>,
+) -> Result<ParsedBody, ApiError> {
     let Import { connector, mut diagnostics } = import.validated(catalog);
     if is_definition {
         // The model's paths are relative to the definition; the body holds it under `definition`.
@@ -206,11 +216,25 @@ pub async fn create(
     body: Result<Json<Value>, JsonRejection>,
 ) -> Result<(StatusCode, Json<ConnectorView>), ApiError> {
     let parsed = parse_body(body, &state.catalog)?;
+    Ok((StatusCode::CREATED, Json(insert(&state, &caller, parsed).await?)))
+}
+
+/// Registers a connector read from uploaded files (the portal's import), as `create` does.
+pub(crate) async fn create_from_import(
+    state: &AppState,
+    caller: &Caller,
+    import: Import,
+) -> Result<ConnectorView, ApiError> {
+    let parsed = accept(import, &state.catalog, false, None)?;
+    insert(state, caller, parsed).await
+}
+
+async fn insert(state: &AppState, caller: &Caller, parsed: ParsedBody) -> Result<ConnectorView, ApiError> {
     let id = portico_store::new_id();
     let (client_id, client_secret) = parsed.oauth_client.flatten().unzip();
     let now = portico_store::now_millis();
     let record = ConnectorRecord {
-        oauth_client_secret: seal_client_secret(&state, &id, client_secret.flatten()),
+        oauth_client_secret: seal_client_secret(state, &id, client_secret.flatten()),
         id,
         tenant_id: caller.tenant_id.to_string(),
         connector: parsed.connector,
@@ -221,7 +245,7 @@ pub async fn create(
     };
     state.store.insert_connector(&record).await?;
     tracing::info!(connector = %record.id, name = %record.connector.metadata.name, "connector created");
-    Ok((StatusCode::CREATED, Json(ConnectorView::new(&record, true))))
+    Ok(ConnectorView::new(&record, true))
 }
 
 #[utoipa::path(get, path = "/v1/connectors", tag = "connectors", params(Paging),
@@ -285,7 +309,7 @@ pub async fn replace(
         recheck_connections(&state, &caller, &record).await?;
     }
     // After every write: a load that began earlier cannot put back what it read.
-    state.connections.invalidate_connector(&record.id);
+    state.changed_connector(&record.id);
     Ok(Json(ConnectorView::new(&record, true)))
 }
 
@@ -300,7 +324,7 @@ pub async fn delete(
     let Query(options) = options?;
     match state.store.delete_connector(&caller.tenant_id, &id, options.cascade).await? {
         DeleteConnector::Deleted { connections } => {
-            state.connections.invalidate_connector(&id);
+            state.changed_connector(&id);
             tracing::info!(connector = %id, connections, "connector deleted");
             Ok(StatusCode::NO_CONTENT)
         }

@@ -1,7 +1,8 @@
 //! Portico's HTTP API.
 //!
 //! Handlers only translate between HTTP and the domain: the model checks values, the store
-//! keeps records, the secrets crate seals. Every `/v1` route needs a tenant's API key.
+//! keeps records, the secrets crate seals. Every `/v1` route needs a tenant's API key; the
+//! portal (`/`) signs a browser in with one.
 
 mod auth;
 pub mod bootstrap;
@@ -9,6 +10,7 @@ mod connections;
 mod connectors;
 mod error;
 mod oauth;
+mod portal;
 mod proxy;
 mod serving;
 mod state;
@@ -60,6 +62,8 @@ pub struct ServerConfig {
     pub allowed_return_origins: Vec<Url>,
     /// Identity-provider entries that add to or replace the built-in catalog (a JSON file).
     pub idp_catalog: Option<PathBuf>,
+    /// Most connections to PostgreSQL; `None`: [`portico_store::PgOptions`]'s default (10).
+    pub database_pool_size: Option<u32>,
 }
 
 impl ServerConfig {
@@ -78,6 +82,7 @@ impl ServerConfig {
             backend_timeout: std::time::Duration::from_secs(60),
             allowed_return_origins: Vec::new(),
             idp_catalog: None,
+            database_pool_size: None,
         }
     }
 }
@@ -112,7 +117,13 @@ impl Running {
 /// Opens the store, creates the first tenant if there is none, binds and starts serving on one
 /// worker thread per core.
 pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
-    let opened = bootstrap::open(&config.data_dir, config.database.as_deref(), config.master_key.as_ref()).await?;
+    let opened = bootstrap::open(
+        &config.data_dir,
+        config.database.as_deref(),
+        config.master_key.as_ref(),
+        config.database_pool_size,
+    )
+    .await?;
     let admin_key_file = bootstrap::ensure_default_tenant(opened.store.as_ref(), &config.data_dir).await?;
     let workers = config.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let (addr, listeners) =
@@ -144,7 +155,17 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
             ..portico_runtime::UpstreamOptions::new(config.allow_private_backends)
         },
         max_body_bytes: config.max_body_bytes,
+        portal: portal::Sessions::default(),
     });
+    if let Some(mut changes) = state.store.subscribe_changes().await? {
+        // Other instances' writes: drop what was prepared from the old state.
+        let state = state.clone();
+        tokio::spawn(async move {
+            while let Some(change) = changes.recv().await {
+                state.apply_change(change);
+            }
+        });
+    }
     let router = app(state.clone(), config.max_body_bytes);
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let workers = serving::spawn_workers(listeners, state, router, stopped).context("cannot start the workers")?;
@@ -222,10 +243,14 @@ fn app(state: Arc<AppState>, max_body_bytes: usize) -> Router {
                 async move { Json(api.as_ref().clone()) }
             }),
         )
+        .merge(portal::routes())
         .fallback(error::fallback)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body_bytes))
-        .layer(TraceLayer::new_for_http())
+        // Spans name the path, not the query: a callback's query holds the code and state.
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<axum::body::Body>| {
+            tracing::debug_span!("request", method = %request.method(), path = %request.uri().path())
+        }))
         .with_state(state)
 }
 

@@ -364,7 +364,7 @@ pub async fn callback(
                 Some(&reason),
             )
             .await?;
-        state.connections.invalidate(&record.id);
+        state.changed_connection(&record.id);
         Ok::<_, ApiError>(CallbackOutcome::Failed { reason, return_url: return_url.clone() })
     };
     if let Some(error) = error {
@@ -423,7 +423,7 @@ pub async fn callback(
             None,
         )
         .await?;
-    state.connections.invalidate(&record.id);
+    state.changed_connection(&record.id);
     state.oauth.recovered(&record.id);
     tracing::info!(connection = %record.id, "OAuth 2.0 sign-in completed");
     Ok(CallbackOutcome::Connected { return_url: sign_in.return_url })
@@ -511,11 +511,11 @@ async fn refresh_holding_lease(
         && tokens.refresh_at().is_none_or(|at| now < at)
         && record.token_expires_at != stale.token.as_ref().and_then(|t| t.expires_at)
     {
-        state.connections.invalidate(id);
+        state.changed_connection(id);
         return crate::proxy::load(state, tenant, id).await;
     }
     if record.status != ConnectionStatus::Connected {
-        state.connections.invalidate(id);
+        state.changed_connection(id);
         return Err(crate::proxy::not_ready(&record));
     }
     let Some((_, oauth)) = oauth_set(&connector, &record) else { return Err(ApiError::NotFound("connection")) };
@@ -550,7 +550,7 @@ async fn refresh_holding_lease(
                 )
                 .await?;
             state.oauth.recovered(id);
-            state.connections.invalidate(id);
+            state.changed_connection(id);
             tracing::info!(connection = %id, "access token renewed");
             crate::proxy::load(state, tenant, id).await
         }
@@ -560,11 +560,14 @@ async fn refresh_holding_lease(
                 .store
                 .set_connection_tokens(tenant, id, None, None, ConnectionStatus::NeedsReauth, Some(&reason))
                 .await?;
-            state.connections.invalidate(id);
+            state.changed_connection(id);
             tracing::warn!(connection = %id, "refresh refused; the connection needs a new sign-in");
             Err(ApiError::ConnectionNotReady(format!("the connection is needs_reauth: {reason}")))
         }
         Err(error) => {
+            // From the failure, not from the start of the attempt: a slow failure (a timeout)
+            // would otherwise have used up its back-off, and every waiting call would try again.
+            let now = portico_store::now_millis();
             state.oauth.failed(id, now);
             tracing::warn!(connection = %id, %error, "token renewal failed; will retry");
             keep_or_fail(stale, now, &error.to_string())
@@ -590,8 +593,9 @@ pub fn revoke_in_background(state: &Arc<AppState>, connector: &ConnectorRecord, 
     let Some((_, oauth)) = oauth_set(connector, record) else { return };
     let Ok(Some(tokens)) = open_tokens(state, record) else { return };
     let Ok(secrets) = crate::connections::open(state, record) else { return };
-    let Ok(flow) = flow(state, connector, oauth, &record.parameters, &secrets) else { return };
-    if flow.revocation_url.is_none() {
+    let Ok(mut flow) = flow(state, connector, oauth, &record.parameters, &secrets) else { return };
+    // An OpenID Connect provider may name its revocation endpoint in its discovery document.
+    if flow.revocation_url.is_none() && flow.discovery_url.is_none() {
         return;
     }
     let http = state.oauth.http.clone();
@@ -601,6 +605,12 @@ pub fn revoke_in_background(state: &Arc<AppState>, connector: &ConnectorRecord, 
     };
     let id = record.id.clone();
     state.oauth.background.spawn(async move {
+        if flow.revocation_url.is_none()
+            && let Err(error) = flow.discover(&http).await
+        {
+            tracing::warn!(connection = %id, %error, "token revocation failed");
+            return;
+        }
         if let Err(error) = flow.revoke(&http, &token, hint).await {
             tracing::warn!(connection = %id, %error, "token revocation failed");
         }

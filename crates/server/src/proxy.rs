@@ -285,7 +285,19 @@ async fn test(
     post_only(request.method())?;
     let caller = authenticate(request.headers(), state).await?;
     let path = request.uri().path();
-    let prepared = prepared(state, &caller, &path[route.id.0..route.id.1]).await?;
+    let report = run_test(state, upstream, &caller, &path[route.id.0..route.id.1]).await?;
+    Ok(axum::Json(report).into_response().map(Either::Right))
+}
+
+/// The test of the caller's connection `id`: `{"ok", "status", "latencyMs", "operation"}`, or
+/// `"error"` instead of `"status"` when the backend could not be asked.
+pub(crate) async fn run_test(
+    state: &AppState,
+    upstream: &UpstreamSlot,
+    caller: &Caller,
+    id: &str,
+) -> Result<serde_json::Value, ApiError> {
+    let prepared = prepared(state, caller, id).await?;
     let started = Instant::now();
     let operation = prepared.connector.test_operation.clone();
     let outgoing = match &operation {
@@ -320,7 +332,7 @@ async fn test(
             })
         }
     };
-    Ok(axum::Json(report).into_response().map(Either::Right))
+    Ok(report)
 }
 
 async fn problem_detail(response: axum::response::Response) -> String {

@@ -1,23 +1,70 @@
 //! Portico's persistent store.
 //!
-//! One trait, [`Store`], with an embedded SQLite implementation (the default) and room for
-//! PostgreSQL. Every query about connectors and connections is scoped by tenant: a row of
+//! One trait, [`Store`], with two implementations of the same behaviour: the embedded SQLite
+//! file ([`SqliteStore`], the default) and a PostgreSQL database that several instances share
+//! ([`PgStore`]); [`open`] picks one by the URL's scheme. Every query about connectors and connections is scoped by tenant: a row of
 //! another tenant is indistinguishable from a missing one.
 //!
 //! Architecture invariant: the store never sees a plaintext secret. Connection secrets and
 //! OAuth client secrets arrive sealed ([`SealedBytes`]) and leave sealed.
 
+mod common;
+pub mod postgres;
 mod sqlite;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use portico_model::{Connector, Diagnostic};
+pub use postgres::{PgOptions, PgStore};
 use serde::{Deserialize, Serialize};
 pub use sqlite::SqliteStore;
 
+/// Opens the store at `url`, choosing the engine by its scheme: `sqlite:` (a file, created
+/// when missing, see [`SqliteStore::open`]) or `postgres:` / `postgresql:` (an existing
+/// database, with the default [`PgOptions`], see [`PgStore::open`]). Either way the schema is
+/// brought up to date. Any other scheme, or none, is refused.
+pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
+    match url.split_once(':').map(|(scheme, _)| scheme) {
+        Some("sqlite") => Ok(Arc::new(SqliteStore::open(url).await?)),
+        Some("postgres" | "postgresql") => Ok(Arc::new(PgStore::open(url).await?)),
+        _ => Err(StoreError::Unavailable(
+            "the database URL must start with sqlite:, postgres: or postgresql:".to_owned(),
+        )),
+    }
+}
+
 /// Milliseconds since the Unix epoch.
 pub type Millis = i64;
+
+/// What changed, as far as prepared connections are concerned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    Connection(String),
+    Connector(String),
+    /// Changes may have been missed (the listening connection dropped): forget everything.
+    Everything,
+}
+
+impl Change {
+    /// The text sent between processes.
+    pub fn to_payload(&self) -> String {
+        match self {
+            Change::Connection(id) => format!("connection:{id}"),
+            Change::Connector(id) => format!("connector:{id}"),
+            Change::Everything => "everything".to_owned(),
+        }
+    }
+
+    pub fn from_payload(payload: &str) -> Change {
+        match payload.split_once(':') {
+            Some(("connection", id)) => Change::Connection(id.to_owned()),
+            Some(("connector", id)) => Change::Connector(id.to_owned()),
+            _ => Change::Everything,
+        }
+    }
+}
 
 /// A new record id: a UUID v7 as text. Ids sort by creation time (strictly, within one
 /// process), which is what list pagination relies on.
@@ -53,6 +100,17 @@ pub struct Tenant {
 pub struct ApiKeyRecord {
     pub id: String,
     pub tenant_id: String,
+    pub created_at: Millis,
+}
+
+/// An API key as stored, its hash included: what moving a store to another carries
+/// ([`Store::list_api_keys`], [`Store::import_api_key`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredApiKey {
+    pub id: String,
+    pub tenant_id: String,
+    /// The SHA-256 of the key, hex.
+    pub key_hash: String,
     pub created_at: Millis,
 }
 
@@ -234,4 +292,37 @@ pub trait Store: Send + Sync + 'static {
 
     /// Is the store reachable (for `/readyz`)?
     async fn ping(&self) -> Result<()>;
+
+    // Moving a whole store to another (`portico migrate`): everything listed, and inserted
+    // again as it is, ids and times included (sealed values are bound to their row's id, so
+    // they open unchanged). Connectors move with `list_connectors` and `insert_connector`.
+
+    /// Every tenant, by id.
+    async fn list_tenants(&self) -> Result<Vec<Tenant>>;
+    /// The tenant's API keys with their hashes, by id.
+    async fn list_api_keys(&self, tenant_id: &str) -> Result<Vec<StoredApiKey>>;
+    /// Every sign-in in progress, expired ones included, by state hash.
+    async fn list_oauth_states(&self) -> Result<Vec<OAuthStateRecord>>;
+    /// Every store-wide setting, by name.
+    async fn list_settings(&self) -> Result<Vec<(String, Vec<u8>)>>;
+    /// Inserts a tenant with its id and time; a conflict when the id or the name is taken.
+    async fn import_tenant(&self, tenant: &Tenant) -> Result<()>;
+    /// Inserts an API key with its id, hash and time; a conflict when the id or the hash is
+    /// taken or the tenant is missing.
+    async fn import_api_key(&self, key: &StoredApiKey) -> Result<()>;
+    /// Inserts a connection as it is: tokens, their expiry and both times included.
+    async fn import_connection(&self, record: &ConnectionRecord) -> Result<()>;
+    /// Inserts a sign-in as it is (unlike [`Store::insert_oauth_state`], forgets nothing).
+    async fn import_oauth_state(&self, record: &OAuthStateRecord) -> Result<()>;
+
+    /// Tells every process on this store that something changed, so that none keeps using
+    /// what it prepared from the old state. A store used by one process needs nothing.
+    async fn publish_change(&self, _change: &Change) -> Result<()> {
+        Ok(())
+    }
+
+    /// The changes other processes publish; `None` for a store used by one process.
+    async fn subscribe_changes(&self) -> Result<Option<tokio::sync::mpsc::Receiver<Change>>> {
+        Ok(None)
+    }
 }

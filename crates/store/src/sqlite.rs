@@ -4,13 +4,15 @@ use std::str::FromStr as _;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use portico_model::{Connector, Diagnostic};
-use sqlx::error::ErrorKind;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
+use crate::common::{
+    ConnectionRow, ConnectorRow, OAuthStateRow, connection_columns, connector_columns, count_of, encode_json,
+    insert_error, page, store_error,
+};
 use crate::{
     ApiKeyRecord, ConnectionRecord, ConnectionStatus, ConnectorRecord, DeleteConnector, Millis, OAuthStateRecord, Page,
-    Result, SealedBytes, Store, StoreError, Tenant, new_id, now_millis,
+    Result, SealedBytes, Store, StoreError, StoredApiKey, Tenant, new_id, now_millis,
 };
 
 /// SQLite allows one writer at a time; a few connections let reads go on beside it.
@@ -420,16 +422,7 @@ impl Store for SqliteStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(store_error)?;
-        Ok(row.filter(|r| r.expires_at >= now).map(|r| OAuthStateRecord {
-            state_hash: r.state_hash,
-            tenant_id: r.tenant_id,
-            connection_id: r.connection_id,
-            verifier: SealedBytes(r.verifier),
-            redirect_uri: r.redirect_uri,
-            return_url: r.return_url,
-            created_at: r.created_at,
-            expires_at: r.expires_at,
-        }))
+        Ok(row.filter(|r| r.expires_at >= now).map(OAuthStateRow::into_record))
     }
 
     async fn acquire_lease(&self, name: &str, holder: &str, now: Millis, until: Millis) -> Result<bool> {
@@ -481,168 +474,132 @@ impl Store for SqliteStore {
         sqlx::query("SELECT 1").execute(&self.pool).await.map_err(store_error)?;
         Ok(())
     }
-}
 
-/// The columns of [`ConnectorRow`]: a macro so that queries stay `&'static str` (`concat!`).
-macro_rules! connector_columns {
-    () => {
-        "id, tenant_id, definition, warnings, oauth_client_id, oauth_client_secret, created_at, updated_at"
-    };
-}
-use connector_columns;
-
-#[derive(sqlx::FromRow)]
-struct ConnectorRow {
-    id: String,
-    tenant_id: String,
-    definition: String,
-    warnings: String,
-    oauth_client_id: Option<String>,
-    oauth_client_secret: Option<Vec<u8>>,
-    created_at: i64,
-    updated_at: i64,
-}
-
-impl ConnectorRow {
-    fn into_record(self) -> Result<ConnectorRecord> {
-        let connector: Connector = decode_json(&self.definition, || format!("connector {}: definition", self.id))?;
-        let warnings: Vec<Diagnostic> = decode_json(&self.warnings, || format!("connector {}: warnings", self.id))?;
-        Ok(ConnectorRecord {
-            id: self.id,
-            tenant_id: self.tenant_id,
-            connector,
-            warnings,
-            oauth_client_id: self.oauth_client_id,
-            oauth_client_secret: self.oauth_client_secret.map(SealedBytes),
-            created_at: self.created_at,
-            updated_at: self.updated_at,
-        })
+    async fn list_tenants(&self) -> Result<Vec<Tenant>> {
+        let rows: Vec<(String, String, i64)> = sqlx::query_as("SELECT id, name, created_at FROM tenants ORDER BY id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(store_error)?;
+        Ok(rows.into_iter().map(|(id, name, created_at)| Tenant { id, name, created_at }).collect())
     }
-}
 
-/// The columns of [`ConnectionRow`].
-macro_rules! connection_columns {
-    () => {
-        "id, tenant_id, connector_id, created_by_key, display_name, parameter_set, status, status_reason, \
-         parameters, secrets, tokens, token_expires_at, created_at, updated_at"
-    };
-}
-use connection_columns;
-
-#[derive(sqlx::FromRow)]
-struct OAuthStateRow {
-    state_hash: String,
-    tenant_id: String,
-    connection_id: String,
-    verifier: Vec<u8>,
-    redirect_uri: String,
-    return_url: Option<String>,
-    created_at: i64,
-    expires_at: i64,
-}
-
-#[derive(sqlx::FromRow)]
-struct ConnectionRow {
-    id: String,
-    tenant_id: String,
-    connector_id: String,
-    created_by_key: String,
-    display_name: String,
-    parameter_set: Option<String>,
-    status: String,
-    status_reason: Option<String>,
-    parameters: String,
-    secrets: Option<Vec<u8>>,
-    tokens: Option<Vec<u8>>,
-    token_expires_at: Option<i64>,
-    created_at: i64,
-    updated_at: i64,
-}
-
-impl ConnectionRow {
-    fn into_record(self) -> Result<ConnectionRecord> {
-        let status = ConnectionStatus::parse(&self.status)
-            .ok_or_else(|| StoreError::Corrupt(format!("connection {}: unknown status", self.id)))?;
-        let parameters = decode_json(&self.parameters, || format!("connection {}: parameters", self.id))?;
-        Ok(ConnectionRecord {
-            id: self.id,
-            tenant_id: self.tenant_id,
-            connector_id: self.connector_id,
-            created_by_key: self.created_by_key,
-            display_name: self.display_name,
-            parameter_set: self.parameter_set,
-            status,
-            status_reason: self.status_reason,
-            parameters,
-            secrets: self.secrets.map(SealedBytes),
-            tokens: self.tokens.map(SealedBytes),
-            token_expires_at: self.token_expires_at,
-            created_at: self.created_at,
-            updated_at: self.updated_at,
-        })
+    async fn list_api_keys(&self, tenant_id: &str) -> Result<Vec<StoredApiKey>> {
+        let rows: Vec<(String, String, String, i64)> =
+            sqlx::query_as("SELECT id, tenant_id, key_hash, created_at FROM api_keys WHERE tenant_id = ? ORDER BY id")
+                .bind(tenant_id)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(store_error)?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, tenant_id, key_hash, created_at)| StoredApiKey { id, tenant_id, key_hash, created_at })
+            .collect())
     }
-}
 
-/// `next` is the last id when the page is full: there may be more.
-fn page<T>(items: Vec<T>, limit: u32, id: impl Fn(&T) -> &String) -> Page<T> {
-    let full = items.len() >= limit as usize;
-    let next = if full { items.last().map(|item| id(item).clone()) } else { None };
-    Page { items, next }
-}
+    async fn list_oauth_states(&self) -> Result<Vec<OAuthStateRecord>> {
+        let rows: Vec<OAuthStateRow> = sqlx::query_as(
+            "SELECT state_hash, tenant_id, connection_id, verifier, redirect_uri, return_url, created_at, expires_at \
+             FROM oauth_states ORDER BY state_hash",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_error)?;
+        Ok(rows.into_iter().map(OAuthStateRow::into_record).collect())
+    }
 
-fn count_of(count: i64) -> u64 {
-    u64::try_from(count).unwrap_or(0)
-}
+    async fn list_settings(&self) -> Result<Vec<(String, Vec<u8>)>> {
+        sqlx::query_as("SELECT name, value FROM settings ORDER BY name")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(store_error)
+    }
 
-fn encode_json<T: serde::Serialize + ?Sized>(value: &T, what: &str) -> Result<String> {
-    serde_json::to_string(value).map_err(|_| StoreError::Corrupt(format!("cannot encode the {what} as JSON")))
-}
+    async fn import_tenant(&self, tenant: &Tenant) -> Result<()> {
+        sqlx::query("INSERT INTO tenants (id, name, created_at) VALUES (?, ?, ?)")
+            .bind(&tenant.id)
+            .bind(&tenant.name)
+            .bind(tenant.created_at)
+            .execute(&self.pool)
+            .await
+            .map_err(|error| {
+                let taken = || format!("tenant {} or a tenant named '{}'", tenant.id, tenant.name);
+                insert_error(error, taken, taken)
+            })?;
+        Ok(())
+    }
 
-/// The message names the record and the position only: serde's own text may quote the value.
-fn decode_json<T: serde::de::DeserializeOwned>(text: &str, what: impl FnOnce() -> String) -> Result<T> {
-    serde_json::from_str(text).map_err(|error| {
-        StoreError::Corrupt(format!(
-            "{} is not valid ({:?} error at line {}, column {})",
-            what(),
-            error.classify(),
-            error.line(),
-            error.column()
+    async fn import_api_key(&self, key: &StoredApiKey) -> Result<()> {
+        sqlx::query("INSERT INTO api_keys (id, tenant_id, key_hash, created_at) VALUES (?, ?, ?, ?)")
+            .bind(&key.id)
+            .bind(&key.tenant_id)
+            .bind(&key.key_hash)
+            .bind(key.created_at)
+            .execute(&self.pool)
+            .await
+            .map_err(|error| {
+                insert_error(
+                    error,
+                    || format!("API key {} or a key with its hash", key.id),
+                    || format!("API key {} cannot be added: tenant {} is missing, or the key", key.id, key.tenant_id),
+                )
+            })?;
+        Ok(())
+    }
+
+    async fn import_connection(&self, record: &ConnectionRecord) -> Result<()> {
+        let parameters = encode_json(&record.parameters, "connection parameters")?;
+        sqlx::query(concat!(
+            "INSERT INTO connections (",
+            connection_columns!(),
+            ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         ))
-    })
-}
-
-/// An INSERT's error: a unique violation is a conflict on `duplicate`; a foreign key
-/// violation means the parent row is missing, described by `missing_parent`. Both become
-/// [`StoreError::Conflict`], whose message ends in "already exists": the texts are worded for it.
-fn insert_error(
-    error: sqlx::Error,
-    duplicate: impl FnOnce() -> String,
-    missing_parent: impl FnOnce() -> String,
-) -> StoreError {
-    if let sqlx::Error::Database(database) = &error {
-        match database.kind() {
-            ErrorKind::UniqueViolation => return StoreError::Conflict(duplicate()),
-            ErrorKind::ForeignKeyViolation => return StoreError::Conflict(missing_parent()),
-            _ => {}
-        }
+        .bind(&record.id)
+        .bind(&record.tenant_id)
+        .bind(&record.connector_id)
+        .bind(&record.created_by_key)
+        .bind(&record.display_name)
+        .bind(&record.parameter_set)
+        .bind(record.status.as_str())
+        .bind(&record.status_reason)
+        .bind(parameters)
+        .bind(record.secrets.as_ref().map(|sealed| sealed.0.as_slice()))
+        .bind(record.tokens.as_ref().map(|sealed| sealed.0.as_slice()))
+        .bind(record.token_expires_at)
+        .bind(record.created_at)
+        .bind(record.updated_at)
+        .execute(&self.pool)
+        .await
+        .map_err(|error| {
+            insert_error(
+                error,
+                || format!("connection {}", record.id),
+                || {
+                    format!(
+                        "connection {} cannot be added: connector {} is not in the tenant, or a connection with this id",
+                        record.id, record.connector_id
+                    )
+                },
+            )
+        })?;
+        Ok(())
     }
-    store_error(error)
-}
 
-/// Never includes row contents: SQLite's messages name tables and columns, not values.
-fn store_error(error: sqlx::Error) -> StoreError {
-    match error {
-        sqlx::Error::Database(database) => match database.kind() {
-            ErrorKind::UniqueViolation => StoreError::Conflict("a record with the same key".to_owned()),
-            _ => StoreError::Unavailable(format!("database error: {}", database.message())),
-        },
-        sqlx::Error::ColumnDecode { index, .. } => StoreError::Corrupt(format!("column {index} cannot be decoded")),
-        sqlx::Error::Decode(_) => StoreError::Corrupt("a value cannot be decoded".to_owned()),
-        sqlx::Error::ColumnNotFound(column) => StoreError::Corrupt(format!("column {column} is missing")),
-        sqlx::Error::ColumnIndexOutOfBounds { index, len } => {
-            StoreError::Corrupt(format!("column {index} is missing (the row has {len})"))
-        }
-        sqlx::Error::TypeNotFound { type_name } => StoreError::Corrupt(format!("type {type_name} is unknown")),
-        other => StoreError::Unavailable(other.to_string()),
+    async fn import_oauth_state(&self, record: &OAuthStateRecord) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO oauth_states (state_hash, tenant_id, connection_id, verifier, redirect_uri, return_url, \
+             created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&record.state_hash)
+        .bind(&record.tenant_id)
+        .bind(&record.connection_id)
+        .bind(record.verifier.0.as_slice())
+        .bind(&record.redirect_uri)
+        .bind(&record.return_url)
+        .bind(record.created_at)
+        .bind(record.expires_at)
+        .execute(&self.pool)
+        .await
+        .map_err(|error| insert_error(error, || "sign-in state".to_owned(), || "sign-in state".to_owned()))?;
+        Ok(())
     }
 }

@@ -1,11 +1,15 @@
 //! Helpers of the end-to-end tests: the real `portico` binary on a random port with a fresh
 //! data directory, an HTTP client that keeps every response it reads, and the fixtures.
+//!
+//! The store is the embedded SQLite file, or with `PORTICO_TEST_DATABASE=postgres` a fresh
+//! PostgreSQL database per Portico (see [`pg`]).
 
 // Each test binary uses a part of these helpers.
 #![allow(dead_code)]
 
 pub mod backend;
 pub mod idp;
+pub mod pg;
 
 use std::hash::{BuildHasher, Hasher};
 use std::io::{BufRead, BufReader, Read};
@@ -58,6 +62,11 @@ pub struct Portico {
     responses: Arc<Mutex<Vec<String>>>,
     /// Owns the data directory of a server started with [`Portico::start`].
     owned_dir: Option<TempDir>,
+    /// The `--database` URL: the one the test passed, or the PostgreSQL database made for
+    /// this run (`PORTICO_TEST_DATABASE=postgres`); `None` for SQLite in the data directory.
+    pub database_url: Option<String>,
+    /// The database made for this server, dropped with the last server on it.
+    database: Option<Arc<pg::TestDatabase>>,
 }
 
 impl Portico {
@@ -80,8 +89,13 @@ impl Portico {
     }
 
     /// A server on `data_dir`, with more `serve` arguments and environment variables.
+    ///
+    /// With `--database` among `args` the test chose the store (several instances on one
+    /// database): the data directory then has an admin key file only if this start created
+    /// the first tenant, and [`Portico::admin_key`] is empty otherwise.
     pub fn launch(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Portico {
-        let mut command = serve_command(data_dir, args, env);
+        let engine = Engine::of(data_dir, args);
+        let mut command = serve_command(data_dir, &engine, args, env);
         command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = command.spawn().expect("portico starts");
         let stdout = Arc::new(Mutex::new(Vec::new()));
@@ -100,6 +114,8 @@ impl Portico {
             pumps,
             responses: Arc::default(),
             owned_dir: None,
+            database_url: engine.database_url(args),
+            database: engine.database,
         };
         portico.wait_for_banner();
         let first_line = portico.stdout().lines().next().unwrap_or_default().to_owned();
@@ -108,8 +124,35 @@ impl Portico {
             .unwrap_or_else(|| panic!("the first line of standard output names the address, not {first_line:?}"));
         portico.base = base.trim().to_owned();
         let key_file = data_dir.join("admin-api-key");
-        portico.admin_key = std::fs::read_to_string(&key_file).expect("the admin key file").trim().to_owned();
+        portico.admin_key = match std::fs::read_to_string(&key_file) {
+            Ok(key) => key.trim().to_owned(),
+            Err(_) if engine.chosen_by_test => String::new(),
+            Err(e) => panic!("the admin key file {}: {e}", key_file.display()),
+        };
         portico
+    }
+
+    /// The URL of this server's store: `--database`, or its SQLite file.
+    pub fn store_url(&self) -> String {
+        self.database_url.clone().unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("portico.db").display()))
+    }
+
+    /// The PostgreSQL database made for this server, if any.
+    pub fn test_database(&self) -> Option<&pg::TestDatabase> {
+        self.database.as_deref()
+    }
+
+    /// Everything the server keeps: each file of its data directory and, on PostgreSQL,
+    /// every value of its database (see [`pg::TestDatabase::contents`]), each with a name.
+    pub fn stored_contents(&self) -> Vec<(String, Vec<u8>)> {
+        let mut contents: Vec<(String, Vec<u8>)> =
+            files_in(&self.data_dir).into_iter().map(|(path, bytes)| (path.display().to_string(), bytes)).collect();
+        if let Some(database) = &self.database {
+            contents.extend(
+                database.contents().into_iter().map(|(name, bytes)| (format!("{}: {name}", database.name), bytes)),
+            );
+        }
+        contents
     }
 
     /// Waits until the start-up banner is printed in full (its last line starts with `Try:`).
@@ -143,13 +186,19 @@ impl Portico {
         Api { http, base: self.base.clone(), key: key.map(str::to_owned), responses: self.responses.clone() }
     }
 
-    /// Runs `portico tenant <args>` on this server's data directory, while it runs.
+    /// Runs `portico tenant <args>` on this server's data directory (and database), while it
+    /// runs.
     pub fn tenant_command(&self, args: &[&str]) -> Output {
+        let database: Vec<&str> = match &self.database_url {
+            Some(url) => vec!["--database", url],
+            None => Vec::new(),
+        };
         Command::new(env!("CARGO_BIN_EXE_portico"))
             .arg("tenant")
             .args(args)
             .arg("--data-dir")
             .arg(&self.data_dir)
+            .args(database)
             .env_clear()
             .envs(std::env::vars().filter(|(name, _)| !name.starts_with("PORTICO_")))
             .output()
@@ -227,20 +276,49 @@ impl Drop for Portico {
     }
 }
 
+/// Where a server keeps its store in this run.
+struct Engine {
+    /// Made for it: `PORTICO_TEST_DATABASE=postgres`, and the test named no database.
+    database: Option<Arc<pg::TestDatabase>>,
+    /// The test passed `--database` itself.
+    chosen_by_test: bool,
+}
+
+impl Engine {
+    fn of(data_dir: &Path, args: &[&str]) -> Engine {
+        let chosen_by_test = args.iter().any(|arg| *arg == "--database" || arg.starts_with("--database="));
+        let database = (pg::enabled() && !chosen_by_test).then(|| pg::database_for(data_dir));
+        Engine { database, chosen_by_test }
+    }
+
+    fn database_url(&self, args: &[&str]) -> Option<String> {
+        if let Some(database) = &self.database {
+            return Some(database.url.clone());
+        }
+        let at = args.iter().position(|arg| *arg == "--database")?;
+        args.get(at + 1).map(|url| (*url).to_owned())
+    }
+}
+
 /// `portico serve` on a random loopback port with debug logs; the tests decide every setting,
-/// none comes from the environment of the run.
-fn serve_command(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
+/// none comes from the environment of the run. On a database made for the run, with
+/// [`pg::TEST_MASTER_KEY`] unless `env` names another key.
+fn serve_command(data_dir: &Path, engine: &Engine, args: &[&str], env: &[(&str, &str)]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_portico"));
     command.arg("serve").args(["--listen", "127.0.0.1:0", "--data-dir"]).arg(data_dir).args(["--log", DEBUG_LOG]);
     command.args(args);
     command.env_clear().envs(std::env::vars().filter(|(name, _)| !name.starts_with("PORTICO_")));
+    if let Some(database) = &engine.database {
+        command.args(["--database", &database.url]).env("PORTICO_MASTER_KEY", pg::TEST_MASTER_KEY);
+    }
     command.envs(env.iter().copied());
     command
 }
 
 /// Runs `portico serve` that is expected to refuse to start: its output.
 pub fn serve_refused(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut child = serve_command(data_dir, args, env)
+    let engine = Engine::of(data_dir, args);
+    let mut child = serve_command(data_dir, &engine, args, env)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -476,9 +554,13 @@ pub mod fixture {
 /// A value that appears nowhere unless the code under test copies it: `prefix` and 128
 /// random bits.
 pub fn distinctive(prefix: &str) -> String {
-    // Each `RandomState` has fresh random keys, so the hash of nothing is a random number.
-    let random = || std::collections::hash_map::RandomState::new().build_hasher().finish();
     format!("{prefix}{:016x}{:016x}", random(), random())
+}
+
+/// 64 random bits.
+pub fn random() -> u64 {
+    // Each `RandomState` has fresh random keys, so the hash of nothing is a random number.
+    std::collections::hash_map::RandomState::new().build_hasher().finish()
 }
 
 /// Whether `needle` occurs in `haystack`, as bytes.

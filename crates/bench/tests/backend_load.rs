@@ -1,0 +1,93 @@
+//! The built-in backend and load generator against each other, on loopback.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use portico_bench::backend::Backend;
+use portico_bench::load::{LoadConfig, run};
+
+/// Reads one response with a Content-Length body; returns (head, body).
+fn read_response(stream: &mut TcpStream) -> (String, String) {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 1024];
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_string();
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap()))
+                .expect("a content-length");
+            if buf.len() >= end + 4 + length {
+                let body = String::from_utf8_lossy(&buf[end + 4..end + 4 + length]).to_string();
+                return (head, body);
+            }
+        }
+        let n = stream.read(&mut chunk).expect("read");
+        assert!(n > 0, "connection closed after {:?}", String::from_utf8_lossy(&buf));
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+fn loopback() -> SocketAddr {
+    "127.0.0.1:0".parse().unwrap()
+}
+
+#[test]
+fn the_backend_answers_ok_on_a_kept_alive_connection() {
+    let backend = Backend::start(loopback(), Some(2)).unwrap();
+    let mut stream = TcpStream::connect(backend.addr()).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    for path in ["/", "/anything?x=1", "/ok"] {
+        write!(stream, "GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n").unwrap();
+        let (head, body) = read_response(&mut stream);
+        assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
+        assert!(!head.to_ascii_lowercase().contains("connection: close"), "{head}");
+        assert_eq!(body, "ok");
+    }
+    write!(
+        stream,
+        "GET /echo-auth?api_key=q1 HTTP/1.1\r\nHost: bench\r\nX-Api-Key: h1\r\nAuthorization: Basic eA==\r\n\r\n"
+    )
+    .unwrap();
+    assert_eq!(read_response(&mut stream).1, "h1|Basic eA==|q1");
+}
+
+#[test]
+fn the_load_generator_measures_the_backend() {
+    let backend = Backend::start(loopback(), Some(1)).unwrap();
+    let config = LoadConfig {
+        url: format!("http://{}/ok", backend.addr()),
+        connections: 4,
+        duration: Duration::from_millis(500),
+        headers: vec![("Authorization".to_owned(), "Bearer x".to_owned())],
+        threads: Some(2),
+    };
+    let r = run(&config).unwrap();
+    assert!(r.requests > 0, "{r:?}");
+    assert_eq!((r.errors, r.non_success), (0, 0), "{r:?}");
+    assert_eq!((r.threads, r.connections), (2, 4));
+    assert!((r.requests_per_sec - r.requests as f64 / 0.5).abs() < 1e-6, "{r:?}");
+    assert!(r.p50_ms > 0.0 && r.p50_ms <= r.p75_ms && r.p75_ms <= r.p90_ms, "{r:?}");
+    assert!(r.p90_ms <= r.p99_ms && r.p99_ms <= r.max_ms, "{r:?}");
+    // Loopback with 4 connections: a millisecond is plenty for half the requests.
+    assert!(r.p50_ms < 50.0, "{r:?}");
+    assert!(r.mean_ms > 0.0 && r.mean_ms <= r.max_ms, "{r:?}");
+}
+
+#[test]
+fn a_closed_port_gives_errors_not_requests() {
+    // Bind and release a port so that nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let config = LoadConfig {
+        url: format!("http://127.0.0.1:{port}/"),
+        connections: 2,
+        duration: Duration::from_millis(200),
+        headers: Vec::new(),
+        threads: Some(1),
+    };
+    let r = run(&config).unwrap();
+    assert_eq!(r.requests, 0);
+    assert!(r.errors > 0, "{r:?}");
+    assert_eq!(r.p99_ms, 0.0);
+}

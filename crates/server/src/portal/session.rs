@@ -1,0 +1,288 @@
+//! Browser sessions: a tenant API key, given once at sign-in, becomes an opaque random session
+//! id in an HttpOnly cookie. The key itself is never kept: the session holds the caller it
+//! resolved to. Sessions live in memory (a restart signs everyone out) and are kept by the
+//! SHA-256 of their id, so that the map holds nothing a cookie could be rebuilt from.
+//!
+//! Every form carries the session's CSRF token in a hidden field, checked on every POST; the
+//! sign-in form, which has no session yet, pairs a short-lived cookie with its hidden field.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Redirect, Response};
+
+use crate::auth::Caller;
+use crate::state::AppState;
+
+pub const SESSION_COOKIE: &str = "portico_session";
+/// The sign-in form's CSRF cookie (double submit: there is no session to keep it in yet).
+pub const SIGN_IN_COOKIE: &str = "portico_sign_in";
+/// The hidden field of every form.
+pub const CSRF_FIELD: &str = "csrf";
+
+/// A session ends this long after sign-in, however busy.
+const LIFETIME: Duration = Duration::from_secs(12 * 3600);
+/// … or after this long without a request.
+const IDLE: Duration = Duration::from_secs(2 * 3600);
+/// OAuth sign-ins started from the portal that a session remembers at most.
+const PENDING_SIGN_INS: usize = 32;
+
+/// What a signed-in browser has.
+struct Session {
+    caller: Caller,
+    csrf: String,
+    ends_at: Instant,
+    idle_until: Instant,
+    /// A message for the next page (after a redirect).
+    flash: Option<Flash>,
+    /// OAuth sign-ins under way: the reference in their return URL → the connection.
+    sign_ins: Vec<(String, String)>,
+}
+
+/// A one-time message shown on the next page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Flash {
+    pub kind: FlashKind,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlashKind {
+    Success,
+    Error,
+}
+
+impl Flash {
+    pub fn success(message: impl Into<String>) -> Self {
+        Flash { kind: FlashKind::Success, message: message.into() }
+    }
+
+    pub fn error(message: impl Into<String>) -> Self {
+        Flash { kind: FlashKind::Error, message: message.into() }
+    }
+}
+
+/// The portal's sessions, by the SHA-256 of their id.
+#[derive(Default)]
+pub struct Sessions {
+    by_digest: Mutex<HashMap<[u8; 32], Session>>,
+}
+
+impl Sessions {
+    /// A new session for `caller`: the id to put in the cookie.
+    pub fn create(&self, caller: Caller) -> portico_secrets::SecretString {
+        let id = portico_secrets::random_token();
+        let now = Instant::now();
+        let session = Session {
+            caller,
+            csrf: portico_secrets::random_token().expose().to_owned(),
+            ends_at: now + LIFETIME,
+            idle_until: now + IDLE,
+            flash: None,
+            sign_ins: Vec::new(),
+        };
+        let mut map = self.lock();
+        map.retain(|_, s| s.is_live(now));
+        map.insert(portico_secrets::api_key_digest(id.expose()), session);
+        id
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Session>> {
+        self.by_digest.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The live session with this id, its idle time restarted.
+    fn touch(&self, id: &str) -> Option<Signed> {
+        let digest = portico_secrets::api_key_digest(id);
+        let now = Instant::now();
+        let mut map = self.lock();
+        let session = map.get_mut(&digest)?;
+        if !session.is_live(now) {
+            map.remove(&digest);
+            return None;
+        }
+        session.idle_until = now + IDLE;
+        Some(Signed { digest, caller: session.caller.clone(), csrf: session.csrf.clone() })
+    }
+
+    fn remove(&self, digest: &[u8; 32]) {
+        self.lock().remove(digest);
+    }
+
+    fn with<T>(&self, digest: &[u8; 32], f: impl FnOnce(&mut Session) -> T) -> Option<T> {
+        self.lock().get_mut(digest).map(f)
+    }
+}
+
+impl Session {
+    fn is_live(&self, now: Instant) -> bool {
+        now < self.ends_at && now < self.idle_until
+    }
+}
+
+/// A signed-in browser: the extractor of every portal page but sign-in. Without a live
+/// session, the browser is sent to the sign-in page.
+#[derive(Clone)]
+pub struct Signed {
+    digest: [u8; 32],
+    pub caller: Caller,
+    pub csrf: String,
+}
+
+impl Signed {
+    /// The live session of a session cookie's value.
+    pub fn from_cookie(state: &AppState, id: &str) -> Option<Signed> {
+        state.portal.touch(id)
+    }
+
+    /// Whether `given` is this session's CSRF token.
+    pub fn csrf_matches(&self, given: Option<&str>) -> bool {
+        given.is_some_and(|g| portico_secrets::constant_time_eq(g.as_bytes(), self.csrf.as_bytes()))
+    }
+
+    pub fn set_flash(&self, state: &AppState, flash: Flash) {
+        state.portal.with(&self.digest, |s| s.flash = Some(flash));
+    }
+
+    pub fn take_flash(&self, state: &AppState) -> Option<Flash> {
+        state.portal.with(&self.digest, |s| s.flash.take()).flatten()
+    }
+
+    /// Remembers that the sign-in whose return URL carries `reference` is for `connection`.
+    pub fn remember_sign_in(&self, state: &AppState, reference: String, connection: String) {
+        state.portal.with(&self.digest, |s| {
+            if s.sign_ins.len() >= PENDING_SIGN_INS {
+                s.sign_ins.remove(0);
+            }
+            s.sign_ins.push((reference, connection));
+        });
+    }
+
+    /// The connection of a sign-in this session started, once.
+    pub fn take_sign_in(&self, state: &AppState, reference: &str) -> Option<String> {
+        state
+            .portal
+            .with(&self.digest, |s| {
+                let at = s.sign_ins.iter().position(|(r, _)| r == reference)?;
+                Some(s.sign_ins.remove(at).1)
+            })
+            .flatten()
+    }
+
+    pub fn sign_out(&self, state: &AppState) {
+        state.portal.remove(&self.digest);
+    }
+}
+
+impl FromRequestParts<Arc<AppState>> for Signed {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
+        if let Some(signed) = cookie(&parts.headers, SESSION_COOKIE).and_then(|id| state.portal.touch(id)) {
+            return Ok(signed);
+        }
+        // Back to the page asked for after signing in (GET pages only: a form post is lost).
+        let next = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+        let target = if parts.method == axum::http::Method::GET && next != "/" {
+            format!("/sign-in?next={}", url::form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>())
+        } else {
+            "/sign-in".to_owned()
+        };
+        Err(Redirect::to(&target).into_response())
+    }
+}
+
+/// The value of cookie `name`.
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim())
+}
+
+/// `Set-Cookie` for a cookie only this site's pages send back, never scripts.
+pub fn set_cookie(state: &AppState, name: &str, value: &str, max_age: Option<Duration>) -> HeaderValue {
+    let secure = if state.public_url.scheme() == "https" { "; Secure" } else { "" };
+    let max_age = max_age.map(|d| format!("; Max-Age={}", d.as_secs())).unwrap_or_default();
+    HeaderValue::from_str(&format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax{secure}{max_age}"))
+        .unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// `Set-Cookie` that removes a cookie.
+pub fn clear_cookie(state: &AppState, name: &str) -> HeaderValue {
+    set_cookie(state, name, "", Some(Duration::ZERO))
+}
+
+/// How long the session cookie is kept by the browser: as long as a session can live.
+pub fn session_max_age() -> Duration {
+    LIFETIME
+}
+
+/// A path of this site to go to after signing in; anything else (another origin, a
+/// scheme-relative `//host`) goes to the start page.
+pub fn safe_next(next: Option<&str>) -> &str {
+    match next {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.starts_with("/\\") && !n.contains(['\r', '\n']) => {
+            n
+        }
+        _ => "/",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caller() -> Caller {
+        Caller { tenant_id: "t".into(), key_id: "k".into() }
+    }
+
+    #[test]
+    fn a_session_is_found_by_its_id_only() {
+        let sessions = Sessions::default();
+        let id = sessions.create(caller());
+        let signed = sessions.touch(id.expose()).expect("a live session");
+        assert_eq!(&*signed.caller.tenant_id, "t");
+        assert!(sessions.touch("not-a-session").is_none());
+        // The map is keyed by a digest: the id itself is not stored.
+        assert!(!sessions.lock().contains_key(id.expose().as_bytes()));
+        sessions.remove(&signed.digest);
+        assert!(sessions.touch(id.expose()).is_none());
+    }
+
+    #[test]
+    fn csrf_tokens_are_compared_whole() {
+        let sessions = Sessions::default();
+        let id = sessions.create(caller());
+        let signed = sessions.touch(id.expose()).unwrap();
+        assert!(signed.csrf_matches(Some(&signed.csrf.clone())));
+        assert!(!signed.csrf_matches(Some(&signed.csrf[..10])));
+        assert!(!signed.csrf_matches(Some("")));
+        assert!(!signed.csrf_matches(None));
+    }
+
+    #[test]
+    fn sign_in_returns_only_to_this_site() {
+        assert_eq!(safe_next(Some("/connections/1")), "/connections/1");
+        for bad in ["//evil.example/x", "https://evil.example", "/\\evil.example", "x", ""] {
+            assert_eq!(safe_next(Some(bad)), "/", "{bad}");
+        }
+        assert_eq!(safe_next(None), "/");
+    }
+
+    #[test]
+    fn cookies_are_read_by_exact_name() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::COOKIE, HeaderValue::from_static("a=1; portico_session_x=2; portico_session=3"));
+        assert_eq!(cookie(&headers, SESSION_COOKIE), Some("3"));
+        assert_eq!(cookie(&headers, "b"), None);
+    }
+}

@@ -1,0 +1,190 @@
+//! What both engines share: the row types, their decoding into records, pagination, JSON
+//! encoding and the mapping of database errors onto [`StoreError`]. One copy, so that the
+//! engines cannot drift apart in wording or in what counts as corrupt.
+
+use portico_model::{Connector, Diagnostic};
+use sqlx::error::ErrorKind;
+
+use crate::{
+    ConnectionRecord, ConnectionStatus, ConnectorRecord, OAuthStateRecord, Page, Result, SealedBytes, StoreError,
+};
+
+/// The columns of [`ConnectorRow`]: a macro so that queries stay `&'static str` (`concat!`).
+macro_rules! connector_columns {
+    () => {
+        "id, tenant_id, definition, warnings, oauth_client_id, oauth_client_secret, created_at, updated_at"
+    };
+}
+pub(crate) use connector_columns;
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct ConnectorRow {
+    pub(crate) id: String,
+    pub(crate) tenant_id: String,
+    pub(crate) definition: String,
+    pub(crate) warnings: String,
+    pub(crate) oauth_client_id: Option<String>,
+    pub(crate) oauth_client_secret: Option<Vec<u8>>,
+    pub(crate) created_at: i64,
+    pub(crate) updated_at: i64,
+}
+
+impl ConnectorRow {
+    pub(crate) fn into_record(self) -> Result<ConnectorRecord> {
+        let connector: Connector = decode_json(&self.definition, || format!("connector {}: definition", self.id))?;
+        let warnings: Vec<Diagnostic> = decode_json(&self.warnings, || format!("connector {}: warnings", self.id))?;
+        Ok(ConnectorRecord {
+            id: self.id,
+            tenant_id: self.tenant_id,
+            connector,
+            warnings,
+            oauth_client_id: self.oauth_client_id,
+            oauth_client_secret: self.oauth_client_secret.map(SealedBytes),
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        })
+    }
+}
+
+/// The columns of [`ConnectionRow`].
+macro_rules! connection_columns {
+    () => {
+        "id, tenant_id, connector_id, created_by_key, display_name, parameter_set, status, status_reason, \
+         parameters, secrets, tokens, token_expires_at, created_at, updated_at"
+    };
+}
+pub(crate) use connection_columns;
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct OAuthStateRow {
+    pub(crate) state_hash: String,
+    pub(crate) tenant_id: String,
+    pub(crate) connection_id: String,
+    pub(crate) verifier: Vec<u8>,
+    pub(crate) redirect_uri: String,
+    pub(crate) return_url: Option<String>,
+    pub(crate) created_at: i64,
+    pub(crate) expires_at: i64,
+}
+
+impl OAuthStateRow {
+    pub(crate) fn into_record(self) -> OAuthStateRecord {
+        OAuthStateRecord {
+            state_hash: self.state_hash,
+            tenant_id: self.tenant_id,
+            connection_id: self.connection_id,
+            verifier: SealedBytes(self.verifier),
+            redirect_uri: self.redirect_uri,
+            return_url: self.return_url,
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct ConnectionRow {
+    pub(crate) id: String,
+    pub(crate) tenant_id: String,
+    pub(crate) connector_id: String,
+    pub(crate) created_by_key: String,
+    pub(crate) display_name: String,
+    pub(crate) parameter_set: Option<String>,
+    pub(crate) status: String,
+    pub(crate) status_reason: Option<String>,
+    pub(crate) parameters: String,
+    pub(crate) secrets: Option<Vec<u8>>,
+    pub(crate) tokens: Option<Vec<u8>>,
+    pub(crate) token_expires_at: Option<i64>,
+    pub(crate) created_at: i64,
+    pub(crate) updated_at: i64,
+}
+
+impl ConnectionRow {
+    pub(crate) fn into_record(self) -> Result<ConnectionRecord> {
+        let status = ConnectionStatus::parse(&self.status)
+            .ok_or_else(|| StoreError::Corrupt(format!("connection {}: unknown status", self.id)))?;
+        let parameters = decode_json(&self.parameters, || format!("connection {}: parameters", self.id))?;
+        Ok(ConnectionRecord {
+            id: self.id,
+            tenant_id: self.tenant_id,
+            connector_id: self.connector_id,
+            created_by_key: self.created_by_key,
+            display_name: self.display_name,
+            parameter_set: self.parameter_set,
+            status,
+            status_reason: self.status_reason,
+            parameters,
+            secrets: self.secrets.map(SealedBytes),
+            tokens: self.tokens.map(SealedBytes),
+            token_expires_at: self.token_expires_at,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        })
+    }
+}
+
+/// `next` is the last id when the page is full: there may be more.
+pub(crate) fn page<T>(items: Vec<T>, limit: u32, id: impl Fn(&T) -> &String) -> Page<T> {
+    let full = items.len() >= limit as usize;
+    let next = if full { items.last().map(|item| id(item).clone()) } else { None };
+    Page { items, next }
+}
+
+pub(crate) fn count_of(count: i64) -> u64 {
+    u64::try_from(count).unwrap_or(0)
+}
+
+pub(crate) fn encode_json<T: serde::Serialize + ?Sized>(value: &T, what: &str) -> Result<String> {
+    serde_json::to_string(value).map_err(|_| StoreError::Corrupt(format!("cannot encode the {what} as JSON")))
+}
+
+/// The message names the record and the position only: serde's own text may quote the value.
+pub(crate) fn decode_json<T: serde::de::DeserializeOwned>(text: &str, what: impl FnOnce() -> String) -> Result<T> {
+    serde_json::from_str(text).map_err(|error| {
+        StoreError::Corrupt(format!(
+            "{} is not valid ({:?} error at line {}, column {})",
+            what(),
+            error.classify(),
+            error.line(),
+            error.column()
+        ))
+    })
+}
+
+/// An INSERT's error: a unique violation is a conflict on `duplicate`; a foreign key
+/// violation means the parent row is missing, described by `missing_parent`. Both become
+/// [`StoreError::Conflict`], whose message ends in "already exists": the texts are worded for it.
+pub(crate) fn insert_error(
+    error: sqlx::Error,
+    duplicate: impl FnOnce() -> String,
+    missing_parent: impl FnOnce() -> String,
+) -> StoreError {
+    if let sqlx::Error::Database(database) = &error {
+        match database.kind() {
+            ErrorKind::UniqueViolation => return StoreError::Conflict(duplicate()),
+            ErrorKind::ForeignKeyViolation => return StoreError::Conflict(missing_parent()),
+            _ => {}
+        }
+    }
+    store_error(error)
+}
+
+/// Never includes row contents: SQLite's messages name tables and columns, not values, and so
+/// does PostgreSQL's primary message (the values are in its `detail`, which is left out).
+pub(crate) fn store_error(error: sqlx::Error) -> StoreError {
+    match error {
+        sqlx::Error::Database(database) => match database.kind() {
+            ErrorKind::UniqueViolation => StoreError::Conflict("a record with the same key".to_owned()),
+            _ => StoreError::Unavailable(format!("database error: {}", database.message())),
+        },
+        sqlx::Error::ColumnDecode { index, .. } => StoreError::Corrupt(format!("column {index} cannot be decoded")),
+        sqlx::Error::Decode(_) => StoreError::Corrupt("a value cannot be decoded".to_owned()),
+        sqlx::Error::ColumnNotFound(column) => StoreError::Corrupt(format!("column {column} is missing")),
+        sqlx::Error::ColumnIndexOutOfBounds { index, len } => {
+            StoreError::Corrupt(format!("column {index} is missing (the row has {len})"))
+        }
+        sqlx::Error::TypeNotFound { type_name } => StoreError::Corrupt(format!("type {type_name} is unknown")),
+        other => StoreError::Unavailable(other.to_string()),
+    }
+}

@@ -1,0 +1,595 @@
+//! The store on PostgreSQL: every engine-generic behaviour (tests/behaviour), each test on a
+//! database of its own, and what only a shared server has: several stores (instances) on one
+//! database racing for leases, sign-in states and connectors, and a server restart under a
+//! live pool (on a private cluster made with initdb/pg_ctl, never the shared server).
+//!
+//! Without a reachable PostgreSQL the tests print `SKIPPED: …` and pass; under `CI=true`
+//! they fail. See tests/support for `PORTICO_TEST_POSTGRES`.
+
+mod behaviour;
+mod support;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use portico_store::{DeleteConnector, PgOptions, PgStore, Store, StoreError, new_id, now_millis};
+use support::{Ctx, TestDatabase, connection_record, connector_record, skip_or_fail, state_record, test_pg_options};
+use tokio::sync::Barrier;
+
+behaviour_tests!(support::Ctx::postgres());
+
+/// Two stores on one database, as two Portico instances have.
+async fn two_instances() -> Option<(Ctx, Ctx)> {
+    let first = Ctx::postgres().await?;
+    let second = first.reopen().await;
+    Some((first, second))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_stores_contend_for_one_lease_and_exactly_one_wins() {
+    let Some((a, b)) = two_instances().await else { return };
+    let stores = [a.shared(), b.shared()];
+    const CONTENDERS: usize = 8;
+    for round in 0..40 {
+        let name = format!("refresh:{round}");
+        // Free, then expired: both ways exactly one contender gets it.
+        for (now, until) in [(1_000, 2_000), (2_001, 3_000)] {
+            let barrier = Arc::new(Barrier::new(CONTENDERS));
+            let mut tasks = Vec::new();
+            for index in 0..CONTENDERS {
+                let (store, barrier, name) = (stores[index % 2].clone(), barrier.clone(), name.clone());
+                tasks.push(tokio::spawn(async move {
+                    let holder = format!("instance-{}-{round}-{now}-{index}", index % 2);
+                    barrier.wait().await;
+                    (store.acquire_lease(&name, &holder, now, until).await.unwrap(), holder)
+                }));
+            }
+            let mut winners = Vec::new();
+            for task in tasks {
+                let (won, holder) = task.await.unwrap();
+                if won {
+                    winners.push(holder);
+                }
+            }
+            assert_eq!(winners.len(), 1, "round {round} at {now}: {winners:?}");
+            // The winner holds it: the other instance is refused until it expires, the
+            // winner may extend it.
+            for store in &stores {
+                assert!(!store.acquire_lease(&name, "someone-else", now + 1, until).await.unwrap());
+            }
+            assert!(stores[1].acquire_lease(&name, &winners[0], now + 1, until).await.unwrap());
+        }
+    }
+    a.finish().await;
+    b.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_in_state_raced_from_two_stores_is_taken_once() {
+    let Some((a, b)) = two_instances().await else { return };
+    let tenant = a.store().create_tenant("acme").await.unwrap().id;
+    let stores = [a.shared(), b.shared()];
+    for round in 0..40 {
+        let hash = format!("state-{round}");
+        let record = state_record(&tenant, &hash, now_millis() + 600_000);
+        stores[round % 2].insert_oauth_state(&record).await.unwrap();
+        let barrier = Arc::new(Barrier::new(4));
+        let mut tasks = Vec::new();
+        for index in 0..4 {
+            let (store, barrier, hash) = (stores[index % 2].clone(), barrier.clone(), hash.clone());
+            tasks.push(tokio::spawn(async move {
+                barrier.wait().await;
+                store.take_oauth_state(&hash, now_millis()).await.unwrap()
+            }));
+        }
+        let mut taken = Vec::new();
+        for task in tasks {
+            taken.extend(task.await.unwrap());
+        }
+        assert_eq!(taken, vec![record], "round {round}");
+    }
+    a.finish().await;
+    b.finish().await;
+}
+
+/// A cascade delete on one instance while the other keeps adding connections to the same
+/// connector: every connection that was added is counted and deleted, every later one is
+/// refused, and nothing is left behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cascade_delete_racing_new_connections_counts_exactly_what_it_deletes() {
+    let Some((a, b)) = two_instances().await else { return };
+    let (writer, deleter) = (a.shared(), b.shared());
+    let tenant = writer.create_tenant("acme").await.unwrap().id;
+    for round in 0..12 {
+        let connector = connector_record(&tenant);
+        writer.insert_connector(&connector).await.unwrap();
+        let inserts = {
+            let (writer, tenant, connector_id) = (writer.clone(), tenant.clone(), connector.id.clone());
+            tokio::spawn(async move {
+                let mut added = 0u64;
+                for _ in 0..40 {
+                    match writer.insert_connection(&connection_record(&tenant, &connector_id)).await {
+                        Ok(()) => added += 1,
+                        Err(StoreError::Conflict(_)) => {}
+                        Err(other) => panic!("{other:?}"),
+                    }
+                }
+                added
+            })
+        };
+        // Let some inserts land first, differently each round.
+        tokio::time::sleep(Duration::from_millis(round * 3)).await;
+        let deleted = deleter.delete_connector(&tenant, &connector.id, true).await.unwrap();
+        let added = inserts.await.unwrap();
+        assert_eq!(deleted, DeleteConnector::Deleted { connections: added }, "round {round}");
+        assert!(writer.list_connections(&tenant, Some(&connector.id), None, 100).await.unwrap().items.is_empty());
+    }
+    assert!(writer.list_connections(&tenant, None, None, 100).await.unwrap().items.is_empty());
+    a.finish().await;
+    b.finish().await;
+}
+
+/// Instances writing at once through two pools: nothing fails, nothing is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writers_on_two_stores_lose_nothing() {
+    let Some((a, b)) = two_instances().await else { return };
+    let stores = [a.shared(), b.shared()];
+    let tenant = stores[0].create_tenant("acme").await.unwrap().id;
+    let connector = connector_record(&tenant);
+    stores[0].insert_connector(&connector).await.unwrap();
+    let mut tasks = Vec::new();
+    for index in 0..16 {
+        let (store, tenant, connector_id) = (stores[index % 2].clone(), tenant.clone(), connector.id.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut ids = Vec::new();
+            for step in 0..10 {
+                let mut record = connection_record(&tenant, &connector_id);
+                store.insert_connection(&record).await.unwrap();
+                record.display_name = format!("writer {index} step {step}");
+                assert!(store.update_connection(&record).await.unwrap());
+                store.init_setting("shared", format!("{index}").as_bytes()).await.unwrap();
+                ids.push(record.id);
+            }
+            ids
+        }));
+    }
+    let mut written = HashSet::new();
+    for task in tasks {
+        written.extend(task.await.unwrap());
+    }
+    for store in &stores {
+        let mut seen = HashSet::new();
+        let mut cursor = None;
+        loop {
+            let page = store.list_connections(&tenant, Some(&connector.id), cursor.as_deref(), 37).await.unwrap();
+            for record in &page.items {
+                assert!(record.display_name.starts_with("writer "), "{record:?}");
+            }
+            seen.extend(page.items.into_iter().map(|record| record.id));
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        assert_eq!(seen, written);
+    }
+    let first = stores[0].setting("shared").await.unwrap().unwrap();
+    assert_eq!(stores[1].setting("shared").await.unwrap().unwrap(), first, "one value for everyone");
+    a.finish().await;
+    b.finish().await;
+}
+
+/// Instances starting together on an empty database: the migrations run once (under
+/// PostgreSQL's advisory lock), exactly one creates the first tenant, and they agree on the
+/// first setting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_starting_together_migrate_once_and_agree() {
+    let Some(database) = TestDatabase::create().await else { return };
+    let barrier = Arc::new(Barrier::new(4));
+    let mut tasks = Vec::new();
+    for index in 0..4 {
+        let (url, barrier) = (database.url.clone(), barrier.clone());
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            let store = PgStore::open_with(&url, test_pg_options()).await.unwrap();
+            let created = match store.create_tenant("default").await {
+                Ok(_) => true,
+                Err(StoreError::Conflict(message)) => {
+                    assert_eq!(message, "tenant 'default'");
+                    false
+                }
+                Err(other) => panic!("{other:?}"),
+            };
+            let check = store.init_setting("key-check", format!("sealed by {index}").as_bytes()).await.unwrap();
+            (store, created, check)
+        }));
+    }
+    let mut results = Vec::new();
+    for task in tasks {
+        results.push(task.await.unwrap());
+    }
+    assert_eq!(results.iter().filter(|(_, created, _)| *created).count(), 1, "one instance creates the tenant");
+    assert!(results.iter().all(|(_, _, check)| *check == results[0].2), "one setting for all");
+    let (migrations,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM _sqlx_migrations").fetch_one(results[0].0.pool()).await.unwrap();
+    assert_eq!(migrations, 3);
+    assert_eq!(results[0].0.tenant_count().await.unwrap(), 1);
+    for (store, ..) in results {
+        store.close().await;
+    }
+}
+
+/// An older instance restarting after a newer one applied a migration it does not know (a
+/// rolling upgrade) still starts.
+#[tokio::test]
+async fn a_migration_from_a_newer_version_does_not_stop_an_older_instance() {
+    let Some(ctx) = Ctx::postgres().await else { return };
+    sqlx::query(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+         VALUES (9999, 'from a newer portico', TRUE, '\\x00', 0)",
+    )
+    .execute(ctx.pg().pool())
+    .await
+    .unwrap();
+    let older = ctx.reopen().await;
+    older.store().ping().await.unwrap();
+    assert_eq!(older.applied_migrations().await, 4);
+    older.finish().await;
+    ctx.finish().await;
+}
+
+#[tokio::test]
+async fn open_picks_postgres_by_scheme() {
+    let Some(ctx) = Ctx::postgres().await else { return };
+    let url = ctx.pg_url().to_owned();
+    for url in [url.clone(), url.replacen("postgres://", "postgresql://", 1)] {
+        let store = portico_store::open(&url).await.unwrap();
+        store.create_tenant(&new_id()).await.unwrap();
+    }
+    assert_eq!(ctx.store().tenant_count().await.unwrap(), 2);
+    ctx.finish().await;
+}
+
+#[tokio::test]
+async fn a_missing_database_is_unavailable_and_the_password_is_not_shown() {
+    let Some(ctx) = Ctx::postgres().await else { return };
+    // Trust authentication ignores the password; the database does not exist.
+    let url = support::with_database(ctx.pg_url(), "portico_no_such_database").replacen(
+        "://postgres@",
+        "://postgres:hunter2-secret@",
+        1,
+    );
+    let error = PgStore::open(&url).await.unwrap_err();
+    assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
+    let message = error.to_string();
+    assert!(message.contains("portico_no_such_database"), "{message}");
+    assert!(!message.contains("hunter2"), "{message}");
+    ctx.finish().await;
+}
+
+/// Needs no server: nothing listens on the port.
+#[tokio::test]
+async fn an_unreachable_server_is_unavailable_within_the_acquire_timeout() {
+    let port = spare_port();
+    let options = PgOptions { acquire_timeout: Duration::from_millis(500), ..PgOptions::default() };
+    let started = Instant::now();
+    let error =
+        PgStore::open_with(&format!("postgres://postgres@127.0.0.1:{port}/portico"), options).await.unwrap_err();
+    assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+}
+
+#[test]
+fn the_pool_defaults_are_as_documented() {
+    let options = PgOptions::default();
+    assert_eq!(options.max_connections, 10);
+    assert_eq!(options.min_connections, 0);
+    assert_eq!(options.acquire_timeout, Duration::from_secs(5));
+    assert_eq!(options.statement_timeout, Some(Duration::from_secs(30)));
+}
+
+#[tokio::test]
+async fn a_statement_stuck_on_a_lock_fails_after_the_statement_timeout() {
+    let Some(ctx) = Ctx::postgres().await else { return };
+    let options = PgOptions { statement_timeout: Some(Duration::from_millis(300)), ..test_pg_options() };
+    let store = PgStore::open_with(ctx.pg_url(), options).await.unwrap();
+    let tenant = store.create_tenant("acme").await.unwrap().id;
+    let connector = connector_record(&tenant);
+    store.insert_connector(&connector).await.unwrap();
+    // Another session holds the connector row.
+    let mut blocker = ctx.pg().pool().begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM connectors WHERE id = $1 FOR UPDATE")
+        .bind(&connector.id)
+        .execute(&mut *blocker)
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let error = store.delete_connector(&tenant, &connector.id, true).await.unwrap_err();
+    assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    blocker.rollback().await.unwrap();
+    assert_eq!(
+        store.delete_connector(&tenant, &connector.id, true).await.unwrap(),
+        DeleteConnector::Deleted { connections: 0 }
+    );
+    store.close().await;
+    ctx.finish().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// A server restart under a live pool, on a private cluster.
+
+/// A PostgreSQL cluster of its own (initdb) on a spare loopback port, in a temporary
+/// directory; stopped and removed when dropped. As root, the server binaries run as the
+/// `postgres` user (initdb refuses root).
+struct PrivateCluster {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    port: u16,
+    as_postgres: bool,
+}
+
+impl PrivateCluster {
+    fn create() -> Result<PrivateCluster, String> {
+        let bin = server_bindir().ok_or("no PostgreSQL server binaries (initdb, pg_ctl) were found")?;
+        let as_postgres = is_root();
+        let dir = tempfile::Builder::new().prefix("portico-pg-").tempdir().map_err(|error| error.to_string())?;
+        if as_postgres {
+            run(Command::new("chown").arg("-R").arg("postgres:postgres").arg(dir.path()))
+                .map_err(|error| format!("cannot give the cluster directory to the postgres user: {error}"))?;
+        }
+        let cluster = PrivateCluster { dir, bin, port: spare_port(), as_postgres };
+        let data = cluster.data();
+        run(cluster.server_command("initdb").args([
+            "-D",
+            &data,
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "--encoding=UTF8",
+            "--locale=C",
+            "--no-sync",
+        ]))
+        .map_err(|error| format!("initdb failed: {error}"))?;
+        Ok(cluster)
+    }
+
+    fn data(&self) -> String {
+        self.dir.path().join("data").display().to_string()
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    fn server_command(&self, program: &str) -> Command {
+        let program = self.bin.join(program);
+        if self.as_postgres {
+            let mut command = Command::new("runuser");
+            command.args(["-u", "postgres", "--"]).arg(program);
+            command
+        } else {
+            Command::new(program)
+        }
+    }
+
+    fn start(&self) -> Result<(), String> {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c max_connections=20",
+            self.port,
+            self.dir.path().display()
+        );
+        let log = self.dir.path().join("server.log").display().to_string();
+        run(self.server_command("pg_ctl").args([
+            "-D",
+            &self.data(),
+            "-l",
+            &log,
+            "-o",
+            &options,
+            "-w",
+            "-t",
+            "60",
+            "start",
+        ]))
+        .map_err(|error| format!("pg_ctl start failed: {error}; log: {}", self.log()))
+    }
+
+    fn stop(&self, mode: &str) -> Result<(), String> {
+        run(self.server_command("pg_ctl").args(["-D", &self.data(), "-m", mode, "-w", "-t", "60", "stop"]))
+            .map_err(|error| format!("pg_ctl stop failed: {error}"))
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for PrivateCluster {
+    fn drop(&mut self) {
+        if Path::new(&self.data()).join("postmaster.pid").exists() {
+            let _ = self.stop("immediate");
+        }
+    }
+}
+
+fn run(command: &mut Command) -> Result<(), String> {
+    let output = command.output().map_err(|error| format!("{command:?}: {error}"))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{command:?}: {}\n{}{}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ))
+    }
+}
+
+/// `PORTICO_PG_BINDIR`, else the newest /usr/lib/postgresql/*/bin (Debian), else `initdb` on
+/// the PATH.
+fn server_bindir() -> Option<PathBuf> {
+    let has_tools = |dir: &Path| dir.join("initdb").is_file() && dir.join("pg_ctl").is_file();
+    if let Some(dir) = std::env::var_os("PORTICO_PG_BINDIR").map(PathBuf::from) {
+        return has_tools(&dir).then_some(dir);
+    }
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let version = entry.file_name().to_str()?.parse().ok()?;
+            let bin = entry.path().join("bin");
+            has_tools(&bin).then_some((version, bin))
+        })
+        .collect();
+    versions.sort();
+    if let Some((_, bin)) = versions.pop() {
+        return Some(bin);
+    }
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
+        .find(|dir| has_tools(dir))
+}
+
+fn is_root() -> bool {
+    Command::new("id").arg("-u").output().is_ok_and(|output| String::from_utf8_lossy(&output.stdout).trim() == "0")
+}
+
+fn spare_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Polls until `ready` holds or the deadline passes.
+async fn eventually<F, Fut>(deadline: Duration, mut ready: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let until = Instant::now() + deadline;
+    while Instant::now() < until {
+        if ready().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+/// One pool across two restarts of its server (a clean `fast` shutdown and an `immediate`
+/// one, as a crash): calls while the server is down fail with `Unavailable` within the
+/// acquire timeout, calls afterwards succeed on the same pool, and every write that was
+/// acknowledged, before or under load around the restarts, is still there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_survives_a_restart_of_its_server() {
+    let cluster = match PrivateCluster::create().and_then(|cluster| cluster.start().map(|()| cluster)) {
+        Ok(cluster) => cluster,
+        Err(why) => {
+            skip_or_fail(&format!(
+                "a private PostgreSQL cluster cannot be made here, so the restart test did not run: {why}"
+            ));
+            return;
+        }
+    };
+    const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(1);
+    let options = PgOptions { max_connections: 4, acquire_timeout: ACQUIRE_TIMEOUT, ..PgOptions::default() };
+    let store = Arc::new(PgStore::open_with(&cluster.url(), options).await.unwrap());
+    let tenant = store.create_tenant("acme").await.unwrap().id;
+    let connector = connector_record(&tenant);
+    store.insert_connector(&connector).await.unwrap();
+    // Fill the pool, so that idle connections die with the server.
+    let warm: Vec<_> = (0..4)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { sqlx::query("SELECT pg_sleep(0.05)").execute(store.pool()).await.unwrap() })
+        })
+        .collect();
+    for task in warm {
+        task.await.unwrap();
+    }
+
+    // Load: a writer that keeps adding connections all along.
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (store, stop, tenant, connector_id) = (store.clone(), stop.clone(), tenant.clone(), connector.id.clone());
+        tokio::spawn(async move {
+            let (mut acknowledged, mut unavailable) = (Vec::new(), 0u32);
+            while !stop.load(Ordering::Relaxed) {
+                let record = connection_record(&tenant, &connector_id);
+                match store.insert_connection(&record).await {
+                    Ok(()) => acknowledged.push(record.id),
+                    Err(StoreError::Unavailable(_)) => unavailable += 1,
+                    Err(other) => panic!("only Unavailable is expected while the server is away: {other:?}"),
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            (acknowledged, unavailable)
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    for mode in ["fast", "immediate"] {
+        cluster.stop(mode).unwrap();
+        // While it is down: clean errors, within the acquire timeout (and a margin).
+        for attempt in 0..2 {
+            let started = Instant::now();
+            // At once: each waits for a connection until the acquire timeout.
+            let (name, missing) = (format!("during-{mode}-{attempt}"), new_id());
+            let (ping, count, create, read) = tokio::join!(
+                store.ping(),
+                store.tenant_count(),
+                store.create_tenant(&name),
+                store.connection(&tenant, &missing),
+            );
+            let results = [ping.map(drop), count.map(drop), create.map(drop), read.map(drop)];
+            for result in results {
+                let error = result.expect_err("the server is down");
+                assert!(matches!(error, StoreError::Unavailable(_)), "{mode}: {error:?}");
+            }
+            assert!(started.elapsed() < ACQUIRE_TIMEOUT + Duration::from_secs(3), "{:?}", started.elapsed());
+        }
+        cluster.start().unwrap();
+        // Afterwards: the same pool works again.
+        assert!(
+            eventually(Duration::from_secs(30), || async { store.ping().await.is_ok() }).await,
+            "the pool did not recover after a {mode} restart"
+        );
+        assert_eq!(store.tenant_by_name("acme").await.unwrap().unwrap().id, tenant);
+        assert_eq!(store.connector(&tenant, &connector.id).await.unwrap(), Some(connector.clone()));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+
+    stop.store(true, Ordering::Relaxed);
+    let (acknowledged, unavailable) = writer.await.unwrap();
+    assert!(unavailable > 0, "the writer never saw the server away");
+    assert!(acknowledged.len() > 10, "the writer wrote little: {}", acknowledged.len());
+    let mut stored = HashSet::new();
+    let mut cursor = None;
+    loop {
+        let page = store.list_connections(&tenant, None, cursor.as_deref(), 500).await.unwrap();
+        stored.extend(page.items.into_iter().map(|record| record.id));
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    let lost: Vec<_> = acknowledged.iter().filter(|id| !stored.contains(*id)).collect();
+    assert!(lost.is_empty(), "acknowledged writes lost: {lost:?}");
+    for attempt in 0..2 {
+        for mode in ["fast", "immediate"] {
+            assert_eq!(store.tenant_by_name(&format!("during-{mode}-{attempt}")).await.unwrap(), None);
+        }
+    }
+    println!(
+        "restart test: {} writes acknowledged and kept, {unavailable} refused as unavailable while the server was away",
+        acknowledged.len()
+    );
+    store.close().await;
+    cluster.stop("fast").unwrap();
+}

@@ -1,0 +1,432 @@
+//! What the store's tests share: the records they write, and [`Ctx`], a fresh store on either
+//! engine (a SQLite file in a temporary directory, or a PostgreSQL database of its own that is
+//! dropped afterwards).
+//!
+//! PostgreSQL: the maintenance database at `PORTICO_TEST_POSTGRES` (default
+//! `postgres://postgres@127.0.0.1:5432/postgres`) creates and drops one `portico_test_<random>`
+//! database per test. When it is unreachable, the tests print `SKIPPED: …` and pass, except
+//! under `CI=true`, where they fail.
+
+// Each test crate uses a part of this module.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::str::FromStr as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use portico_model::{Connector, Diagnostic};
+use portico_store::{
+    ConnectionRecord, ConnectionStatus, ConnectorRecord, OAuthStateRecord, PgOptions, PgStore, SealedBytes,
+    SqliteStore, Store, new_id, now_millis,
+};
+use serde_json::json;
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{ConnectOptions as _, Connection as _};
+use tempfile::TempDir;
+
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+const DEFAULT_POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+// ---------------------------------------------------------------------------------------------
+// Records.
+
+pub fn fixture_connector() -> Connector {
+    let text = std::fs::read_to_string(Path::new(FIXTURES).join("connector.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+pub fn fixture_warnings() -> Vec<Diagnostic> {
+    let text = std::fs::read_to_string(Path::new(FIXTURES).join("warnings.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+/// Bytes that a text column would mangle: every byte value, NULs, invalid UTF-8.
+pub fn awkward_bytes(seed: u8) -> Vec<u8> {
+    let mut bytes: Vec<u8> = (0..=255u8).map(|b| b.wrapping_add(seed)).collect();
+    bytes.extend_from_slice(&[0, 0, 0xff, 0xfe, 0xc3, 0x28, 0]);
+    bytes
+}
+
+pub fn connector_record(tenant_id: &str) -> ConnectorRecord {
+    let now = now_millis();
+    ConnectorRecord {
+        id: new_id(),
+        tenant_id: tenant_id.to_owned(),
+        connector: fixture_connector(),
+        warnings: fixture_warnings(),
+        oauth_client_id: Some("contoso-portico".to_owned()),
+        oauth_client_secret: Some(SealedBytes(awkward_bytes(1))),
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+pub fn connection_record(tenant_id: &str, connector_id: &str) -> ConnectionRecord {
+    let now = now_millis();
+    let parameters = BTreeMap::from([
+        ("subdomain".to_owned(), json!("eu")),
+        ("retries".to_owned(), json!(3)),
+        ("verbose".to_owned(), json!(true)),
+        ("nested".to_owned(), json!({"a": [1, 2.5, null, "ü"]})),
+    ]);
+    ConnectionRecord {
+        id: new_id(),
+        tenant_id: tenant_id.to_owned(),
+        connector_id: connector_id.to_owned(),
+        created_by_key: new_id(),
+        display_name: "Support desk (EU)".to_owned(),
+        parameter_set: Some("apikey".to_owned()),
+        status: ConnectionStatus::Connected,
+        status_reason: None,
+        parameters,
+        secrets: Some(SealedBytes(awkward_bytes(7))),
+        tokens: None,
+        token_expires_at: None,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+pub fn state_record(tenant_id: &str, hash: &str, expires_at: i64) -> OAuthStateRecord {
+    OAuthStateRecord {
+        state_hash: hash.to_owned(),
+        tenant_id: tenant_id.to_owned(),
+        connection_id: new_id(),
+        verifier: SealedBytes(awkward_bytes(1)),
+        redirect_uri: "http://127.0.0.1/oauth/callback".to_owned(),
+        return_url: Some("http://127.0.0.1/done".to_owned()),
+        created_at: 1,
+        expires_at,
+    }
+}
+
+/// Two tenants, each with one connector.
+pub async fn two_tenants(store: &dyn Store) -> (String, String, ConnectorRecord, ConnectorRecord) {
+    let acme = store.create_tenant("acme").await.unwrap().id;
+    let globex = store.create_tenant("globex").await.unwrap().id;
+    let acme_connector = connector_record(&acme);
+    let globex_connector = connector_record(&globex);
+    store.insert_connector(&acme_connector).await.unwrap();
+    store.insert_connector(&globex_connector).await.unwrap();
+    (acme, globex, acme_connector, globex_connector)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Engines.
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+/// A store of one engine on a fresh database, which goes away with the last `Ctx` on it.
+pub struct Ctx {
+    store: EngineStore,
+    database: Arc<Database>,
+}
+
+#[derive(Clone)]
+enum EngineStore {
+    Sqlite(SqliteStore),
+    Postgres(PgStore),
+}
+
+enum Database {
+    Sqlite { _dir: TempDir, path: PathBuf },
+    Postgres(TestDatabase),
+}
+
+impl Ctx {
+    /// A store on a new SQLite file.
+    pub async fn sqlite() -> Ctx {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("portico.db");
+        let store = SqliteStore::open(path.to_str().unwrap()).await.unwrap();
+        Ctx { store: EngineStore::Sqlite(store), database: Arc::new(Database::Sqlite { _dir: dir, path }) }
+    }
+
+    /// [`Ctx::sqlite`], in the shape of [`Ctx::postgres`] for the test macro.
+    pub async fn sqlite_test() -> Option<Ctx> {
+        Some(Ctx::sqlite().await)
+    }
+
+    /// A store on a new PostgreSQL database; `None` (after saying so) when PostgreSQL is not
+    /// reachable and the run is not CI.
+    pub async fn postgres() -> Option<Ctx> {
+        let database = TestDatabase::create().await?;
+        let store = PgStore::open_with(&database.url, test_pg_options()).await.unwrap();
+        Some(Ctx { store: EngineStore::Postgres(store), database: Arc::new(Database::Postgres(database)) })
+    }
+
+    pub fn engine(&self) -> Engine {
+        match self.store {
+            EngineStore::Sqlite(_) => Engine::Sqlite,
+            EngineStore::Postgres(_) => Engine::Postgres,
+        }
+    }
+
+    pub fn store(&self) -> &dyn Store {
+        match &self.store {
+            EngineStore::Sqlite(store) => store,
+            EngineStore::Postgres(store) => store,
+        }
+    }
+
+    pub fn shared(&self) -> Arc<dyn Store> {
+        match &self.store {
+            EngineStore::Sqlite(store) => Arc::new(store.clone()),
+            EngineStore::Postgres(store) => Arc::new(store.clone()),
+        }
+    }
+
+    /// The PostgreSQL store (panics on SQLite).
+    pub fn pg(&self) -> &PgStore {
+        match &self.store {
+            EngineStore::Postgres(store) => store,
+            EngineStore::Sqlite(_) => panic!("not a PostgreSQL store"),
+        }
+    }
+
+    /// The PostgreSQL database's URL (panics on SQLite).
+    pub fn pg_url(&self) -> &str {
+        match &*self.database {
+            Database::Postgres(database) => &database.url,
+            Database::Sqlite { .. } => panic!("not a PostgreSQL store"),
+        }
+    }
+
+    /// Closes this store's connections.
+    pub async fn close(&self) {
+        match &self.store {
+            EngineStore::Sqlite(store) => store.close().await,
+            EngineStore::Postgres(store) => store.close().await,
+        }
+    }
+
+    /// Another store on the same database, as a restarted process (or another instance)
+    /// opens it: the migrations run again.
+    pub async fn reopen(&self) -> Ctx {
+        let store = match &*self.database {
+            Database::Sqlite { path, .. } => {
+                EngineStore::Sqlite(SqliteStore::open(path.to_str().unwrap()).await.unwrap())
+            }
+            Database::Postgres(database) => {
+                EngineStore::Postgres(PgStore::open_with(&database.url, test_pg_options()).await.unwrap())
+            }
+        };
+        Ctx { store, database: self.database.clone() }
+    }
+
+    /// Runs a statement with one text parameter, `$1` (both engines take that form).
+    pub async fn execute(&self, sql: &'static str, parameter: &str) {
+        match &self.store {
+            EngineStore::Sqlite(store) => {
+                sqlx::query(sql).bind(parameter).execute(store.pool()).await.unwrap();
+            }
+            EngineStore::Postgres(store) => {
+                sqlx::query(sql).bind(parameter).execute(store.pool()).await.unwrap();
+            }
+        }
+    }
+
+    /// How many migrations the database records as applied.
+    pub async fn applied_migrations(&self) -> i64 {
+        const SQL: &str = "SELECT COUNT(*) FROM _sqlx_migrations";
+        let (count,): (i64,) = match &self.store {
+            EngineStore::Sqlite(store) => sqlx::query_as(SQL).fetch_one(store.pool()).await.unwrap(),
+            EngineStore::Postgres(store) => sqlx::query_as(SQL).fetch_one(store.pool()).await.unwrap(),
+        };
+        count
+    }
+
+    /// How many migration files the engine has.
+    pub fn migration_files(&self) -> usize {
+        let dir = match self.engine() {
+            Engine::Sqlite => "sqlite",
+            Engine::Postgres => "postgres",
+        };
+        std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations").join(dir)).unwrap().count()
+    }
+
+    /// Closes the store; the database goes with the last `Ctx` on it.
+    pub async fn finish(self) {
+        self.close().await;
+    }
+}
+
+/// Small pools: the tests of both engines run side by side on one shared server.
+pub fn test_pg_options() -> PgOptions {
+    PgOptions { max_connections: 5, ..PgOptions::default() }
+}
+
+// ---------------------------------------------------------------------------------------------
+// PostgreSQL databases of one test.
+
+/// The maintenance database's URL.
+pub fn postgres_admin_url() -> String {
+    std::env::var("PORTICO_TEST_POSTGRES")
+        .ok()
+        .filter(|url| !url.is_empty())
+        .unwrap_or_else(|| DEFAULT_POSTGRES.to_owned())
+}
+
+pub fn under_ci() -> bool {
+    std::env::var("CI").is_ok_and(|value| value == "true" || value == "1")
+}
+
+/// Says why a test cannot run here: a failure under CI, a loud skip elsewhere.
+pub fn skip_or_fail(why: &str) {
+    if under_ci() {
+        panic!("{why} (under CI=true this is a failure, not a skip)");
+    }
+    // Straight to the process's stderr: the test harness captures `println!`, and a skip
+    // must be seen.
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {why}");
+}
+
+/// A database created for one test and dropped (`WITH (FORCE)`) when this is dropped, also
+/// when the test panics.
+pub struct TestDatabase {
+    pub name: String,
+    pub url: String,
+    admin_url: String,
+}
+
+impl TestDatabase {
+    /// `None` after [`skip_or_fail`] when PostgreSQL is unreachable.
+    pub async fn create() -> Option<TestDatabase> {
+        let admin_url = postgres_admin_url();
+        let options = match PgConnectOptions::from_str(&admin_url) {
+            Ok(options) => options,
+            Err(error) => panic!("PORTICO_TEST_POSTGRES is not a PostgreSQL URL: {error}"),
+        };
+        let mut admin = match tokio::time::timeout(Duration::from_secs(10), options.connect()).await {
+            Ok(Ok(connection)) => connection,
+            Ok(Err(error)) => {
+                skip_or_fail(&format!("PostgreSQL not reachable at {admin_url}: {error}"));
+                return None;
+            }
+            Err(_) => {
+                skip_or_fail(&format!("PostgreSQL not reachable at {admin_url}: no answer within 10 s"));
+                return None;
+            }
+        };
+        let name = format!("portico_test_{}", new_id().replace('-', ""));
+        // Where the server has ICU, the database sorts text as en-US does (`'~' < '0'`, and
+        // hyphens weigh little), unlike bytes: ids must still page in byte order, as on
+        // SQLite. Elsewhere the server's default.
+        let with_icu =
+            format!("CREATE DATABASE {name} TEMPLATE template0 ENCODING 'UTF8' LOCALE_PROVIDER icu ICU_LOCALE 'en-US'");
+        let plain = format!("CREATE DATABASE {name}");
+        let mut attempt = 0;
+        let mut statement = with_icu;
+        loop {
+            match sqlx::query(sqlx::AssertSqlSafe(statement.clone())).execute(&mut admin).await {
+                Ok(_) => break,
+                // 55006: the template is in use by someone else for a moment; try again.
+                Err(sqlx::Error::Database(error)) if error.code().as_deref() == Some("55006") && attempt < 50 => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                // No ICU here (or no such locale): the server's default.
+                Err(sqlx::Error::Database(_)) if statement != plain => statement = plain.clone(),
+                Err(error) => panic!("cannot create the test database {name}: {error}"),
+            }
+        }
+        let _ = admin.close().await;
+        let url = with_database(&admin_url, &name);
+        Some(TestDatabase { name, url, admin_url })
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        // Drop may run inside a runtime (or while a panic unwinds): a thread of its own with
+        // a runtime of its own does the asynchronous work.
+        let (name, admin_url) = (self.name.clone(), self.admin_url.clone());
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(async move {
+                let options = PgConnectOptions::from_str(&admin_url).map_err(|error| error.to_string())?;
+                let mut admin = options.connect().await.map_err(|error| error.to_string())?;
+                let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&mut admin).await.map_err(|error| error.to_string())?;
+                let _ = admin.close().await;
+                Ok::<(), String>(())
+            })
+        })
+        .join();
+        match dropped {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => eprintln!("warning: cannot drop the test database {}: {error}", self.name),
+            Err(_) => eprintln!("warning: dropping the test database {} panicked", self.name),
+        }
+    }
+}
+
+/// `url` with its database (the path) replaced by `name`; the query stays.
+pub fn with_database(url: &str, name: &str) -> String {
+    let scheme_end = url.find("://").map_or(0, |index| index + 3);
+    let rest = &url[scheme_end..];
+    let authority_end = rest.find(['/', '?']).map_or(url.len(), |index| scheme_end + index);
+    let query = url[authority_end..].find('?').map_or("", |index| &url[authority_end + index..]);
+    format!("{}/{name}{query}", &url[..authority_end])
+}
+
+/// Instantiates every engine-generic test of `behaviour` on one engine: `$open` is an async
+/// expression giving `Option<Ctx>` (`None`: skipped).
+#[macro_export]
+macro_rules! behaviour_tests {
+    ($open:expr) => {
+        $crate::behaviour_tests!(@each $open;
+            tenants_are_created_found_by_name_and_counted,
+            a_second_tenant_with_the_same_name_is_a_conflict,
+            api_keys_are_found_by_hash,
+            a_key_hash_is_unique_and_needs_an_existing_tenant,
+            a_connector_round_trips_exactly,
+            a_connector_without_oauth_client_or_warnings_round_trips,
+            inserting_a_connector_twice_is_a_conflict,
+            update_connector_replaces_definition_warnings_and_oauth_client,
+            connectors_are_invisible_to_other_tenants,
+            a_connection_round_trips_exactly_with_byte_identical_secrets,
+            every_status_round_trips,
+            a_connection_needs_a_connector_of_its_own_tenant,
+            inserting_a_connection_twice_is_a_conflict,
+            update_connection_replaces_the_mutable_fields_only,
+            delete_connection_removes_it_once,
+            connections_are_invisible_to_other_tenants,
+            connectors_page_by_id_across_three_pages,
+            a_full_last_page_points_to_an_empty_one,
+            connections_page_by_id_across_three_pages_within_a_connector,
+            deleting_a_connector_in_use_is_refused_without_cascade,
+            cascade_deletes_the_connector_with_its_connections_only,
+            an_unused_connector_is_deleted_without_cascade,
+            everything_survives_a_restart_and_migrations_run_once,
+            undecodable_json_is_reported_as_corrupt_without_its_contents,
+            concurrent_writers_wait_for_each_other_instead_of_failing,
+            a_setting_is_written_once,
+            tokens_are_written_apart_from_the_connection,
+            a_sign_in_state_is_taken_once_and_not_after_it_expires,
+            a_lease_has_one_holder_until_it_expires,
+            conflicts_are_worded_alike_on_every_engine,
+            a_page_limit_of_zero_returns_one_item,
+            text_round_trips_byte_for_byte,
+            a_whole_store_is_listed_for_a_move,
+            imports_keep_ids_times_tokens_and_sealed_bytes
+        );
+    };
+    (@each $open:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let Some(ctx) = $open.await else { return };
+                behaviour::$name(&ctx).await;
+                ctx.finish().await;
+            }
+        )*
+    };
+}
