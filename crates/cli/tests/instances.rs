@@ -161,6 +161,11 @@ async fn the_first_instance_creates_the_default_tenant_and_the_others_do_not() {
     assert!(!dirs.path().join("b/admin-api-key").exists(), "B writes no key file");
     assert!(!dirs.path().join("b/master.key").exists(), "the master key comes from the environment");
     assert_eq!(database.strings("SELECT name FROM tenants"), ["default"]);
+    // An instance without the shared master key does not make one of its own.
+    let refused = common::serve_refused(&dirs.path().join("keyless"), &[PRIVATE, "--database", &database.url], &[]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("every instance needs the same master key: set PORTICO_MASTER_KEY"), "{stderr}");
+    assert!(!dirs.path().join("keyless/master.key").exists());
 
     // B serves the same tenant: A's key works on B, and a key made for B works on A at once.
     let on_b = b.client(Some(&a.admin_key));
@@ -536,11 +541,12 @@ async fn a_sqlite_store_migrated_to_postgresql_serves_every_connection() {
     let Some(database) = TestDatabase::try_create() else { return };
     let dirs = tempfile::tempdir().unwrap();
     let backend = Backend::start().await;
-    // SQLite, named explicitly (whatever PORTICO_TEST_DATABASE says), with the master key the
-    // PostgreSQL instances will share.
+    // One machine: SQLite (named explicitly, whatever PORTICO_TEST_DATABASE says) and the master
+    // key Portico generated into the data directory.
     let sqlite_dir = dirs.path().join("one-machine");
     let sqlite_url = format!("sqlite://{}", sqlite_dir.join("portico.db").display());
-    let mut old = instance(&sqlite_url, &sqlite_dir, &[]);
+    let mut old = Portico::launch(&sqlite_dir, &[PRIVATE, "--database", &sqlite_url], &[]);
+    let master_key = std::fs::read_to_string(sqlite_dir.join("master.key")).expect("the generated key file");
     let options = IdpOptions {
         redirect_uris: vec![callback_of(&old)],
         access_token_ttl: Duration::from_secs(600),
@@ -610,8 +616,14 @@ async fn a_sqlite_store_migrated_to_postgresql_serves_every_connection() {
     assert!(again.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&again.stderr));
     assert_eq!(counts(&stdout, "connections"), [6, 0, 6], "{stdout}");
 
-    // Portico on PostgreSQL, same master key: no new tenant, the old keys, every connection.
-    let new = instance(&database.url, &dirs.path().join("shared"), &[]);
+    // Portico on PostgreSQL with that key from the environment, as the deployment guide says
+    // (PORTICO_MASTER_KEY="$(cat portico-data/master.key)"): no new tenant, the old keys, every
+    // connection.
+    let new = Portico::launch(
+        &dirs.path().join("shared"),
+        &[PRIVATE, "--database", &database.url],
+        &[("PORTICO_MASTER_KEY", master_key.trim())],
+    );
     assert!(!new.stdout().contains("written to"), "the tenants moved: {}", new.stdout());
     let api = new.client(Some(&admin_key));
     let other = new.client(Some(&other_key));

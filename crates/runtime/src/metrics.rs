@@ -37,26 +37,48 @@ impl Outcome {
     }
 }
 
+/// One thread's counters, on cache lines of their own so that worker threads on different
+/// cores never write to the same line.
 #[derive(Default)]
-pub struct ConnectorMetrics {
-    name: String,
+#[repr(align(128))]
+struct Shard {
     requests: [AtomicU64; OUTCOMES.len()],
-    /// Cumulative at render time; each slot counts the calls whose latency fell in it.
+    /// Each slot counts the calls whose latency fell in it (cumulative only when rendered).
     buckets: [AtomicU64; BUCKETS.len() + 1],
     latency_micros: AtomicU64,
 }
 
+const SHARDS: usize = 8;
+
+thread_local! {
+    static SHARD: usize = {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        (NEXT.fetch_add(1, Relaxed) % SHARDS as u64) as usize
+    };
+}
+
+#[derive(Default)]
+pub struct ConnectorMetrics {
+    name: String,
+    shards: [Shard; SHARDS],
+}
+
 impl ConnectorMetrics {
     pub fn record(&self, outcome: Outcome, latency: Duration) {
-        self.requests[outcome.index()].fetch_add(1, Relaxed);
+        let shard = &self.shards[SHARD.with(|s| *s)];
+        shard.requests[outcome.index()].fetch_add(1, Relaxed);
         let seconds = latency.as_secs_f64();
         let slot = BUCKETS.iter().position(|b| seconds <= *b).unwrap_or(BUCKETS.len());
-        self.buckets[slot].fetch_add(1, Relaxed);
-        self.latency_micros.fetch_add(u64::try_from(latency.as_micros()).unwrap_or(u64::MAX), Relaxed);
+        shard.buckets[slot].fetch_add(1, Relaxed);
+        shard.latency_micros.fetch_add(u64::try_from(latency.as_micros()).unwrap_or(u64::MAX), Relaxed);
     }
 
     pub fn requests(&self, outcome: Outcome) -> u64 {
-        self.requests[outcome.index()].load(Relaxed)
+        self.sum(|s| &s.requests[outcome.index()])
+    }
+
+    fn sum(&self, counter: impl Fn(&Shard) -> &AtomicU64) -> u64 {
+        self.shards.iter().map(|s| counter(s).load(Relaxed)).sum()
     }
 }
 
@@ -89,7 +111,7 @@ impl Metrics {
         for id in &ids {
             let m = &map[*id];
             for (i, outcome) in OUTCOMES.iter().enumerate() {
-                let n = m.requests[i].load(Relaxed);
+                let n = m.sum(|s| &s.requests[i]);
                 if n > 0 {
                     let _ =
                         writeln!(out, "portico_requests_total{{{},outcome=\"{outcome}\"}} {n}", labels(id, &m.name));
@@ -100,7 +122,7 @@ impl Metrics {
         out.push_str("# TYPE portico_request_errors_total counter\n");
         for id in &ids {
             let m = &map[*id];
-            let errors: u64 = (5..OUTCOMES.len()).map(|i| m.requests[i].load(Relaxed)).sum();
+            let errors: u64 = (5..OUTCOMES.len()).map(|i| m.sum(|s| &s.requests[i])).sum();
             let _ = writeln!(out, "portico_request_errors_total{{{}}} {errors}", labels(id, &m.name));
         }
         out.push_str("# HELP portico_request_duration_seconds Time from receiving a call to the backend's answer.\n");
@@ -110,13 +132,13 @@ impl Metrics {
             let labels = labels(id, &m.name);
             let mut cumulative = 0;
             for (i, bound) in BUCKETS.iter().enumerate() {
-                cumulative += m.buckets[i].load(Relaxed);
+                cumulative += m.sum(|s| &s.buckets[i]);
                 let _ =
                     writeln!(out, "portico_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {cumulative}");
             }
-            cumulative += m.buckets[BUCKETS.len()].load(Relaxed);
+            cumulative += m.sum(|s| &s.buckets[BUCKETS.len()]);
             let _ = writeln!(out, "portico_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {cumulative}");
-            let sum = m.latency_micros.load(Relaxed) as f64 / 1e6;
+            let sum = m.sum(|s| &s.latency_micros) as f64 / 1e6;
             let _ = writeln!(out, "portico_request_duration_seconds_sum{{{labels}}} {sum}");
             let _ = writeln!(out, "portico_request_duration_seconds_count{{{labels}}} {cumulative}");
         }

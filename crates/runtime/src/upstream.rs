@@ -193,6 +193,10 @@ async fn resolve(target: &Target, options: &UpstreamOptions) -> Result<SocketAdd
 
 /// Removes the hop-by-hop headers of RFC 9110 §7.6.1 and those the `Connection` header names.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // Most messages carry none: one pass over the names is cheaper than a removal per name.
+    if !headers.keys().any(|name| is_hop_by_hop(name.as_str())) {
+        return;
+    }
     let named: Vec<HeaderName> = headers
         .get_all(CONNECTION)
         .iter()
@@ -205,5 +209,43 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
     for name in crate::HOP_BY_HOP {
         headers.remove(*name);
+    }
+}
+
+fn is_hop_by_hop(name: &str) -> bool {
+    matches!(
+        name,
+        "connection"
+            | "keep-alive"
+            | "proxy-connection"
+            | "proxy-authenticate"
+            | "proxy-authorization"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_names_agree_with_the_list() {
+        for name in crate::HOP_BY_HOP {
+            assert!(is_hop_by_hop(name), "{name}");
+        }
+        let mut headers = HeaderMap::new();
+        headers.insert("x-kept", "1".parse().unwrap());
+        headers.insert("connection", "x-named".parse().unwrap());
+        headers.insert("x-named", "1".parse().unwrap());
+        headers.insert("transfer-encoding", "chunked".parse().unwrap());
+        strip_hop_by_hop(&mut headers);
+        assert_eq!(headers.keys().map(|k| k.as_str()).collect::<Vec<_>>(), vec!["x-kept"]);
+        let mut plain = HeaderMap::new();
+        plain.insert("x-kept", "1".parse().unwrap());
+        strip_hop_by_hop(&mut plain);
+        assert_eq!(plain.len(), 1);
     }
 }

@@ -29,6 +29,16 @@ pub async fn open(
     pool_size: Option<u32>,
 ) -> anyhow::Result<Opened> {
     create_private_dir(data_dir)?;
+    // A key generated here would be this instance's alone, and the others on the database could
+    // open none of its secrets.
+    let shared = database.is_some_and(|url| url.starts_with("postgres:") || url.starts_with("postgresql:"));
+    if shared && master_key.is_none() && !data_dir.join(portico_secrets::KEY_FILE_NAME).exists() {
+        bail!(
+            "with PostgreSQL every instance needs the same master key: set PORTICO_MASTER_KEY (base64 of 32 \
+             bytes, e.g. from `head -c 32 /dev/urandom | base64`) on each, or put the same key in {}",
+            data_dir.join(portico_secrets::KEY_FILE_NAME).display()
+        );
+    }
     let (master_key, _source) = MasterKey::load_or_create(data_dir, master_key.map(SecretString::expose))
         .context("cannot load the master key")?;
     let store = open_store_with(data_dir, database, pool_size).await?;

@@ -86,8 +86,8 @@ impl PgStore {
     /// environment variables apply) with the default [`PgOptions`], and brings its schema up
     /// to date. The database must exist.
     ///
-    /// This build has no TLS: `sslmode=prefer` (the default) connects in the clear, and
-    /// `sslmode=require` or `verify-*` is refused with an error that says so.
+    /// TLS is rustls: `sslmode=require` (or a stricter mode, with `sslrootcert=` for a private
+    /// CA) encrypts the connection; `prefer`, the default, uses TLS when the server offers it.
     pub async fn open(url: &str) -> Result<PgStore> {
         PgStore::open_with(url, PgOptions::default()).await
     }
