@@ -125,13 +125,19 @@ pub fn resolve(
         pkce: entry.and_then(|e| e.pkce).unwrap_or(true),
         access_token_paths: entry.map(|e| e.access_token_paths.clone()).unwrap_or_default(),
         instance_url_field: entry.and_then(|e| e.instance_url_field.clone()),
-        expired_statuses: entry.map(|e| e.expired_statuses.clone()).filter(|s| !s.is_empty()).unwrap_or(vec![401]),
+        expired_statuses: expired_statuses(catalog, &provider),
         long_lived_exchange: entry.is_some_and(|e| e.long_lived_exchange),
         client,
         templates,
         substitutions,
         provider,
     })
+}
+
+/// The backend statuses that mean "the access token expired" for a provider: its catalog
+/// entry's, else 401.
+pub fn expired_statuses(catalog: &IdentityProviderCatalog, provider: &str) -> Vec<u16> {
+    catalog.get(provider).map(|e| e.expired_statuses.clone()).filter(|s| !s.is_empty()).unwrap_or_else(|| vec![401])
 }
 
 fn custom(oauth: &OAuth2, key: &str) -> Option<String> {

@@ -379,10 +379,9 @@ pub async fn callback(
     };
     let connector =
         state.store.connector(tenant, &record.connector_id).await?.ok_or(ApiError::NotFound("connector"))?;
-    let Some((set, oauth)) = oauth_set(&connector, &record) else {
+    let Some((_, oauth)) = oauth_set(&connector, &record) else {
         return fail("the connector no longer signs in with OAuth 2.0".to_owned()).await;
     };
-    let _ = set;
     let secrets = crate::connections::open(state, &record)?;
     let flow = match flow(state, &connector, oauth, &record.parameters, &secrets) {
         Ok(flow) => flow,
@@ -449,12 +448,7 @@ pub fn bearer(
 ) -> Result<Option<(SecretString, TokenTimes, Option<String>)>, ApiError> {
     let Some((_, oauth)) = oauth_set(connector, record) else { return Ok(None) };
     let Some(tokens) = open_tokens(state, record)? else { return Ok(None) };
-    let expired_statuses = state
-        .catalog
-        .get(oauth.identity_provider.as_str())
-        .map(|e| e.expired_statuses.clone())
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| vec![401]);
+    let expired_statuses = portico_oauth::expired_statuses(&state.catalog, oauth.identity_provider.as_str());
     let times = TokenTimes { expires_at: tokens.expires_at(), refresh_at: tokens.refresh_at(), expired_statuses };
     Ok(Some((tokens.access_token(), times, tokens.instance_url.clone())))
 }
