@@ -751,6 +751,40 @@ async fn a_changed_key_is_used_on_the_very_next_call() {
     }
 }
 
+/// A client connection remembers its last key and connection (see `proxy::Client`): changes
+/// made elsewhere still apply to its very next call, and another key on it is checked anew.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_one_client_connection_remembers_follows_every_change() {
+    let (portico, backend, caller, connection) = setup("api-key-header.json", json!({"api_key": "first"})).await;
+    let mut one = OneConnection::open(&portico).await;
+    let path = proxy(&connection, "/ok");
+    for key in ["first", "second", "third"] {
+        if key != "first" {
+            let patch = caller.request(Method::PATCH, &format!("/v1/connections/{connection}"));
+            assert_eq!(caller.send(patch.json(&json!({"parameters": {"api_key": key}}))).await.status, 200);
+        }
+        for _ in 0..3 {
+            assert_eq!(one.send(Method::GET, &path, "").await.0, 200);
+            assert_eq!(backend.take_one().header("x-api-key"), Some(key));
+        }
+    }
+
+    let admin_key = std::mem::replace(&mut one.key, "pk_not-a-key".to_owned());
+    let (status, body) = one.send(Method::GET, &path, "").await;
+    assert_eq!(status, 401, "{}", String::from_utf8_lossy(&body));
+    let other_tenant = portico.tenant_key("create", "acme");
+    one.key = other_tenant;
+    assert_eq!(one.send(Method::GET, &path, "").await.0, 404, "another tenant's key on the same connection");
+    one.key = admin_key;
+    assert_eq!(one.send(Method::GET, &path, "").await.0, 200);
+    assert_eq!(backend.take_one().header("x-api-key"), Some("third"));
+
+    let reply = caller.send(caller.request(Method::DELETE, &format!("/v1/connections/{connection}"))).await;
+    assert_eq!(reply.status, 204);
+    assert_eq!(one.send(Method::GET, &path, "").await.0, 404);
+    assert_eq!(backend.requests().len(), 0, "nothing reached the backend after the wrong keys or the deletion");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deleted_connection_answers_404_at_once() {
     let (_portico, backend, caller, connection) = setup("api-key-header.json", json!({"api_key": "k"})).await;

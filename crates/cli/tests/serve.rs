@@ -248,6 +248,20 @@ async fn a_bad_configuration_stops_the_start_with_a_reason() {
 }
 
 #[tokio::test]
+async fn a_second_server_on_a_taken_address_is_refused() {
+    let first = Portico::start();
+    let address = first.base.trim_start_matches("http://").to_owned();
+    let temp = tempfile::tempdir().unwrap();
+    let refused = common::serve_refused(&temp.path().join("data"), &["--listen", &address], &[]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains(&format!("cannot listen on {address}")), "{stderr}");
+    // Every call still reaches the first server (it alone holds the port).
+    for _ in 0..20 {
+        first.api().get("/v1/connectors").await.expect_json(200);
+    }
+}
+
+#[tokio::test]
 async fn the_master_key_can_come_from_the_environment() {
     // base64 of 32 bytes.
     let master_key = "cG9ydGljby10ZXN0LW1hc3Rlci1rZXktMzItYnl0ZXM=";

@@ -78,8 +78,11 @@ pub fn proxy_request(
     path_and_query.push_str(&target.base_path);
     path_and_query.push('/');
     path_and_query.push_str(rest.trim_start_matches('/'));
-    append_query(&mut path_and_query, &without_parameters(query.unwrap_or(""), &prepared.query));
-    append_query(&mut path_and_query, &prepared.query);
+    let callers = without_parameters(query.unwrap_or(""), &prepared.query);
+    for (i, part) in [&*callers, &prepared.query].into_iter().filter(|q| !q.is_empty()).enumerate() {
+        path_and_query.push(if i == 0 { '?' } else { '&' });
+        path_and_query.push_str(part);
+    }
     let uri = Uri::try_from(path_and_query).map_err(|_| RequestError::InvalidUri)?;
     crate::strip_hop_by_hop(&mut headers);
     headers.remove(AUTHORIZATION);

@@ -5,8 +5,11 @@
 //! arrives. No pool is shared between connections or threads, and nothing is locked across an
 //! await.
 
+use std::future::{Future, poll_fn};
 use std::net::SocketAddr;
+use std::pin::{Pin, pin};
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -19,6 +22,7 @@ use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
+use tokio::time::{Instant, Sleep};
 
 use crate::{Target, is_private};
 
@@ -78,11 +82,18 @@ pub struct Upstream {
     sender: SendRequest<OutBody>,
 }
 
-/// The upstream connection of one inbound connection.
+/// The upstream connection of one inbound connection, and its response timer.
 #[derive(Default)]
 pub struct UpstreamSlot {
     current: Mutex<Option<Upstream>>,
+    /// Reused by the inbound connection's calls, and re-armed only when its deadline has
+    /// fallen more than [`TIMER_SLACK`] of the timeout behind: arming a timer for every call
+    /// costs more than much of the call's own work.
+    timer: Mutex<Option<Pin<Box<Sleep>>>>,
 }
+
+/// A call times out after between (1 − 1/`TIMER_SLACK`) and 1 times the response timeout.
+const TIMER_SLACK: u32 = 16;
 
 impl UpstreamSlot {
     fn take(&self) -> Option<Upstream> {
@@ -93,6 +104,19 @@ impl UpstreamSlot {
         *self.current.lock().unwrap_or_else(|e| e.into_inner()) = Some(upstream);
     }
 
+    /// The timer, due between `timeout` × (1 − 1/TIMER_SLACK) and `timeout` from now.
+    fn armed_timer(&self, timeout: Duration) -> Pin<Box<Sleep>> {
+        let due = Instant::now() + timeout;
+        match self.timer.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            Some(timer) if timer.deadline() <= due && timer.deadline() + timeout / TIMER_SLACK >= due => timer,
+            Some(mut timer) => {
+                timer.as_mut().reset(due);
+                timer
+            }
+            None => Box::pin(tokio::time::sleep_until(due)),
+        }
+    }
+
     /// Sends `request` (origin-form URI, `Host` set) to `target`, reusing the slot's connection
     /// when it goes to the same place and is still open.
     pub async fn send(
@@ -101,26 +125,63 @@ impl UpstreamSlot {
         request: Request<OutBody>,
         options: &UpstreamOptions,
     ) -> Result<Response<Incoming>, UpstreamError> {
-        let reusable = self
+        let mut timer = self.armed_timer(options.response_timeout);
+        let result = self.send_within(target, request, options, timer.as_mut()).await;
+        *self.timer.lock().unwrap_or_else(|e| e.into_inner()) = Some(timer);
+        result
+    }
+
+    async fn send_within(
+        &self,
+        target: &Target,
+        request: Request<OutBody>,
+        options: &UpstreamOptions,
+        mut timer: Pin<&mut Sleep>,
+    ) -> Result<Response<Incoming>, UpstreamError> {
+        let mut reusable = self
             .take()
             .filter(|u| u.scheme == target.scheme && u.authority == target.authority && !u.sender.is_closed());
+        if let Some(upstream) = &mut reusable
+            && !matches!(within(timer.as_mut(), upstream.sender.ready()).await, Some(Ok(())))
+        {
+            reusable = None;
+        }
+        let reused = reusable.is_some();
         let mut upstream = match reusable {
-            Some(mut u) => match u.sender.ready().await {
-                Ok(()) => u,
-                Err(_) => connect(target, options).await?,
-            },
-            None => connect(target, options).await?,
+            Some(upstream) => upstream,
+            // Boxed, as the other rare paths: the future of a call stays small.
+            None => Box::pin(connect(target, options)).await?,
         };
-        let response = tokio::time::timeout(options.response_timeout, upstream.sender.send_request(request)).await;
-        match response {
-            Err(_) => Err(UpstreamError::Timeout),
-            Ok(Err(error)) => Err(classify(&error)),
-            Ok(Ok(response)) => {
+        let mut outcome = within(timer.as_mut(), upstream.sender.try_send_request(request)).await;
+        if reused
+            && let Some(Err(error)) = &mut outcome
+            && let Some(request) = error.take_message()
+        {
+            // The backend closed the idle connection just as it was reused: the request was
+            // not written, so it goes once more, on a new connection.
+            tracing::debug!("the reused backend connection had closed; connecting again");
+            upstream = Box::pin(connect(target, options)).await?;
+            outcome = within(timer.as_mut(), upstream.sender.try_send_request(request)).await;
+        }
+        match outcome {
+            None => Err(UpstreamError::Timeout),
+            Some(Err(error)) => Err(classify(&error.into_error())),
+            Some(Ok(response)) => {
                 self.put(upstream);
                 Ok(response)
             }
         }
     }
+}
+
+/// `future`'s output, or `None` if `timer` fires first.
+async fn within<F: Future>(mut timer: Pin<&mut Sleep>, future: F) -> Option<F::Output> {
+    let mut future = pin!(future);
+    poll_fn(|cx| match future.as_mut().poll(cx) {
+        Poll::Ready(output) => Poll::Ready(Some(output)),
+        Poll::Pending => timer.as_mut().poll(cx).map(|()| None),
+    })
+    .await
 }
 
 fn classify(error: &hyper::Error) -> UpstreamError {
@@ -193,38 +254,55 @@ async fn resolve(target: &Target, options: &UpstreamOptions) -> Result<SocketAdd
 
 /// Removes the hop-by-hop headers of RFC 9110 §7.6.1 and those the `Connection` header names.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    // Most messages carry none: one pass over the names is cheaper than a removal per name.
-    if !headers.keys().any(|name| is_hop_by_hop(name.as_str())) {
+    // One pass over the names finds the few present (most messages carry none, answers often
+    // only `Connection: keep-alive`); only those are removed.
+    let mut present = [false; crate::HOP_BY_HOP.len()];
+    let mut any = false;
+    for name in headers.keys() {
+        if let Some(i) = HOP_BY_HOP_NAMES.iter().position(|h| h == name) {
+            present[i] = true;
+            any = true;
+        }
+    }
+    if !any {
         return;
     }
-    let named: Vec<HeaderName> = headers
-        .get_all(CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
-        .collect();
-    for name in named {
-        headers.remove(name);
+    if present[0] && headers.get_all(CONNECTION).iter().any(|v| !is_plain_option(v.as_bytes())) {
+        // `Connection` options that name other headers (rare).
+        let named: Vec<HeaderName> = headers
+            .get_all(CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+            .collect();
+        for name in named {
+            headers.remove(name);
+        }
     }
-    for name in crate::HOP_BY_HOP {
-        headers.remove(*name);
+    for (i, name) in HOP_BY_HOP_NAMES.iter().enumerate() {
+        if present[i] {
+            headers.remove(name);
+        }
     }
 }
 
-fn is_hop_by_hop(name: &str) -> bool {
-    matches!(
-        name,
-        "connection"
-            | "keep-alive"
-            | "proxy-connection"
-            | "proxy-authenticate"
-            | "proxy-authorization"
-            | "te"
-            | "trailer"
-            | "transfer-encoding"
-            | "upgrade"
-    )
+/// [`crate::HOP_BY_HOP`] as header names, in the same order (`connection` first).
+static HOP_BY_HOP_NAMES: [HeaderName; 9] = [
+    CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    http::header::PROXY_AUTHENTICATE,
+    http::header::PROXY_AUTHORIZATION,
+    http::header::TE,
+    http::header::TRAILER,
+    http::header::TRANSFER_ENCODING,
+    http::header::UPGRADE,
+];
+
+/// `Connection: keep-alive` or `close`, which name no other header.
+fn is_plain_option(value: &[u8]) -> bool {
+    value.eq_ignore_ascii_case(b"keep-alive") || value.eq_ignore_ascii_case(b"close")
 }
 
 #[cfg(test)]
@@ -233,12 +311,13 @@ mod tests {
 
     #[test]
     fn hop_by_hop_names_agree_with_the_list() {
-        for name in crate::HOP_BY_HOP {
-            assert!(is_hop_by_hop(name), "{name}");
+        for (i, name) in crate::HOP_BY_HOP.iter().enumerate() {
+            assert_eq!(HOP_BY_HOP_NAMES[i].as_str(), *name);
         }
         let mut headers = HeaderMap::new();
         headers.insert("x-kept", "1".parse().unwrap());
-        headers.insert("connection", "x-named".parse().unwrap());
+        headers.insert("connection", "x-named, Keep-Alive".parse().unwrap());
+        headers.insert("keep-alive", "timeout=5".parse().unwrap());
         headers.insert("x-named", "1".parse().unwrap());
         headers.insert("transfer-encoding", "chunked".parse().unwrap());
         strip_hop_by_hop(&mut headers);

@@ -2,13 +2,14 @@
 //! `…/test`. The hot path: the API key and the prepared connection come from memory, the
 //! request is assembled from pre-built parts, and the backend's answer is streamed back.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use axum::response::IntoResponse;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::Incoming;
+use hyper::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response};
 use portico_runtime::{
     OperationCall, Outcome, PrepareError, PreparedConnection, RequestError, UpstreamError, UpstreamSlot,
@@ -60,16 +61,83 @@ pub fn route(path: &str) -> Option<Route> {
     (id.0 < id.1).then_some(Route { kind, id, rest: (rest_start, path.len()) })
 }
 
+/// What one client connection keeps between its calls: its backend connection, and who its
+/// last API key named and the connection it called, so that a client repeating the same call
+/// costs no key hashing and no shared-map lookup. The remembered connection is used only while
+/// the cache's generation is unchanged, i.e. while nothing was invalidated.
+#[derive(Default)]
+pub struct Client {
+    pub upstream: UpstreamSlot,
+    memo: Mutex<Memo>,
+}
+
+#[derive(Default)]
+struct Memo {
+    /// The `Authorization` value and the caller it named.
+    key: Option<(HeaderValue, Caller)>,
+    /// The cache generation it was read in, and the connection.
+    connection: Option<(u64, Arc<PreparedConnection>)>,
+}
+
+impl Client {
+    fn memo(&self) -> std::sync::MutexGuard<'_, Memo> {
+        self.memo.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The caller named by the request's `Authorization` header.
+    async fn caller(&self, state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
+        let value = headers.get(AUTHORIZATION);
+        if let Some(value) = value
+            && let Some((known, caller)) = &self.memo().key
+            && same(known.as_bytes(), value.as_bytes())
+        {
+            return Ok(caller.clone());
+        }
+        // Boxed, as every rarely taken path here: the future of a call stays small.
+        let caller = Box::pin(authenticate(headers, state)).await?;
+        // Copies of their own: the value would otherwise hold on to the connection's read
+        // buffer, and cloning the caller would touch what other threads use.
+        if let Some(value) = value.and_then(|v| HeaderValue::from_bytes(v.as_bytes()).ok()) {
+            let copy = Caller { tenant_id: Arc::from(&*caller.tenant_id), key_id: Arc::from(&*caller.key_id) };
+            self.memo().key = Some((value, copy));
+        }
+        Ok(caller)
+    }
+
+    /// Like [`prepared`], remembering the answer for this client's next call.
+    async fn prepared(&self, state: &AppState, caller: &Caller, id: &str) -> Result<Arc<PreparedConnection>, ApiError> {
+        let generation = state.connections.generation();
+        let remembered = self.memo().connection.as_ref().and_then(|(g, p)| {
+            (*g == generation && p.connection_id == id && *p.tenant_id == *caller.tenant_id).then(|| p.clone())
+        });
+        let prepared = match remembered {
+            Some(p) if p.needs_refresh(portico_store::now_millis()) => {
+                Box::pin(crate::oauth::refresh(state, &p)).await?
+            }
+            Some(p) => return Ok(p),
+            None => Box::pin(prepared(state, caller, id)).await?,
+        };
+        self.memo().connection = Some((generation, prepared.clone()));
+        Ok(prepared)
+    }
+}
+
+/// Compares two secrets in time independent of where they differ.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
+}
+
 pub async fn handle(
     state: &AppState,
-    upstream: &UpstreamSlot,
+    client: &Client,
     route: Route,
     request: Request<Incoming>,
 ) -> Response<ResponseBody> {
     let result = match route.kind {
-        Kind::Proxy => proxy(state, upstream, route, request).await,
-        Kind::Operation => operation(state, upstream, route, request).await,
-        Kind::Test => test(state, upstream, route, request).await,
+        Kind::Proxy => proxy(state, client, route, request).await,
+        // Boxed: their futures are larger than the proxy's, which would otherwise pay for them.
+        Kind::Operation => Box::pin(operation(state, client, route, request)).await,
+        Kind::Test => Box::pin(test(state, client, route, request)).await,
     };
     result.unwrap_or_else(|error| error.into_response().map(Either::Right))
 }
@@ -141,15 +209,16 @@ pub async fn load(state: &AppState, tenant_id: &str, id: &str) -> Result<Arc<Pre
 
 async fn proxy(
     state: &AppState,
-    upstream: &UpstreamSlot,
+    client: &Client,
     route: Route,
     request: Request<Incoming>,
 ) -> Result<Response<ResponseBody>, ApiError> {
     let started = Instant::now();
-    let caller = authenticate(request.headers(), state).await?;
+    let upstream = &client.upstream;
+    let caller = client.caller(state, request.headers()).await?;
     let (parts, body) = request.into_parts();
     let path = parts.uri.path();
-    let prepared = prepared(state, &caller, &path[route.id.0..route.id.1]).await?;
+    let prepared = client.prepared(state, &caller, &path[route.id.0..route.id.1]).await?;
     let rest = &path[route.rest.0..route.rest.1];
     // A call without a body can be sent again after renewing a token the backend rejected.
     let retry = prepared.token.is_some() && hyper::body::Body::is_end_stream(&body);
@@ -163,7 +232,7 @@ async fn proxy(
     let Some(headers) = retry_headers.filter(|_| expired) else { return Ok(response) };
     drop(response);
     tracing::debug!(connection = %prepared.connection_id, "the backend rejected the access token; renewing it once");
-    let renewed = crate::oauth::refresh(state, &prepared).await?;
+    let renewed = Box::pin(crate::oauth::refresh(state, &prepared)).await?;
     let empty = Either::Right(Full::new(Bytes::new()));
     let outgoing = portico_runtime::proxy_request(&renewed, parts.method, rest, parts.uri.query(), headers, empty)
         .map_err(|e| refused(&renewed, started, request_error(e)))?;
@@ -254,21 +323,21 @@ fn post_only(method: &Method) -> Result<(), ApiError> {
 
 async fn operation(
     state: &AppState,
-    upstream: &UpstreamSlot,
+    client: &Client,
     route: Route,
     request: Request<Incoming>,
 ) -> Result<Response<ResponseBody>, ApiError> {
     let started = Instant::now();
     post_only(request.method())?;
-    let caller = authenticate(request.headers(), state).await?;
+    let caller = client.caller(state, request.headers()).await?;
     let (parts, body) = request.into_parts();
     let path = parts.uri.path();
-    let prepared = prepared(state, &caller, &path[route.id.0..route.id.1]).await?;
+    let prepared = client.prepared(state, &caller, &path[route.id.0..route.id.1]).await?;
     let call: OperationCall = read_json_body(state, body).await?;
     let operation_id = percent_decode(&path[route.rest.0..route.rest.1]);
     let outgoing = portico_runtime::operation_request(&prepared, &operation_id, call)
         .map_err(|e| refused(&prepared, started, request_error(e)))?;
-    send(state, upstream, &prepared, outgoing, started).await
+    send(state, &client.upstream, &prepared, outgoing, started).await
 }
 
 fn percent_decode(text: &str) -> String {
@@ -278,14 +347,14 @@ fn percent_decode(text: &str) -> String {
 /// Calls the connector's test operation (or its base URL) and reports what happened.
 async fn test(
     state: &AppState,
-    upstream: &UpstreamSlot,
+    client: &Client,
     route: Route,
     request: Request<Incoming>,
 ) -> Result<Response<ResponseBody>, ApiError> {
     post_only(request.method())?;
-    let caller = authenticate(request.headers(), state).await?;
+    let caller = client.caller(state, request.headers()).await?;
     let path = request.uri().path();
-    let report = run_test(state, upstream, &caller, &path[route.id.0..route.id.1]).await?;
+    let report = run_test(state, &client.upstream, &caller, &path[route.id.0..route.id.1]).await?;
     Ok(axum::Json(report).into_response().map(Either::Right))
 }
 

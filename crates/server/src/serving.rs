@@ -17,7 +17,6 @@ use hyper::body::Incoming;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
-use portico_runtime::UpstreamSlot;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::sync::watch;
 use tower::ServiceExt as _;
@@ -32,6 +31,13 @@ const GRACE: Duration = Duration::from_secs(10);
 
 /// Binds `workers` listeners on `addr` (the first picks the port when it is 0).
 pub fn bind(addr: SocketAddr, workers: usize) -> std::io::Result<(SocketAddr, Vec<std::net::TcpListener>)> {
+    if addr.port() != 0 {
+        // `SO_REUSEPORT` would let this start share a port another server (say, a Portico
+        // already running on other data) listens on, each taking some of the connections:
+        // a plain bind first fails as it should when the address is taken.
+        let probe = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        probe.bind(&addr.into())?;
+    }
     let first = listener(addr)?;
     let bound = first.local_addr()?;
     let mut listeners = vec![first];
@@ -116,16 +122,19 @@ pub fn spawn_workers(
 
 /// The service of one client connection.
 #[derive(Clone)]
-struct Dispatcher {
+struct Dispatcher(Arc<Connection>);
+
+/// What a client connection's calls share. One `Arc` per connection, so that a call clones
+/// nothing that other threads touch.
+struct Connection {
     state: Arc<AppState>,
     router: Router,
-    /// This connection's backend connection, reused by its calls.
-    upstream: Arc<UpstreamSlot>,
+    client: proxy::Client,
 }
 
 impl Dispatcher {
     fn new(state: Arc<AppState>, router: Router) -> Self {
-        Dispatcher { state, router, upstream: Arc::default() }
+        Dispatcher(Arc::new(Connection { state, router, client: proxy::Client::default() }))
     }
 }
 
@@ -137,11 +146,11 @@ impl hyper::service::Service<Request<Incoming>> for Dispatcher {
     fn call(&self, request: Request<Incoming>) -> Self::Future {
         match proxy::route(request.uri().path()) {
             Some(route) => {
-                let (state, upstream) = (self.state.clone(), self.upstream.clone());
-                Box::pin(async move { Ok(proxy::handle(&state, &upstream, route, request).await) })
+                let connection = self.0.clone();
+                Box::pin(async move { Ok(proxy::handle(&connection.state, &connection.client, route, request).await) })
             }
             None => {
-                let router = self.router.clone();
+                let router = self.0.router.clone();
                 Box::pin(async move {
                     let response = router.oneshot(request.map(Body::new)).await.unwrap_or_else(|e| match e {});
                     Ok(response.map(Either::Right))

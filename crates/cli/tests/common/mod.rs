@@ -300,12 +300,16 @@ impl Engine {
     }
 }
 
-/// `portico serve` on a random loopback port with debug logs; the tests decide every setting,
+/// `portico serve` on a random loopback port (unless `args` name one) with debug logs; the tests decide every setting,
 /// none comes from the environment of the run. On a database made for the run, with
 /// [`pg::TEST_MASTER_KEY`] unless `env` names another key.
 fn serve_command(data_dir: &Path, engine: &Engine, args: &[&str], env: &[(&str, &str)]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_portico"));
-    command.arg("serve").args(["--listen", "127.0.0.1:0", "--data-dir"]).arg(data_dir).args(["--log", DEBUG_LOG]);
+    command.arg("serve");
+    if !args.contains(&"--listen") {
+        command.args(["--listen", "127.0.0.1:0"]);
+    }
+    command.arg("--data-dir").arg(data_dir).args(["--log", DEBUG_LOG]);
     command.args(args);
     command.env_clear().envs(std::env::vars().filter(|(name, _)| !name.starts_with("PORTICO_")));
     if let Some(database) = &engine.database {
