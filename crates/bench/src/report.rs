@@ -44,6 +44,9 @@ pub struct Row {
     pub p99_ms: f64,
     /// Median over rounds of this target's req/s ÷ nginx's in the same round (Portico targets).
     pub vs_nginx: Option<f64>,
+    /// The middle half of those per-round ratios (first and third quartile): how far a round
+    /// can stray from the median on this machine.
+    pub vs_nginx_middle: Option<(f64, f64)>,
     /// Median over rounds of req/s ÷ direct's in the same round (every target but direct).
     pub vs_direct: Option<f64>,
     /// Median over rounds of p99 − direct's p99 in the same round, in ms.
@@ -64,11 +67,25 @@ pub fn median(values: &[f64]) -> Option<f64> {
     Some(if sorted.len() % 2 == 1 { sorted[mid] } else { (sorted[mid - 1] + sorted[mid]) / 2.0 })
 }
 
+/// The first and third quartile (nearest rank); `None` when empty. NaNs are ignored.
+pub fn quartiles(values: &[f64]) -> Option<(f64, f64)> {
+    let mut sorted: Vec<f64> = values.iter().copied().filter(|v| !v.is_nan()).collect();
+    if sorted.is_empty() {
+        return None;
+    }
+    sorted.sort_by(f64::total_cmp);
+    let last = sorted.len() - 1;
+    Some((sorted[last / 4], sorted[(3 * last).div_ceil(4)]))
+}
+
+/// `f(this, reference)` in every round where both have a sample.
+fn per_round_values(this: &Series, reference: &Series, f: impl Fn(&Sample, &Sample) -> f64) -> Vec<f64> {
+    this.rounds.iter().zip(&reference.rounds).filter_map(|(a, b)| Some(f(a.as_ref()?, b.as_ref()?))).collect()
+}
+
 /// Median over the rounds where both have a sample of `f(this, reference)`.
 fn per_round(this: &Series, reference: &Series, f: impl Fn(&Sample, &Sample) -> f64) -> Option<f64> {
-    let values: Vec<f64> =
-        this.rounds.iter().zip(&reference.rounds).filter_map(|(a, b)| Some(f(a.as_ref()?, b.as_ref()?))).collect();
-    median(&values)
+    median(&per_round_values(this, reference, f))
 }
 
 /// One row per series, in the order given; series with no sample at all are left out.
@@ -95,6 +112,8 @@ pub fn summarize(series: &[Series]) -> Vec<Row> {
             p50_ms: of(|x| x.p50_ms),
             p99_ms: of(|x| x.p99_ms),
             vs_nginx: nginx.and_then(|n| per_round(s, n, |a, b| a.requests_per_sec / b.requests_per_sec)),
+            vs_nginx_middle: nginx
+                .and_then(|n| quartiles(&per_round_values(s, n, |a, b| a.requests_per_sec / b.requests_per_sec))),
             vs_direct: direct.and_then(|d| per_round(s, d, |a, b| a.requests_per_sec / b.requests_per_sec)),
             added_p99_ms: direct.and_then(|d| per_round(s, d, |a, b| a.p99_ms - b.p99_ms)),
             non_success: samples.iter().map(|x| x.non_success).sum(),
@@ -147,9 +166,13 @@ pub fn render_goals(rows: &[Row], target: &str) -> String {
     for row in rows.iter().filter(|r| r.target == target) {
         if let Some(ratio) = row.vs_nginx {
             any = true;
+            let middle = row
+                .vs_nginx_middle
+                .map(|(low, high)| format!(", middle half of the rounds {low:.2}–{high:.2}×"))
+                .unwrap_or_default();
             let _ = writeln!(
                 out,
-                "  {target} at {} conns: throughput {ratio:.2}× nginx (goal ≥ 1.00×): {}",
+                "  {target} at {} conns: throughput {ratio:.2}× nginx{middle} (goal ≥ 1.00×): {}",
                 row.connections,
                 verdict(ratio >= 1.0)
             );
@@ -174,6 +197,15 @@ pub fn render_goals(rows: &[Row], target: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quartiles_by_nearest_rank() {
+        assert_eq!(quartiles(&[]), None);
+        assert_eq!(quartiles(&[2.0]), Some((2.0, 2.0)));
+        assert_eq!(quartiles(&[5.0, 1.0, 4.0, 2.0, 3.0]), Some((2.0, 4.0)));
+        assert_eq!(quartiles(&[9.0, 1.0, 8.0, 2.0, 7.0, 3.0, 6.0, 4.0, 5.0]), Some((3.0, 7.0)));
+        assert_eq!(quartiles(&[f64::NAN, 1.0, 3.0]), Some((1.0, 3.0)));
+    }
 
     #[test]
     fn medians() {

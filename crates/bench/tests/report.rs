@@ -42,6 +42,8 @@ fn ratios_are_medians_of_per_round_ratios_not_ratios_of_medians() {
     assert_eq!(portico.p99_ms, 2.2);
     // Per round 1.2, 0.9, 1.5 → 1.2; the ratio of the medians would be 90 / 60 = 1.5.
     assert!(close(portico.vs_nginx, 1.2));
+    let (low, high) = portico.vs_nginx_middle.expect("quartiles of the per-round ratios");
+    assert!(close(Some(low), 0.9) && close(Some(high), 1.5), "{low} {high}");
     // 0.6, 0.45, 0.6
     assert!(close(portico.vs_direct, 0.6));
     // 0.5, 0.2, 2.0
@@ -88,7 +90,10 @@ fn concurrencies_are_compared_only_with_their_own() {
     assert!(table.contains("1.10×"), "{table}");
     assert!(table.contains("+0.500"), "{table}");
     let goals = render_goals(&rows, "portico-apikey-header");
-    assert!(goals.contains("throughput 1.10× nginx (goal ≥ 1.00×): met"), "{goals}");
+    assert!(
+        goals.contains("throughput 1.10× nginx, middle half of the rounds 1.10–1.10× (goal ≥ 1.00×): met"),
+        "{goals}"
+    );
     assert!(goals.contains("p99 +0.500 ms over direct (goal < 1 ms): met"), "{goals}");
 }
 
@@ -100,7 +105,7 @@ fn missed_goals_say_so() {
         series("portico-apikey-header", 64, vec![sample(30.0, 2.5)]),
     ];
     let goals = render_goals(&summarize(&input), "portico-apikey-header");
-    assert!(goals.contains("0.75× nginx (goal ≥ 1.00×): MISSED"), "{goals}");
+    assert!(goals.contains("0.75× nginx, middle half of the rounds 0.75–0.75× (goal ≥ 1.00×): MISSED"), "{goals}");
     assert!(goals.contains("+1.500 ms over direct (goal < 1 ms): MISSED"), "{goals}");
     assert!(render_goals(&[], "portico-apikey-header").contains("not measured"));
 }
