@@ -61,8 +61,10 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<()> {
     {
         bail!("there is no SQLite database at {path}");
     }
-    let source = portico_store::open(from).await.with_context(|| format!("cannot open {}", redact_url(from)))?;
-    let destination = portico_store::open(to).await.with_context(|| format!("cannot open {}", redact_url(to)))?;
+    let source =
+        portico_store::open(from).await.with_context(|| format!("cannot open {}", portico_store::redact_url(from)))?;
+    let destination =
+        portico_store::open(to).await.with_context(|| format!("cannot open {}", portico_store::redact_url(to)))?;
     let (source, destination) = (source.as_ref(), destination.as_ref());
 
     let now = now_millis();
@@ -77,7 +79,7 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<()> {
     tallies.insert("sign-ins", sign_ins);
 
     let check = verify(source, destination, now).await?;
-    println!("Moved the store at {} to {}.", redact_url(from), redact_url(to));
+    println!("Moved the store at {} to {}.", portico_store::redact_url(from), portico_store::redact_url(to));
     println!();
     println!("  {:<12} {:>13} {:>8} {:>14}", "", "at the source", "copied", "already there");
     for kind in KINDS {
@@ -115,17 +117,6 @@ fn sqlite_path(url: &str) -> Option<String> {
     let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
     let path = rest.split('?').next().unwrap_or_default();
     (!path.is_empty() && path != ":memory:").then(|| path.to_owned())
-}
-
-/// Never print a password that a database URL may carry.
-fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("redacted"));
-            parsed.to_string()
-        }
-        _ => url.to_owned(),
-    }
 }
 
 async fn copy_settings(source: &dyn Store, destination: &dyn Store) -> anyhow::Result<Tally> {

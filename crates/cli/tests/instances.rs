@@ -26,8 +26,9 @@ use std::time::{Duration, Instant};
 
 use common::backend::Backend;
 use common::idp::{BASIC, Browser, Idp, IdpOptions};
-use common::pg::{PrivateCluster, TEST_MASTER_KEY, TestDatabase};
+use common::pg::{TEST_MASTER_KEY, TestDatabase};
 use common::{Api, Portico, Reply, fixture};
+use portico_testkit::pg::PrivateCluster;
 use serde_json::{Value, json};
 use url::Url;
 

@@ -7,7 +7,6 @@
 
 use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::PathBuf;
 
 use portico_import::Import;
 use portico_import::power_platform::import_folder;
@@ -32,13 +31,6 @@ const BROKEN: [(&str, &str); 11] = [
 const ROWS: usize = 1_034;
 const MIN_OK: f64 = 0.995;
 const MIN_AGREEMENT: f64 = 0.99;
-
-fn corpus_root() -> PathBuf {
-    match std::env::var_os("PORTICO_CORPUS") {
-        Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus"),
-    }
-}
 
 struct Row {
     path: String,
@@ -95,16 +87,8 @@ fn ours(summary: &AuthSummary) -> String {
 
 #[test]
 fn every_power_platform_connector_imports_and_agrees_with_the_classification() {
-    let root = corpus_root().join("power-platform");
-    let tsv_path = root.join("classification.tsv");
-    let Ok(tsv) = std::fs::read_to_string(&tsv_path) else {
-        let message = format!("corpus not found at {}", tsv_path.display());
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("{message}: CI needs the corpus (set PORTICO_CORPUS)");
-        }
-        eprintln!("SKIPPED: {message}");
-        return;
-    };
+    let Some(root) = portico_testkit::power_platform_corpus() else { return };
+    let tsv = std::fs::read_to_string(root.join("classification.tsv")).expect("classification.tsv");
     let rows = read_classification(&tsv);
     assert_eq!(rows.len(), ROWS, "classification.tsv should list every connector");
     let catalog = IdentityProviderCatalog::built_in();

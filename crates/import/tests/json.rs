@@ -7,14 +7,6 @@ use std::path::{Path, PathBuf};
 use portico_import::json;
 use serde_json::Value;
 
-fn corpus() -> Option<PathBuf> {
-    let root = std::env::var_os("PORTICO_CORPUS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus"));
-    let root = root.join("power-platform");
-    root.is_dir().then_some(root)
-}
-
 fn connector_files(dir: &Path, out: &mut Vec<PathBuf>) {
     let mut entries: Vec<PathBuf> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
     entries.sort();
@@ -45,10 +37,7 @@ const BROKEN: [&str; 11] = [
 
 #[test]
 fn only_the_genuinely_broken_corpus_files_fail() {
-    let Some(root) = corpus() else {
-        eprintln!("corpus not found: skipped");
-        return;
-    };
+    let Some(root) = portico_testkit::power_platform_corpus() else { return };
     let mut files = Vec::new();
     connector_files(&root, &mut files);
     assert_eq!(files.len(), 2068);
@@ -82,10 +71,7 @@ fn only_the_genuinely_broken_corpus_files_fail() {
 
 #[test]
 fn tolerated_corpus_quirks_are_reported_where_they_are() {
-    let Some(root) = corpus() else {
-        eprintln!("corpus not found: skipped");
-        return;
-    };
+    let Some(root) = portico_testkit::power_platform_corpus() else { return };
     let first_warning = |file: &str| {
         let (_, warnings) = json::parse(&std::fs::read(root.join(file)).unwrap(), file).unwrap();
         warnings.first().map(ToString::to_string).unwrap_or_default()

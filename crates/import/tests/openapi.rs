@@ -680,16 +680,22 @@ fn every_fixture_reads_the_same_as_3_0_and_3_1_in_json_and_yaml() {
 
 #[test]
 fn every_visible_connection_parameter_has_a_label() {
+    let mut connectors = 0;
     for entry in std::fs::read_dir(fixture("")).unwrap() {
         let path = entry.unwrap().path();
         let Some(c) = import_file(&path).connector else { continue };
+        connectors += 1;
         for set in c.connection.sets() {
             for p in set.parameters.iter().filter(|p| !p.hidden) {
                 assert!(!p.ui.label.trim().is_empty(), "{}: {}", path.display(), p.name);
             }
         }
     }
+    assert!(connectors >= MOST_FIXTURES, "only {connectors} fixtures imported");
 }
+
+/// How many of the OpenAPI fixtures import (or parse): the loops over them must not run empty.
+const MOST_FIXTURES: usize = 20;
 
 // ---- robustness ----
 
@@ -753,8 +759,10 @@ fn truncated_and_garbled_documents_never_panic() {
 fn values_of_the_wrong_shape_never_panic() {
     let replacements =
         [Value::Null, json!(0), json!(-1.5), json!(""), json!("#/x"), json!([]), json!({}), json!({"$ref": "#"})];
+    let mut documents = 0;
     for (name, bytes) in all_fixtures() {
         let Some(doc) = parse(&bytes, &name) else { continue };
+        documents += 1;
         let mut pointers = Vec::new();
         collect_pointers(&doc, String::new(), &mut pointers);
         for pointer in &pointers {
@@ -765,6 +773,7 @@ fn values_of_the_wrong_shape_never_panic() {
             }
         }
     }
+    assert!(documents >= MOST_FIXTURES, "only {documents} fixtures parsed");
 }
 
 fn parse(bytes: &[u8], name: &str) -> Option<Value> {

@@ -305,35 +305,38 @@ fn render_host(template: &Template, values: &Values<'_>) -> Result<String, Prepa
 
 fn target(connector: &Connector, values: &Values<'_>) -> Result<Target, PrepareError> {
     let backend = &connector.backend;
-    let url = match &backend.host_template {
+    // Errors show the template as written, never as filled in: its values may be secret.
+    let (url, shown) = match &backend.host_template {
         Some(template) => {
             let rendered = render_host(template, values)?;
-            if rendered.contains("://") { rendered } else { format!("{}://{rendered}", backend.scheme.as_str()) }
+            let url =
+                if rendered.contains("://") { rendered } else { format!("{}://{rendered}", backend.scheme.as_str()) };
+            (url, template.as_str().to_owned())
         }
-        None => backend.base_url(),
+        None => (backend.base_url(), backend.base_url()),
     };
-    let parsed = url::Url::parse(&url).map_err(|_| PrepareError::InvalidBackend(url.clone()))?;
+    let invalid = || PrepareError::InvalidBackend(shown.clone());
+    let parsed = url::Url::parse(&url).map_err(|_| invalid())?;
     let scheme = match parsed.scheme() {
         "http" => Scheme::HTTP,
         "https" => Scheme::HTTPS,
-        _ => return Err(PrepareError::InvalidBackend(url)),
+        _ => return Err(invalid()),
     };
     let host = match parsed.host() {
         Some(url::Host::Domain(d)) => d.to_owned(),
         Some(url::Host::Ipv4(ip)) => ip.to_string(),
         Some(url::Host::Ipv6(ip)) => ip.to_string(),
-        None => return Err(PrepareError::InvalidBackend(url)),
+        None => return Err(invalid()),
     };
-    let port = parsed.port_or_known_default().ok_or_else(|| PrepareError::InvalidBackend(url.clone()))?;
+    let port = parsed.port_or_known_default().ok_or_else(invalid)?;
     let authority_text = match (parsed.port(), host.contains(':')) {
         (Some(p), true) => format!("[{host}]:{p}"),
         (Some(p), false) => format!("{host}:{p}"),
         (None, true) => format!("[{host}]"),
         (None, false) => host.clone(),
     };
-    let authority: Authority = authority_text.parse().map_err(|_| PrepareError::InvalidBackend(url.clone()))?;
-    let host_header =
-        HeaderValue::from_str(authority.as_str()).map_err(|_| PrepareError::InvalidBackend(url.clone()))?;
+    let authority: Authority = authority_text.parse().map_err(|_| invalid())?;
+    let host_header = HeaderValue::from_str(authority.as_str()).map_err(|_| invalid())?;
     let base_path = parsed.path().trim_end_matches('/').to_owned();
     Ok(Target { scheme, host, port, authority, host_header, base_path })
 }
@@ -483,6 +486,15 @@ mod tests {
         c.backend.host_template = Some(Template::new("@connectionParameters('url')/api"));
         let p = run(c, json!({"url": "https://tenant.example.org"}), &[]).unwrap();
         assert_eq!((p.target.authority.as_str(), p.target.base_path.as_str()), ("tenant.example.org", "/api"));
+    }
+
+    #[test]
+    fn an_invalid_backend_is_named_by_its_template_not_its_values() {
+        let mut c = connector(Credential::None, vec![]);
+        c.backend.host_template = Some(Template::new("@connectionParameters('url')/api"));
+        let error = run(c, json!({}), &[("url", "ftp://s3cret-token.example.org")]).unwrap_err();
+        assert_eq!(error, PrepareError::InvalidBackend("@connectionParameters('url')/api".into()));
+        assert!(!error.to_string().contains("s3cret"), "{error}");
     }
 
     #[test]

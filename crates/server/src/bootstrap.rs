@@ -94,18 +94,7 @@ pub async fn open_store_with(
         }
         _ => portico_store::open(&url).await,
     };
-    opened.with_context(|| format!("cannot open the store at {}", redact_url(&url)))
-}
-
-/// Never print a password that a database URL may carry.
-fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("redacted"));
-            parsed.to_string()
-        }
-        _ => url.to_owned(),
-    }
+    opened.with_context(|| format!("cannot open the store at {}", portico_store::redact_url(&url)))
 }
 
 fn create_private_dir(dir: &Path) -> anyhow::Result<()> {

@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use portico_model::{Connector, Diagnostic};
-pub use postgres::{PgOptions, PgStore};
+pub use postgres::{PgOptions, PgStore, redact_url};
 use serde::{Deserialize, Serialize};
 pub use sqlite::SqliteStore;
 

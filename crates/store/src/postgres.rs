@@ -731,8 +731,9 @@ impl Store for PgStore {
 /// The LISTEN/NOTIFY channel for [`Change`]s.
 const CHANGES_CHANNEL: &str = "portico_changes";
 
-/// The URL without its password (in the user info or a `password=` parameter), for messages.
-fn redact_url(url: &str) -> String {
+/// A database URL without its password (in the user info or a `password=` parameter), for
+/// messages; any other URL as it is.
+pub fn redact_url(url: &str) -> String {
     let mut shown = url.to_owned();
     if let Some(scheme_end) = shown.find("://") {
         let rest = &shown[scheme_end + 3..];

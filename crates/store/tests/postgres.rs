@@ -10,14 +10,14 @@ mod behaviour;
 mod support;
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use portico_store::{DeleteConnector, PgOptions, PgStore, Store, StoreError, new_id, now_millis};
-use support::{Ctx, TestDatabase, connection_record, connector_record, skip_or_fail, state_record, test_pg_options};
+use portico_testkit::pg::{PrivateCluster, TestDatabase, with_database};
+use portico_testkit::spare_port;
+use support::{Ctx, connection_record, connector_record, state_record, test_pg_options};
 use tokio::sync::Barrier;
 
 behaviour_tests!(support::Ctx::postgres());
@@ -188,7 +188,7 @@ async fn concurrent_writers_on_two_stores_lose_nothing() {
 /// first setting.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instances_starting_together_migrate_once_and_agree() {
-    let Some(database) = TestDatabase::create().await else { return };
+    let Some(database) = TestDatabase::try_create() else { return };
     let barrier = Arc::new(Barrier::new(4));
     let mut tasks = Vec::new();
     for index in 0..4 {
@@ -258,7 +258,7 @@ async fn open_picks_postgres_by_scheme() {
 async fn a_missing_database_is_unavailable_and_the_password_is_not_shown() {
     let Some(ctx) = Ctx::postgres().await else { return };
     // Trust authentication ignores the password; the database does not exist.
-    let url = support::with_database(ctx.pg_url(), "portico_no_such_database").replacen(
+    let url = with_database(ctx.pg_url(), "portico_no_such_database").replacen(
         "://postgres@",
         "://postgres:hunter2-secret@",
         1,
@@ -323,149 +323,6 @@ async fn a_statement_stuck_on_a_lock_fails_after_the_statement_timeout() {
 // ---------------------------------------------------------------------------------------------
 // A server restart under a live pool, on a private cluster.
 
-/// A PostgreSQL cluster of its own (initdb) on a spare loopback port, in a temporary
-/// directory; stopped and removed when dropped. As root, the server binaries run as the
-/// `postgres` user (initdb refuses root).
-struct PrivateCluster {
-    dir: tempfile::TempDir,
-    bin: PathBuf,
-    port: u16,
-    as_postgres: bool,
-}
-
-impl PrivateCluster {
-    fn create() -> Result<PrivateCluster, String> {
-        let bin = server_bindir().ok_or("no PostgreSQL server binaries (initdb, pg_ctl) were found")?;
-        let as_postgres = is_root();
-        let dir = tempfile::Builder::new().prefix("portico-pg-").tempdir().map_err(|error| error.to_string())?;
-        if as_postgres {
-            run(Command::new("chown").arg("-R").arg("postgres:postgres").arg(dir.path()))
-                .map_err(|error| format!("cannot give the cluster directory to the postgres user: {error}"))?;
-        }
-        let cluster = PrivateCluster { dir, bin, port: spare_port(), as_postgres };
-        let data = cluster.data();
-        run(cluster.server_command("initdb").args([
-            "-D",
-            &data,
-            "-U",
-            "postgres",
-            "--auth=trust",
-            "--encoding=UTF8",
-            "--locale=C",
-            "--no-sync",
-        ]))
-        .map_err(|error| format!("initdb failed: {error}"))?;
-        Ok(cluster)
-    }
-
-    fn data(&self) -> String {
-        self.dir.path().join("data").display().to_string()
-    }
-
-    fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
-    }
-
-    fn server_command(&self, program: &str) -> Command {
-        let program = self.bin.join(program);
-        if self.as_postgres {
-            let mut command = Command::new("runuser");
-            command.args(["-u", "postgres", "--"]).arg(program);
-            command
-        } else {
-            Command::new(program)
-        }
-    }
-
-    fn start(&self) -> Result<(), String> {
-        let options = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c max_connections=20",
-            self.port,
-            self.dir.path().display()
-        );
-        let log = self.dir.path().join("server.log").display().to_string();
-        run(self.server_command("pg_ctl").args([
-            "-D",
-            &self.data(),
-            "-l",
-            &log,
-            "-o",
-            &options,
-            "-w",
-            "-t",
-            "60",
-            "start",
-        ]))
-        .map_err(|error| format!("pg_ctl start failed: {error}; log: {}", self.log()))
-    }
-
-    fn stop(&self, mode: &str) -> Result<(), String> {
-        run(self.server_command("pg_ctl").args(["-D", &self.data(), "-m", mode, "-w", "-t", "60", "stop"]))
-            .map_err(|error| format!("pg_ctl stop failed: {error}"))
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for PrivateCluster {
-    fn drop(&mut self) {
-        if Path::new(&self.data()).join("postmaster.pid").exists() {
-            let _ = self.stop("immediate");
-        }
-    }
-}
-
-fn run(command: &mut Command) -> Result<(), String> {
-    let output = command.output().map_err(|error| format!("{command:?}: {error}"))?;
-    if output.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{command:?}: {}\n{}{}",
-            output.status,
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        ))
-    }
-}
-
-/// `PORTICO_PG_BINDIR`, else the newest /usr/lib/postgresql/*/bin (Debian), else `initdb` on
-/// the PATH.
-fn server_bindir() -> Option<PathBuf> {
-    let has_tools = |dir: &Path| dir.join("initdb").is_file() && dir.join("pg_ctl").is_file();
-    if let Some(dir) = std::env::var_os("PORTICO_PG_BINDIR").map(PathBuf::from) {
-        return has_tools(&dir).then_some(dir);
-    }
-    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|entry| {
-            let version = entry.file_name().to_str()?.parse().ok()?;
-            let bin = entry.path().join("bin");
-            has_tools(&bin).then_some((version, bin))
-        })
-        .collect();
-    versions.sort();
-    if let Some((_, bin)) = versions.pop() {
-        return Some(bin);
-    }
-    std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
-        .find(|dir| has_tools(dir))
-}
-
-fn is_root() -> bool {
-    Command::new("id").arg("-u").output().is_ok_and(|output| String::from_utf8_lossy(&output.stdout).trim() == "0")
-}
-
-fn spare_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 /// Polls until `ready` holds or the deadline passes.
 async fn eventually<F, Fut>(deadline: Duration, mut ready: F) -> bool
 where
@@ -488,18 +345,10 @@ where
 /// acknowledged, before or under load around the restarts, is still there.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pool_survives_a_restart_of_its_server() {
-    let cluster = match PrivateCluster::create().and_then(|cluster| cluster.start().map(|()| cluster)) {
-        Ok(cluster) => cluster,
-        Err(why) => {
-            skip_or_fail(&format!(
-                "a private PostgreSQL cluster cannot be made here, so the restart test did not run: {why}"
-            ));
-            return;
-        }
-    };
+    let Some(cluster) = PrivateCluster::try_start() else { return };
     const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(1);
     let options = PgOptions { max_connections: 4, acquire_timeout: ACQUIRE_TIMEOUT, ..PgOptions::default() };
-    let store = Arc::new(PgStore::open_with(&cluster.url(), options).await.unwrap());
+    let store = Arc::new(PgStore::open_with(&cluster.admin_url(), options).await.unwrap());
     let tenant = store.create_tenant("acme").await.unwrap().id;
     let connector = connector_record(&tenant);
     store.insert_connector(&connector).await.unwrap();

@@ -13,7 +13,6 @@
 //! `/__test/resource` takes any access token, client-credentials ones too.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -122,12 +121,7 @@ impl Idp {
     /// `let Some(idp) = Idp::try_start(&options) else { return };`
     pub fn try_start(options: &IdpOptions) -> Option<Idp> {
         if let Err(missing) = prerequisites() {
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!("{missing}: CI runs the OAuth tests; {HOW_TO_INSTALL}");
-            }
-            let thread = std::thread::current();
-            let test = thread.name().unwrap_or("a test");
-            let _ = writeln!(std::io::stderr(), "SKIPPED: {test}: {missing}; {HOW_TO_INSTALL}");
+            portico_testkit::skip_or_fail(&format!("{missing}; CI runs the OAuth tests; {HOW_TO_INSTALL}"));
             return None;
         }
         Some(Idp::launch(options))

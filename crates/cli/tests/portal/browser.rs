@@ -7,7 +7,6 @@
 //! chromedriver runs in a process group of its own, Chromium inside it, so that the group —
 //! and only it — is ended when the test ends, however it ends.
 
-use std::io::Write;
 use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -42,13 +41,9 @@ impl Chrome {
     /// chromedriver is missing outside CI.
     pub async fn try_start() -> Option<Chrome> {
         if let Err(missing) = prerequisites() {
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!("{missing}: CI runs the portal tests in a browser; {HOW_TO_INSTALL}");
-            }
-            let thread = std::thread::current();
-            let test = thread.name().unwrap_or("a portal test");
-            // Past the test harness's capture, so that a skip is never silent.
-            let _ = writeln!(std::io::stderr(), "SKIPPED: {test}: {missing}; {HOW_TO_INSTALL}");
+            portico_testkit::skip_or_fail(&format!(
+                "{missing}; CI runs the portal tests in a browser; {HOW_TO_INSTALL}"
+            ));
             return None;
         }
         Some(Chrome::start().await)

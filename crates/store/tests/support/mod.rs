@@ -11,11 +11,8 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::str::FromStr as _;
 use std::sync::Arc;
-use std::time::Duration;
 
 use portico_model::{Connector, Diagnostic};
 use portico_store::{
@@ -23,12 +20,9 @@ use portico_store::{
     SqliteStore, Store, new_id, now_millis,
 };
 use serde_json::json;
-use sqlx::postgres::PgConnectOptions;
-use sqlx::{ConnectOptions as _, Connection as _};
 use tempfile::TempDir;
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
-const DEFAULT_POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
 // ---------------------------------------------------------------------------------------------
 // Records.
@@ -157,7 +151,7 @@ impl Ctx {
     /// A store on a new PostgreSQL database; `None` (after saying so) when PostgreSQL is not
     /// reachable and the run is not CI.
     pub async fn postgres() -> Option<Ctx> {
-        let database = TestDatabase::create().await?;
+        let database = TestDatabase::try_create()?;
         let store = PgStore::open_with(&database.url, test_pg_options()).await.unwrap();
         Some(Ctx { store: EngineStore::Postgres(store), database: Arc::new(Database::Postgres(database)) })
     }
@@ -264,118 +258,9 @@ pub fn test_pg_options() -> PgOptions {
 }
 
 // ---------------------------------------------------------------------------------------------
-// PostgreSQL databases of one test.
+// PostgreSQL databases of one test: from `portico-testkit`, shared with the end-to-end tests.
 
-/// The maintenance database's URL.
-pub fn postgres_admin_url() -> String {
-    std::env::var("PORTICO_TEST_POSTGRES")
-        .ok()
-        .filter(|url| !url.is_empty())
-        .unwrap_or_else(|| DEFAULT_POSTGRES.to_owned())
-}
-
-pub fn under_ci() -> bool {
-    std::env::var("CI").is_ok_and(|value| value == "true" || value == "1")
-}
-
-/// Says why a test cannot run here: a failure under CI, a loud skip elsewhere.
-pub fn skip_or_fail(why: &str) {
-    if under_ci() {
-        panic!("{why} (under CI=true this is a failure, not a skip)");
-    }
-    // Straight to the process's stderr: the test harness captures `println!`, and a skip
-    // must be seen.
-    let _ = writeln!(std::io::stderr(), "SKIPPED: {why}");
-}
-
-/// A database created for one test and dropped (`WITH (FORCE)`) when this is dropped, also
-/// when the test panics.
-pub struct TestDatabase {
-    pub name: String,
-    pub url: String,
-    admin_url: String,
-}
-
-impl TestDatabase {
-    /// `None` after [`skip_or_fail`] when PostgreSQL is unreachable.
-    pub async fn create() -> Option<TestDatabase> {
-        let admin_url = postgres_admin_url();
-        let options = match PgConnectOptions::from_str(&admin_url) {
-            Ok(options) => options,
-            Err(error) => panic!("PORTICO_TEST_POSTGRES is not a PostgreSQL URL: {error}"),
-        };
-        let mut admin = match tokio::time::timeout(Duration::from_secs(10), options.connect()).await {
-            Ok(Ok(connection)) => connection,
-            Ok(Err(error)) => {
-                skip_or_fail(&format!("PostgreSQL not reachable at {admin_url}: {error}"));
-                return None;
-            }
-            Err(_) => {
-                skip_or_fail(&format!("PostgreSQL not reachable at {admin_url}: no answer within 10 s"));
-                return None;
-            }
-        };
-        let name = format!("portico_test_{}", new_id().replace('-', ""));
-        // Where the server has ICU, the database sorts text as en-US does (`'~' < '0'`, and
-        // hyphens weigh little), unlike bytes: ids must still page in byte order, as on
-        // SQLite. Elsewhere the server's default.
-        let with_icu =
-            format!("CREATE DATABASE {name} TEMPLATE template0 ENCODING 'UTF8' LOCALE_PROVIDER icu ICU_LOCALE 'en-US'");
-        let plain = format!("CREATE DATABASE {name}");
-        let mut attempt = 0;
-        let mut statement = with_icu;
-        loop {
-            match sqlx::query(sqlx::AssertSqlSafe(statement.clone())).execute(&mut admin).await {
-                Ok(_) => break,
-                // 55006: the template is in use by someone else for a moment; try again.
-                Err(sqlx::Error::Database(error)) if error.code().as_deref() == Some("55006") && attempt < 50 => {
-                    attempt += 1;
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-                // No ICU here (or no such locale): the server's default.
-                Err(sqlx::Error::Database(_)) if statement != plain => statement = plain.clone(),
-                Err(error) => panic!("cannot create the test database {name}: {error}"),
-            }
-        }
-        let _ = admin.close().await;
-        let url = with_database(&admin_url, &name);
-        Some(TestDatabase { name, url, admin_url })
-    }
-}
-
-impl Drop for TestDatabase {
-    fn drop(&mut self) {
-        // Drop may run inside a runtime (or while a panic unwinds): a thread of its own with
-        // a runtime of its own does the asynchronous work.
-        let (name, admin_url) = (self.name.clone(), self.admin_url.clone());
-        let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            runtime.block_on(async move {
-                let options = PgConnectOptions::from_str(&admin_url).map_err(|error| error.to_string())?;
-                let mut admin = options.connect().await.map_err(|error| error.to_string())?;
-                let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-                sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&mut admin).await.map_err(|error| error.to_string())?;
-                let _ = admin.close().await;
-                Ok::<(), String>(())
-            })
-        })
-        .join();
-        match dropped {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => eprintln!("warning: cannot drop the test database {}: {error}", self.name),
-            Err(_) => eprintln!("warning: dropping the test database {} panicked", self.name),
-        }
-    }
-}
-
-/// `url` with its database (the path) replaced by `name`; the query stays.
-pub fn with_database(url: &str, name: &str) -> String {
-    let scheme_end = url.find("://").map_or(0, |index| index + 3);
-    let rest = &url[scheme_end..];
-    let authority_end = rest.find(['/', '?']).map_or(url.len(), |index| scheme_end + index);
-    let query = url[authority_end..].find('?').map_or("", |index| &url[authority_end + index..]);
-    format!("{}/{name}{query}", &url[..authority_end])
-}
+use portico_testkit::pg::TestDatabase;
 
 /// Instantiates every engine-generic test of `behaviour` on one engine: `$open` is an async
 /// expression giving `Option<Ctx>` (`None`: skipped).
