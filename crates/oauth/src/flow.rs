@@ -12,7 +12,7 @@ pub struct ClientCredentials {
 }
 
 /// Everything needed to sign in and to get tokens for one connection.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Flow {
     pub provider: String,
     pub grant: GrantType,
@@ -37,6 +37,13 @@ pub struct Flow {
     pub templates: Option<OAuthTemplates>,
     /// Values for `{Placeholder}`s in templates besides the built-in ones (`token:X` values).
     pub substitutions: Vec<(String, String)>,
+}
+
+/// Names the provider and grant only: the substitutions hold the connection's secret values.
+impl std::fmt::Debug for Flow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Flow").field("provider", &self.provider).field("grant", &self.grant).finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

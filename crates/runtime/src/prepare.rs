@@ -30,7 +30,7 @@ pub struct Target {
 }
 
 /// Headers and query parameters for the operations a policy lists.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct OperationExtras {
     pub operations: Vec<String>,
     pub headers: Vec<(HeaderName, HeaderValue)>,

@@ -37,7 +37,7 @@ pub use error::{ApiError, Problem};
 use state::AppState;
 
 /// Everything `portico serve` needs, resolved from flags, environment and file.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ServerConfig {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,

@@ -89,7 +89,7 @@ impl Client {
         let value = headers.get(AUTHORIZATION);
         if let Some(value) = value
             && let Some((known, caller)) = &self.memo().key
-            && same(known.as_bytes(), value.as_bytes())
+            && portico_secrets::constant_time_eq(known.as_bytes(), value.as_bytes())
         {
             return Ok(caller.clone());
         }
@@ -120,11 +120,6 @@ impl Client {
         self.memo().connection = Some((generation, prepared.clone()));
         Ok(prepared)
     }
-}
-
-/// Compares two secrets in time independent of where they differ.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
 }
 
 pub async fn handle(

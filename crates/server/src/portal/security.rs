@@ -22,7 +22,7 @@ const DEFAULT_API_KEY: &str = "api_key";
 
 /// The Security tab's fields. The client secret is write-only: it is read from a post, never
 /// filled in from the record.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct SecurityForm {
     pub auth: String,
     pub basic_username_label: String,
