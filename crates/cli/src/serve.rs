@@ -49,6 +49,10 @@ pub struct ServeArgs {
     /// Seconds to wait for a backend's response [default: 60]
     #[arg(long, env = "PORTICO_BACKEND_TIMEOUT")]
     backend_timeout: Option<f64>,
+    /// Seconds a client connection may stay without starting a call (a request head still
+    /// arriving counts as none) before it is closed; a call in progress is never cut [default: 60]
+    #[arg(long, env = "PORTICO_CLIENT_IDLE_TIMEOUT")]
+    client_idle_timeout: Option<f64>,
     /// An origin (scheme://host[:port]) that OAuth sign-ins may return to besides the public
     /// URL's; repeatable
     #[arg(long = "allowed-return-origin", env = "PORTICO_ALLOWED_RETURN_ORIGINS", value_delimiter = ',')]
@@ -82,6 +86,7 @@ struct FileConfig {
     database_pool_size: Option<u32>,
     backend_connect_timeout: Option<f64>,
     backend_timeout: Option<f64>,
+    client_idle_timeout: Option<f64>,
     #[serde(default)]
     allowed_return_origins: Vec<Url>,
     idp_catalog: Option<PathBuf>,
@@ -124,6 +129,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         backend_connect_timeout: seconds(args.backend_connect_timeout.or(file.backend_connect_timeout))?
             .unwrap_or(defaults.backend_connect_timeout),
         backend_timeout: seconds(args.backend_timeout.or(file.backend_timeout))?.unwrap_or(defaults.backend_timeout),
+        client_idle_timeout: seconds(args.client_idle_timeout.or(file.client_idle_timeout))?
+            .unwrap_or(defaults.client_idle_timeout),
         allowed_return_origins: if args.allowed_return_origins.is_empty() {
             file.allowed_return_origins
         } else {

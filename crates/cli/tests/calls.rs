@@ -606,6 +606,63 @@ async fn a_slow_backend_is_a_504_after_the_timeout() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_and_trickling_client_connections_are_closed_but_calls_are_not_cut() {
+    let backend = Backend::start().await;
+    let portico = Portico::start_with(&[PRIVATE, "--client-idle-timeout", "1"]);
+    let caller = Caller::admin(&portico);
+    let (_, connection) = connect(&caller, &definition("none.json", &backend.authority()), json!({})).await;
+    let address = portico.base.strip_prefix("http://").expect("an http base").to_owned();
+
+    // One connection says nothing, another sends half a request head and stops.
+    let silent = tokio::net::TcpStream::connect(&address).await.expect("portico accepts");
+    let mut trickling = tokio::net::TcpStream::connect(&address).await.expect("portico accepts");
+    trickling.write_all(b"GET /v1/connectors HTTP/1.1\r\nHost: x\r\n").await.expect("a partial head");
+    let opened = Instant::now();
+    for (name, mut stream) in [("silent", silent), ("trickling", trickling)] {
+        let mut buf = [0u8; 256];
+        let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await;
+        let took = opened.elapsed();
+        assert!(matches!(read, Ok(Ok(0))), "the {name} connection is closed without an answer: {read:?}");
+        assert!(took >= Duration::from_millis(900) && took < Duration::from_millis(3000), "{name}: {took:?}");
+    }
+
+    // After a call, a second request head that stops halfway.
+    let mut stream = tokio::net::TcpStream::connect(&address).await.expect("portico accepts");
+    let head = format!("GET /v1/connectors HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\r\n", portico.admin_key);
+    stream.write_all(head.as_bytes()).await.expect("a request");
+    let mut answer = vec![0u8; 64 * 1024];
+    let n = stream.read(&mut answer).await.expect("an answer");
+    assert!(answer[..n].starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&answer[..n]));
+    stream.write_all(b"GET /v1/conn").await.expect("a partial head");
+    let called = Instant::now();
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match stream.read(&mut answer).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    let took = called.elapsed();
+    assert!(closed.is_ok() && took >= Duration::from_millis(700) && took < Duration::from_millis(3000), "{took:?}");
+
+    // A connection that keeps calling stays open past the timeout.
+    let mut busy = OneConnection::open(&portico).await;
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_millis(2500) {
+        assert_eq!(busy.send(Method::GET, &proxy(&connection, "/ok"), "").await.0, 200);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+
+    // A call that outlasts the timeout is answered in full.
+    let started = Instant::now();
+    let reply = caller.get(&proxy(&connection, "/slow")).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert!(started.elapsed() >= backend::SLOW, "the backend's delay was waited out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn loopback_backends_are_refused_unless_the_operator_allows_them() {
     let backend = Backend::start().await;
     let portico = Portico::start();

@@ -98,6 +98,10 @@ pub fn proxy_request(
 /// between encoded slashes or backslashes (`..%2f..%2f`), which a backend that decodes before
 /// normalising would climb with.
 fn climbs(rest: &str) -> bool {
+    // Most paths hold neither: one scan of the bytes settles them.
+    if !rest.bytes().any(|b| b == b'.' || b == b'%') {
+        return false;
+    }
     rest.split('/').filter(|segment| segment.contains(['.', '%'])).any(|segment| {
         let decoded: Vec<u8> = percent_decode_str(segment).collect();
         decoded.split(|b| *b == b'/' || *b == b'\\').any(|part| part == b"..")

@@ -5,11 +5,11 @@
 //! arrives. No pool is shared between connections or threads, and nothing is locked across an
 //! await.
 
-use std::future::{Future, poll_fn};
+use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::{Pin, pin};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::Poll;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -119,69 +119,102 @@ impl UpstreamSlot {
 
     /// Sends `request` (origin-form URI, `Host` set) to `target`, reusing the slot's connection
     /// when it goes to the same place and is still open.
-    pub async fn send(
-        &self,
-        target: &Target,
+    ///
+    /// One async block, not an `async fn` over helpers: the request is moved once, into the
+    /// connection, rather than copied into each layer's state.
+    #[allow(clippy::manual_async_fn, reason = "an async fn would copy its arguments into its state")]
+    pub fn send<'a>(
+        &'a self,
+        target: &'a Target,
         request: Request<OutBody>,
-        options: &UpstreamOptions,
-    ) -> Result<Response<Incoming>, UpstreamError> {
-        let mut timer = self.armed_timer(options.response_timeout);
-        let result = self.send_within(target, request, options, timer.as_mut()).await;
-        *self.timer.lock().unwrap_or_else(|e| e.into_inner()) = Some(timer);
-        result
-    }
-
-    async fn send_within(
-        &self,
-        target: &Target,
-        request: Request<OutBody>,
-        options: &UpstreamOptions,
-        mut timer: Pin<&mut Sleep>,
-    ) -> Result<Response<Incoming>, UpstreamError> {
-        let mut reusable = self
-            .take()
-            .filter(|u| u.scheme == target.scheme && u.authority == target.authority && !u.sender.is_closed());
-        if let Some(upstream) = &mut reusable
-            && !matches!(within(timer.as_mut(), upstream.sender.ready()).await, Some(Ok(())))
-        {
-            reusable = None;
-        }
-        let reused = reusable.is_some();
-        let mut upstream = match reusable {
-            Some(upstream) => upstream,
-            // Boxed, as the other rare paths: the future of a call stays small.
-            None => Box::pin(connect(target, options)).await?,
-        };
-        let mut outcome = within(timer.as_mut(), upstream.sender.try_send_request(request)).await;
-        if reused
-            && let Some(Err(error)) = &mut outcome
-            && let Some(request) = error.take_message()
-        {
-            // The backend closed the idle connection just as it was reused: the request was
-            // not written, so it goes once more, on a new connection.
-            tracing::debug!("the reused backend connection had closed; connecting again");
-            upstream = Box::pin(connect(target, options)).await?;
-            outcome = within(timer.as_mut(), upstream.sender.try_send_request(request)).await;
-        }
-        match outcome {
-            None => Err(UpstreamError::Timeout),
-            Some(Err(error)) => Err(classify(&error.into_error())),
-            Some(Ok(response)) => {
-                self.put(upstream);
-                Ok(response)
+        options: &'a UpstreamOptions,
+    ) -> impl Future<Output = Result<Response<Incoming>, UpstreamError>> + Send + 'a {
+        async move {
+            let timeout = options.response_timeout;
+            let mut timer = TimerLease { slot: self, timer: Some(self.armed_timer(timeout)), timeout };
+            let mut reusable = self
+                .take()
+                .filter(|u| u.scheme == target.scheme && u.authority == target.authority && !u.sender.is_closed());
+            if let Some(upstream) = &mut reusable
+                && !matches!(within(timer.get(), upstream.sender.ready()).await, Some(Ok(())))
+            {
+                reusable = None;
+            }
+            let reused = reusable.is_some();
+            let mut upstream = match reusable {
+                Some(upstream) => upstream,
+                // Boxed, as the other rare paths: the future of a call stays small.
+                None => Box::pin(connect(target, options)).await?,
+            };
+            let mut outcome = within(timer.get(), upstream.sender.try_send_request(request)).await;
+            if reused
+                && let Some(Err(error)) = &mut outcome
+                && let Some(request) = error.take_message()
+            {
+                // The backend closed the idle connection just as it was reused: the request was
+                // not written, so it goes once more, on a new connection.
+                tracing::debug!("the reused backend connection had closed; connecting again");
+                upstream = Box::pin(connect(target, options)).await?;
+                outcome = within(timer.get(), upstream.sender.try_send_request(request)).await;
+            }
+            match outcome {
+                None => Err(UpstreamError::Timeout),
+                Some(Err(error)) => Err(classify(&error.into_error())),
+                Some(Ok(response)) => {
+                    self.put(upstream);
+                    Ok(response)
+                }
             }
         }
     }
 }
 
+/// A call's use of its slot's timer, handed back to the slot however the call ends.
+struct TimerLease<'a> {
+    slot: &'a UpstreamSlot,
+    /// `Some` until dropped.
+    timer: Option<Pin<Box<Sleep>>>,
+    timeout: Duration,
+}
+
+impl TimerLease<'_> {
+    fn get(&mut self) -> Pin<&mut Sleep> {
+        let timeout = self.timeout;
+        self.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout))).as_mut()
+    }
+}
+
+impl Drop for TimerLease<'_> {
+    fn drop(&mut self) {
+        *self.slot.timer.lock().unwrap_or_else(|e| e.into_inner()) = self.timer.take();
+    }
+}
+
 /// `future`'s output, or `None` if `timer` fires first.
-async fn within<F: Future>(mut timer: Pin<&mut Sleep>, future: F) -> Option<F::Output> {
-    let mut future = pin!(future);
-    poll_fn(|cx| match future.as_mut().poll(cx) {
-        Poll::Ready(output) => Poll::Ready(Some(output)),
-        Poll::Pending => timer.as_mut().poll(cx).map(|()| None),
-    })
-    .await
+fn within<F: Future>(timer: Pin<&mut Sleep>, future: F) -> Within<'_, F> {
+    Within { timer, future }
+}
+
+pin_project_lite::pin_project! {
+    /// A future and a deadline. A struct rather than an `async fn`, which would copy the
+    /// future (the backend call's is large) into a state of its own.
+    struct Within<'a, F> {
+        timer: Pin<&'a mut Sleep>,
+        #[pin]
+        future: F,
+    }
+}
+
+impl<F: Future> Future for Within<'_, F> {
+    type Output = Option<F::Output>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        match this.future.poll(cx) {
+            Poll::Ready(output) => Poll::Ready(Some(output)),
+            Poll::Pending => this.timer.as_mut().poll(cx).map(|()| None),
+        }
+    }
 }
 
 fn classify(error: &hyper::Error) -> UpstreamError {
@@ -222,8 +255,11 @@ async fn handshake<T>(io: T, name: &str) -> Result<SendRequest<OutBody>, Upstrea
 where
     T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
-    let (sender, connection) =
-        hyper::client::conn::http1::handshake(io).await.map_err(|_| UpstreamError::Connect(name.to_owned()))?;
+    let (sender, connection) = hyper::client::conn::http1::Builder::new()
+        .writev(false)
+        .handshake(io)
+        .await
+        .map_err(|_| UpstreamError::Connect(name.to_owned()))?;
     tokio::spawn(async move {
         if let Err(error) = connection.await {
             tracing::debug!(%error, "backend connection ended");
@@ -254,20 +290,21 @@ async fn resolve(target: &Target, options: &UpstreamOptions) -> Result<SocketAdd
 
 /// Removes the hop-by-hop headers of RFC 9110 §7.6.1 and those the `Connection` header names.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    // One pass over the names finds the few present (most messages carry none, answers often
-    // only `Connection: keep-alive`); only those are removed.
-    let mut present = [false; crate::HOP_BY_HOP.len()];
-    let mut any = false;
-    for name in headers.keys() {
-        if let Some(i) = HOP_BY_HOP_NAMES.iter().position(|h| h == name) {
-            present[i] = true;
-            any = true;
+    // One pass over the headers finds the few present (most messages carry none, answers
+    // often only `Connection: keep-alive`); only those are removed. Names are compared as
+    // strings, which mostly differ in length: cheaper than comparing `HeaderName`s.
+    let mut present = 0u16;
+    let mut names_others = false;
+    for (name, value) in headers.iter() {
+        if let Some(i) = crate::HOP_BY_HOP.iter().position(|h| *h == name.as_str()) {
+            present |= 1 << i;
+            names_others |= i == 0 && !is_plain_option(value.as_bytes());
         }
     }
-    if !any {
+    if present == 0 {
         return;
     }
-    if present[0] && headers.get_all(CONNECTION).iter().any(|v| !is_plain_option(v.as_bytes())) {
+    if names_others {
         // `Connection` options that name other headers (rare).
         let named: Vec<HeaderName> = headers
             .get_all(CONNECTION)
@@ -281,7 +318,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
         }
     }
     for (i, name) in HOP_BY_HOP_NAMES.iter().enumerate() {
-        if present[i] {
+        if present & (1 << i) != 0 {
             headers.remove(name);
         }
     }
@@ -326,5 +363,13 @@ mod tests {
         plain.insert("x-kept", "1".parse().unwrap());
         strip_hop_by_hop(&mut plain);
         assert_eq!(plain.len(), 1);
+        let mut answer = HeaderMap::new();
+        answer.insert("content-length", "2".parse().unwrap());
+        answer.insert("connection", "keep-alive".parse().unwrap());
+        answer.insert("keep-alive", "timeout=5".parse().unwrap());
+        answer.append("connection", "x-second".parse().unwrap());
+        answer.insert("x-second", "1".parse().unwrap());
+        strip_hop_by_hop(&mut answer);
+        assert_eq!(answer.keys().map(|k| k.as_str()).collect::<Vec<_>>(), vec!["content-length"]);
     }
 }

@@ -6,6 +6,7 @@
 
 mod auth;
 pub mod bootstrap;
+mod clients;
 mod connections;
 mod connectors;
 mod error;
@@ -58,6 +59,9 @@ pub struct ServerConfig {
     pub backend_connect_timeout: std::time::Duration,
     /// How long to wait for a backend's response head.
     pub backend_timeout: std::time::Duration,
+    /// How long a client connection may go without starting a call (slow request heads
+    /// included) before it is closed.
+    pub client_idle_timeout: std::time::Duration,
     /// Origins besides the public URL's that a sign-in's `returnUrl` may point to.
     pub allowed_return_origins: Vec<Url>,
     /// Identity-provider entries that add to or replace the built-in catalog (a JSON file).
@@ -80,6 +84,7 @@ impl ServerConfig {
             cached_connections: 100_000,
             backend_connect_timeout: std::time::Duration::from_secs(10),
             backend_timeout: std::time::Duration::from_secs(60),
+            client_idle_timeout: std::time::Duration::from_secs(60),
             allowed_return_origins: Vec::new(),
             idp_catalog: None,
             database_pool_size: None,
@@ -168,7 +173,8 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
     }
     let router = app(state.clone(), config.max_body_bytes);
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let workers = serving::spawn_workers(listeners, state, router, stopped).context("cannot start the workers")?;
+    let workers = serving::spawn_workers(listeners, state, router, config.client_idle_timeout, stopped)
+        .context("cannot start the workers")?;
     Ok(Running { addr, admin_key_file, public_url, stop, workers })
 }
 

@@ -2,6 +2,8 @@
 //! `…/test`. The hot path: the API key and the prepared connection come from memory, the
 //! request is assembled from pre-built parts, and the backend's answer is streamed back.
 
+use std::convert::Infallible;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -65,8 +67,8 @@ pub fn route(path: &str) -> Option<Route> {
 /// last API key named and the connection it called, so that a client repeating the same call
 /// costs no key hashing and no shared-map lookup. The remembered connection is used only while
 /// the cache's generation is unchanged, i.e. while nothing was invalidated.
-#[derive(Default)]
 pub struct Client {
+    pub state: Arc<AppState>,
     pub upstream: UpstreamSlot,
     memo: Mutex<Memo>,
 }
@@ -80,6 +82,10 @@ struct Memo {
 }
 
 impl Client {
+    pub fn new(state: Arc<AppState>) -> Self {
+        Client { state, upstream: UpstreamSlot::default(), memo: Mutex::default() }
+    }
+
     fn memo(&self) -> std::sync::MutexGuard<'_, Memo> {
         self.memo.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -122,19 +128,24 @@ impl Client {
     }
 }
 
-pub async fn handle(
-    state: &AppState,
-    client: &Client,
+/// Serves one call through a connection. A function returning one async block (as `proxy`),
+/// not an `async fn`: the request is not copied into a layer of state of its own.
+#[allow(clippy::manual_async_fn, reason = "an async fn would copy its arguments into its state")]
+pub fn handle(
+    client: Arc<Client>,
     route: Route,
     request: Request<Incoming>,
-) -> Response<ResponseBody> {
-    let result = match route.kind {
-        Kind::Proxy => proxy(state, client, route, request).await,
-        // Boxed: their futures are larger than the proxy's, which would otherwise pay for them.
-        Kind::Operation => Box::pin(operation(state, client, route, request)).await,
-        Kind::Test => Box::pin(test(state, client, route, request)).await,
-    };
-    result.unwrap_or_else(|error| error.into_response().map(Either::Right))
+) -> impl Future<Output = Result<Response<ResponseBody>, Infallible>> + Send {
+    async move {
+        let state = &*client.state;
+        let result = match route.kind {
+            Kind::Proxy => proxy(state, &client, route, request).await,
+            // Boxed: their futures are larger than the proxy's, which would otherwise pay for them.
+            Kind::Operation => Box::pin(operation(state, &client, route, request)).await,
+            Kind::Test => Box::pin(test(state, &client, route, request)).await,
+        };
+        Ok(result.unwrap_or_else(|error| error.into_response().map(Either::Right)))
+    }
 }
 
 /// The prepared form of the caller's connection: from memory, else loaded, checked and
@@ -202,46 +213,50 @@ pub async fn load(state: &AppState, tenant_id: &str, id: &str) -> Result<Arc<Pre
     Ok(prepared)
 }
 
-async fn proxy(
-    state: &AppState,
-    client: &Client,
+#[allow(clippy::manual_async_fn, reason = "an async fn would copy its arguments into its state")]
+fn proxy<'a>(
+    state: &'a AppState,
+    client: &'a Client,
     route: Route,
     request: Request<Incoming>,
-) -> Result<Response<ResponseBody>, ApiError> {
-    let started = Instant::now();
-    let upstream = &client.upstream;
-    let caller = client.caller(state, request.headers()).await?;
-    let (parts, body) = request.into_parts();
-    let path = parts.uri.path();
-    let prepared = client.prepared(state, &caller, &path[route.id.0..route.id.1]).await?;
-    let rest = &path[route.rest.0..route.rest.1];
-    // A call without a body can be sent again after renewing a token the backend rejected.
-    let retry = prepared.token.is_some() && hyper::body::Body::is_end_stream(&body);
-    let retry_headers = retry.then(|| parts.headers.clone());
-    let body = Either::Left(Limited::new(body, state.max_body_bytes));
-    let outgoing =
-        portico_runtime::proxy_request(&prepared, parts.method.clone(), rest, parts.uri.query(), parts.headers, body)
-            .map_err(|e| refused(&prepared, started, request_error(e)))?;
-    let response = send(state, upstream, &prepared, outgoing, started).await?;
-    let expired = prepared.token.as_ref().is_some_and(|t| t.expired_statuses.contains(&response.status().as_u16()));
-    let Some(headers) = retry_headers.filter(|_| expired) else { return Ok(response) };
-    drop(response);
-    tracing::debug!(connection = %prepared.connection_id, "the backend rejected the access token; renewing it once");
-    let renewed = Box::pin(crate::oauth::refresh(state, &prepared)).await?;
-    let empty = Either::Right(Full::new(Bytes::new()));
-    let outgoing = portico_runtime::proxy_request(&renewed, parts.method, rest, parts.uri.query(), headers, empty)
-        .map_err(|e| refused(&renewed, started, request_error(e)))?;
-    send(state, upstream, &renewed, outgoing, started).await
+) -> impl Future<Output = Result<Response<ResponseBody>, ApiError>> + Send + 'a {
+    async move {
+        let started = Instant::now();
+        let caller = client.caller(state, request.headers()).await?;
+        let (parts, body) = request.into_parts();
+        let path = parts.uri.path();
+        let prepared = client.prepared(state, &caller, &path[route.id.0..route.id.1]).await?;
+        let rest = &path[route.rest.0..route.rest.1];
+        // A call without a body can be sent again after renewing a token the backend rejected.
+        let retry = prepared.token.is_some() && hyper::body::Body::is_end_stream(&body);
+        let retry_headers = retry.then(|| parts.headers.clone());
+        let body = Either::Left(Limited::new(body, state.max_body_bytes));
+        let query = parts.uri.query();
+        let outgoing =
+            portico_runtime::proxy_request(&prepared, parts.method.clone(), rest, query, parts.headers, body)
+                .map_err(|e| refused(&prepared, started, request_error(e)))?;
+        let sent = client.upstream.send(&prepared.target, outgoing, &state.upstream).await;
+        let response = answer(&prepared, started, sent)?;
+        let expired = prepared.token.as_ref().is_some_and(|t| t.expired_statuses.contains(&response.status().as_u16()));
+        let Some(headers) = retry_headers.filter(|_| expired) else { return Ok(response) };
+        drop(response);
+        tracing::debug!(connection = %prepared.connection_id, "the backend rejected the access token; renewing it once");
+        let renewed = Box::pin(crate::oauth::refresh(state, &prepared)).await?;
+        let empty = Either::Right(Full::new(Bytes::new()));
+        let outgoing = portico_runtime::proxy_request(&renewed, parts.method, rest, query, headers, empty)
+            .map_err(|e| refused(&renewed, started, request_error(e)))?;
+        let sent = client.upstream.send(&renewed.target, outgoing, &state.upstream).await;
+        answer(&renewed, started, sent)
+    }
 }
 
-async fn send(
-    state: &AppState,
-    upstream: &UpstreamSlot,
+/// What the caller gets for the backend's answer (or its absence), counted in the metrics.
+fn answer(
     prepared: &PreparedConnection,
-    outgoing: Request<portico_runtime::OutBody>,
     started: Instant,
+    sent: Result<Response<Incoming>, UpstreamError>,
 ) -> Result<Response<ResponseBody>, ApiError> {
-    match upstream.send(&prepared.target, outgoing, &state.upstream).await {
+    match sent {
         Ok(mut response) => {
             prepared.metrics.record(Outcome::Status(response.status().as_u16()), started.elapsed());
             portico_runtime::strip_hop_by_hop(response.headers_mut());
@@ -332,7 +347,7 @@ async fn operation(
     let operation_id = percent_decode(&path[route.rest.0..route.rest.1]);
     let outgoing = portico_runtime::operation_request(&prepared, &operation_id, call)
         .map_err(|e| refused(&prepared, started, request_error(e)))?;
-    send(state, &client.upstream, &prepared, outgoing, started).await
+    answer(&prepared, started, client.upstream.send(&prepared.target, outgoing, &state.upstream).await)
 }
 
 fn percent_decode(text: &str) -> String {
@@ -374,7 +389,8 @@ pub(crate) async fn run_test(
                 .map_err(request_error)?
         }
     };
-    let report = match send(state, upstream, &prepared, outgoing, started).await {
+    let sent = upstream.send(&prepared.target, outgoing, &state.upstream).await;
+    let report = match answer(&prepared, started, sent) {
         Ok(response) => {
             let status = response.status();
             // Read (and drop) the answer so the backend connection can be reused.

@@ -16,11 +16,11 @@ use http_body_util::Either;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
-use hyper_util::server::graceful::GracefulShutdown;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::sync::watch;
 use tower::ServiceExt as _;
 
+use crate::clients::{Activity, Clients};
 use crate::proxy;
 use crate::state::AppState;
 
@@ -65,6 +65,7 @@ pub fn spawn_workers(
     listeners: Vec<std::net::TcpListener>,
     state: Arc<AppState>,
     router: Router,
+    idle_timeout: Duration,
     stop: watch::Receiver<bool>,
 ) -> std::io::Result<Vec<std::thread::JoinHandle<()>>> {
     let mut handles = Vec::new();
@@ -86,16 +87,22 @@ pub fn spawn_workers(
                         return;
                     }
                 };
-                let graceful = GracefulShutdown::new();
-                let builder = hyper::server::conn::http1::Builder::new();
+                let clients = Clients::default();
+                let mut sweeps = tokio::time::interval(Clients::sweep_period(idle_timeout));
+                sweeps.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                let mut builder = hyper::server::conn::http1::Builder::new();
+                // One buffer per write: a small answer's head and body go out in one `write`
+                // rather than a `writev` of two pieces, which costs more on both sides.
+                builder.writev(false);
                 loop {
                     tokio::select! {
                         accepted = listener.accept() => match accepted {
                             Ok((stream, _)) => {
                                 let _ = stream.set_nodelay(true);
-                                let service = Dispatcher::new(state.clone(), router.clone());
+                                let (id, activity) = clients.open();
+                                let service = Dispatcher::new(state.clone(), router.clone(), activity.clone());
                                 let connection = builder.serve_connection(TokioIo::new(stream), service);
-                                let connection = graceful.watch(connection);
+                                let connection = clients.serve(id, activity, connection);
                                 tokio::spawn(async move {
                                     if let Err(error) = connection.await {
                                         tracing::debug!(%error, "client connection ended with an error");
@@ -108,11 +115,12 @@ pub fn spawn_workers(
                                 tokio::time::sleep(Duration::from_millis(50)).await;
                             }
                         },
+                        _ = sweeps.tick() => clients.sweep(),
                         _ = stop.wait_for(|stop| *stop) => break,
                     }
                 }
                 drop(listener);
-                let _ = tokio::time::timeout(GRACE, graceful.shutdown()).await;
+                clients.stop(GRACE).await;
             });
         })?;
         handles.push(handle);
@@ -122,19 +130,17 @@ pub fn spawn_workers(
 
 /// The service of one client connection.
 #[derive(Clone)]
-struct Dispatcher(Arc<Connection>);
-
-/// What a client connection's calls share. One `Arc` per connection, so that a call clones
-/// nothing that other threads touch.
-struct Connection {
-    state: Arc<AppState>,
+struct Dispatcher {
+    /// What the connection's calls share; one per connection, so that a call clones nothing
+    /// that other threads touch.
+    client: Arc<proxy::Client>,
     router: Router,
-    client: proxy::Client,
+    activity: Arc<Activity>,
 }
 
 impl Dispatcher {
-    fn new(state: Arc<AppState>, router: Router) -> Self {
-        Dispatcher(Arc::new(Connection { state, router, client: proxy::Client::default() }))
+    fn new(state: Arc<AppState>, router: Router, activity: Arc<Activity>) -> Self {
+        Dispatcher { client: Arc::new(proxy::Client::new(state)), router, activity }
     }
 }
 
@@ -144,13 +150,11 @@ impl hyper::service::Service<Request<Incoming>> for Dispatcher {
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
 
     fn call(&self, request: Request<Incoming>) -> Self::Future {
+        self.activity.call_started();
         match proxy::route(request.uri().path()) {
-            Some(route) => {
-                let connection = self.0.clone();
-                Box::pin(async move { Ok(proxy::handle(&connection.state, &connection.client, route, request).await) })
-            }
+            Some(route) => Box::pin(proxy::handle(self.client.clone(), route, request)),
             None => {
-                let router = self.0.router.clone();
+                let router = self.router.clone();
                 Box::pin(async move {
                     let response = router.oneshot(request.map(Body::new)).await.unwrap_or_else(|e| match e {});
                     Ok(response.map(Either::Right))
