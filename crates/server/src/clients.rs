@@ -81,7 +81,7 @@ impl Clients {
 
     /// How often [`Clients::sweep`] should run for `idle_timeout`.
     pub fn sweep_period(idle_timeout: Duration) -> Duration {
-        idle_timeout / SWEEPS
+        (idle_timeout / SWEEPS).max(Duration::from_millis(1))
     }
 
     /// Asks every connection that started no call for the idle timeout to close.
@@ -244,5 +244,11 @@ mod tests {
         clients.stop(Duration::from_secs(5)).await;
         busy.await.unwrap();
         assert_eq!(clients.len(), 0);
+    }
+
+    #[test]
+    fn the_sweep_period_is_never_zero() {
+        assert_eq!(Clients::sweep_period(Duration::from_secs(60)), Duration::from_secs(15));
+        assert_eq!(Clients::sweep_period(Duration::from_nanos(1)), Duration::from_millis(1));
     }
 }
