@@ -17,5 +17,5 @@ pub use address::is_private;
 pub use cache::ConnectionCache;
 pub use metrics::{ConnectorMetrics, Metrics, Outcome};
 pub use prepare::{PrepareError, PreparedConnection, Target, TokenTimes, prepare};
-pub use request::{HOP_BY_HOP, OperationCall, RequestError, operation_request, proxy_request};
+pub use request::{OperationCall, RequestError, operation_request, proxy_request};
 pub use upstream::{OutBody, Upstream, UpstreamError, UpstreamOptions, UpstreamSlot, strip_hop_by_hop};

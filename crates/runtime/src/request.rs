@@ -14,19 +14,6 @@ use crate::PreparedConnection;
 use crate::prepare::encode_query;
 use crate::upstream::OutBody;
 
-/// Hop-by-hop headers (RFC 9110 §7.6.1), never forwarded.
-pub const HOP_BY_HOP: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
-
 /// Characters escaped in a path segment.
 const SEGMENT: &AsciiSet = &CONTROLS
     .add(b' ')

@@ -67,8 +67,8 @@ impl Clients {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Registers a new connection; `serve` runs it.
-    pub fn open(&self) -> (u64, Arc<Activity>) {
+    /// Registers a new connection; [`Registration::serve`] runs it.
+    pub fn open(&self) -> Registration {
         let activity = Arc::new(Activity::default());
         let mut registry = self.lock();
         registry.next += 1;
@@ -76,7 +76,7 @@ impl Clients {
         // `seen` starts as no count: the first sweep only notes the count, so that the timeout
         // runs in whole sweep periods from there.
         registry.entries.insert(id, Entry { activity: activity.clone(), seen: u64::MAX, quiet: 0 });
-        (id, activity)
+        Registration { clients: self.clone(), id, activity }
     }
 
     /// How often [`Clients::sweep`] should run for `idle_timeout`.
@@ -120,11 +120,6 @@ impl Clients {
     pub fn len(&self) -> usize {
         self.lock().entries.len()
     }
-
-    /// Runs `connection` until it ends, closing it when asked to.
-    pub fn serve<C: Closable>(&self, id: u64, activity: Arc<Activity>, connection: C) -> Supervised<C> {
-        Supervised { connection, activity, closing: false, registration: Registration { clients: self.clone(), id } }
-    }
 }
 
 /// A connection that can be asked to finish its call in progress and close.
@@ -151,10 +146,23 @@ where
     }
 }
 
-/// Removes the connection from its worker's registry when the connection ends.
-struct Registration {
+/// A connection's place in its worker's registry, left when the connection ends.
+pub struct Registration {
     clients: Clients,
     id: u64,
+    activity: Arc<Activity>,
+}
+
+impl Registration {
+    /// What the connection's service counts its calls on.
+    pub fn activity(&self) -> Arc<Activity> {
+        self.activity.clone()
+    }
+
+    /// Runs `connection` until it ends, closing it when asked to.
+    pub fn serve<C: Closable>(self, connection: C) -> Supervised<C> {
+        Supervised { connection, closing: false, registration: self }
+    }
 }
 
 impl Drop for Registration {
@@ -168,7 +176,6 @@ pin_project_lite::pin_project! {
     pub struct Supervised<C> {
         #[pin]
         connection: C,
-        activity: Arc<Activity>,
         closing: bool,
         registration: Registration,
     }
@@ -179,12 +186,13 @@ impl<C: Closable> Future for Supervised<C> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<C::Output> {
         let mut this = self.project();
-        if this.activity.waker.get().is_none() {
+        let activity = &this.registration.activity;
+        if activity.waker.get().is_none() {
             // The task's waker stays valid for the task's life.
-            let _ = this.activity.waker.set(cx.waker().clone());
+            let _ = activity.waker.set(cx.waker().clone());
         }
-        if !*this.closing && this.activity.close.load(Relaxed) {
-            if this.activity.calls.load(Relaxed) == 0 {
+        if !*this.closing && activity.close.load(Relaxed) {
+            if activity.calls.load(Relaxed) == 0 {
                 // Nothing was asked of it, or its first request head is still arriving (which
                 // hyper would wait for): dropped, which closes the socket.
                 return Poll::Ready(C::abandoned());
@@ -224,10 +232,10 @@ mod tests {
     #[tokio::test]
     async fn a_quiet_connection_is_closed_after_the_sweeps_and_a_busy_one_is_not() {
         let clients = Clients::default();
-        let (quiet_id, quiet_activity) = clients.open();
-        let (busy_id, busy_activity) = clients.open();
-        let quiet = tokio::spawn(clients.serve(quiet_id, quiet_activity, Idle::default()));
-        let busy = tokio::spawn(clients.serve(busy_id, busy_activity.clone(), Idle::default()));
+        let quiet = tokio::spawn(clients.open().serve(Idle::default()));
+        let busy_registration = clients.open();
+        let busy_activity = busy_registration.activity();
+        let busy = tokio::spawn(busy_registration.serve(Idle::default()));
         tokio::task::yield_now().await;
         clients.sweep(); // notes the counts
         for _ in 0..SWEEPS - 1 {

@@ -91,7 +91,7 @@ impl Client {
     }
 
     /// The caller named by the request's `Authorization` header.
-    async fn caller(&self, state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
+    async fn caller(&self, headers: &HeaderMap) -> Result<Caller, ApiError> {
         let value = headers.get(AUTHORIZATION);
         if let Some(value) = value
             && let Some((known, caller)) = &self.memo().key
@@ -100,7 +100,7 @@ impl Client {
             return Ok(caller.clone());
         }
         // Boxed, as every rarely taken path here: the future of a call stays small.
-        let caller = Box::pin(authenticate(headers, state)).await?;
+        let caller = Box::pin(authenticate(headers, &self.state)).await?;
         // Copies of their own: the value would otherwise hold on to the connection's read
         // buffer, and cloning the caller would touch what other threads use.
         if let Some(value) = value.and_then(|v| HeaderValue::from_bytes(v.as_bytes()).ok()) {
@@ -111,7 +111,8 @@ impl Client {
     }
 
     /// Like [`prepared`], remembering the answer for this client's next call.
-    async fn prepared(&self, state: &AppState, caller: &Caller, id: &str) -> Result<Arc<PreparedConnection>, ApiError> {
+    async fn prepared(&self, caller: &Caller, id: &str) -> Result<Arc<PreparedConnection>, ApiError> {
+        let state = &*self.state;
         let generation = state.connections.generation();
         let remembered = self.memo().connection.as_ref().and_then(|(g, p)| {
             (*g == generation && p.connection_id == id && *p.tenant_id == *caller.tenant_id).then(|| p.clone())
@@ -137,12 +138,11 @@ pub fn handle(
     request: Request<Incoming>,
 ) -> impl Future<Output = Result<Response<ResponseBody>, Infallible>> + Send {
     async move {
-        let state = &*client.state;
         let result = match route.kind {
-            Kind::Proxy => proxy(state, &client, route, request).await,
+            Kind::Proxy => proxy(&client, route, request).await,
             // Boxed: their futures are larger than the proxy's, which would otherwise pay for them.
-            Kind::Operation => Box::pin(operation(state, &client, route, request)).await,
-            Kind::Test => Box::pin(test(state, &client, route, request)).await,
+            Kind::Operation => Box::pin(operation(&client, route, request)).await,
+            Kind::Test => Box::pin(test(&client, route, request)).await,
         };
         Ok(result.unwrap_or_else(|error| error.into_response().map(Either::Right)))
     }
@@ -214,18 +214,18 @@ pub async fn load(state: &AppState, tenant_id: &str, id: &str) -> Result<Arc<Pre
 }
 
 #[allow(clippy::manual_async_fn, reason = "an async fn would copy its arguments into its state")]
-fn proxy<'a>(
-    state: &'a AppState,
-    client: &'a Client,
+fn proxy(
+    client: &Client,
     route: Route,
     request: Request<Incoming>,
-) -> impl Future<Output = Result<Response<ResponseBody>, ApiError>> + Send + 'a {
+) -> impl Future<Output = Result<Response<ResponseBody>, ApiError>> + Send + '_ {
     async move {
         let started = Instant::now();
-        let caller = client.caller(state, request.headers()).await?;
+        let state = &*client.state;
+        let caller = client.caller(request.headers()).await?;
         let (parts, body) = request.into_parts();
         let path = parts.uri.path();
-        let prepared = client.prepared(state, &caller, &path[route.id.0..route.id.1]).await?;
+        let prepared = client.prepared(&caller, &path[route.id.0..route.id.1]).await?;
         let rest = &path[route.rest.0..route.rest.1];
         // A call without a body can be sent again after renewing a token the backend rejected.
         let retry = prepared.token.is_some() && hyper::body::Body::is_end_stream(&body);
@@ -332,17 +332,17 @@ fn post_only(method: &Method) -> Result<(), ApiError> {
 }
 
 async fn operation(
-    state: &AppState,
     client: &Client,
     route: Route,
     request: Request<Incoming>,
 ) -> Result<Response<ResponseBody>, ApiError> {
     let started = Instant::now();
+    let state = &*client.state;
     post_only(request.method())?;
-    let caller = client.caller(state, request.headers()).await?;
+    let caller = client.caller(request.headers()).await?;
     let (parts, body) = request.into_parts();
     let path = parts.uri.path();
-    let prepared = client.prepared(state, &caller, &path[route.id.0..route.id.1]).await?;
+    let prepared = client.prepared(&caller, &path[route.id.0..route.id.1]).await?;
     let call: OperationCall = read_json_body(state, body).await?;
     let operation_id = percent_decode(&path[route.rest.0..route.rest.1]);
     let outgoing = portico_runtime::operation_request(&prepared, &operation_id, call)
@@ -355,16 +355,11 @@ fn percent_decode(text: &str) -> String {
 }
 
 /// Calls the connector's test operation (or its base URL) and reports what happened.
-async fn test(
-    state: &AppState,
-    client: &Client,
-    route: Route,
-    request: Request<Incoming>,
-) -> Result<Response<ResponseBody>, ApiError> {
+async fn test(client: &Client, route: Route, request: Request<Incoming>) -> Result<Response<ResponseBody>, ApiError> {
     post_only(request.method())?;
-    let caller = client.caller(state, request.headers()).await?;
+    let caller = client.caller(request.headers()).await?;
     let path = request.uri().path();
-    let report = run_test(state, &client.upstream, &caller, &path[route.id.0..route.id.1]).await?;
+    let report = run_test(&client.state, &client.upstream, &caller, &path[route.id.0..route.id.1]).await?;
     Ok(axum::Json(report).into_response().map(Either::Right))
 }
 

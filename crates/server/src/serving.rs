@@ -99,10 +99,9 @@ pub fn spawn_workers(
                         accepted = listener.accept() => match accepted {
                             Ok((stream, _)) => {
                                 let _ = stream.set_nodelay(true);
-                                let (id, activity) = clients.open();
-                                let service = Dispatcher::new(state.clone(), router.clone(), activity.clone());
-                                let connection = builder.serve_connection(TokioIo::new(stream), service);
-                                let connection = clients.serve(id, activity, connection);
+                                let registration = clients.open();
+                                let service = Dispatcher::new(state.clone(), router.clone(), registration.activity());
+                                let connection = registration.serve(builder.serve_connection(TokioIo::new(stream), service));
                                 tokio::spawn(async move {
                                     if let Err(error) = connection.await {
                                         tracing::debug!(%error, "client connection ended with an error");
