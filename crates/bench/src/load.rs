@@ -1,6 +1,14 @@
-//! The built-in load generator, used when wrk is not installed: closed loop, N keep-alive
-//! HTTP/1 connections, each sending its next request as soon as the previous response has been
-//! read; latencies in an HDR histogram (nanoseconds, 3 significant digits).
+//! The built-in load generator: N keep-alive HTTP/1 connections, latencies in an HDR histogram
+//! (nanoseconds, 3 significant digits). Two ways to pace them:
+//!
+//! - **Closed loop** (what wrk does; used when wrk is not installed): each connection sends its
+//!   next request as soon as the previous response has been read. It measures throughput; its
+//!   latencies at saturation are set by the throughput itself (64 connections ÷ req/s).
+//! - **Open loop at a fixed rate** (`rate`, what wrk cannot do): a pacer thread issues requests
+//!   on a schedule, whatever the answers, and the first free connection sends each one. A
+//!   request's latency counts from its *scheduled* time, so a server that holds a connection up
+//!   is charged for the requests queued behind it (no coordinated omission). It measures the
+//!   latency a server adds at a load it can carry.
 //!
 //! Connections are spread over one current-thread runtime per thread (by default one per CPU
 //! the process may use, so `taskset -c 1` makes it one thread on CPU 1).
@@ -19,6 +27,7 @@ use hyper::{Request, Uri};
 use hyper_util::rt::TokioIo;
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpStream;
+use tokio::sync::mpsc;
 
 /// What to measure.
 #[derive(Debug, Clone)]
@@ -31,6 +40,8 @@ pub struct LoadConfig {
     pub headers: Vec<(String, String)>,
     /// Runtimes to spread the connections over; default: one per usable CPU.
     pub threads: Option<usize>,
+    /// Open loop: requests per second in all, on a fixed schedule. `None`: closed loop.
+    pub rate: Option<f64>,
 }
 
 /// What was measured. Latencies in milliseconds.
@@ -49,9 +60,14 @@ pub struct LoadResult {
     pub p75_ms: f64,
     pub p90_ms: f64,
     pub p99_ms: f64,
+    #[serde(default)]
+    pub p999_ms: f64,
     pub max_ms: f64,
     pub threads: usize,
     pub connections: usize,
+    /// The open loop's scheduled rate; `None` for a closed loop.
+    #[serde(default)]
+    pub rate: Option<f64>,
 }
 
 /// A request prepared once and copied for every send.
@@ -122,18 +138,27 @@ pub fn run(config: &LoadConfig) -> anyhow::Result<LoadResult> {
     if config.connections == 0 {
         bail!("--connections must be at least 1");
     }
+    if let Some(rate) = config.rate
+        && !(rate.is_finite() && rate >= 1.0)
+    {
+        bail!("--rate must be at least 1 request per second");
+    }
     let target = Arc::new(Target::parse(&config.url, &config.headers)?);
     let threads = config.threads.unwrap_or_else(crate::backend::cores).clamp(1, config.connections);
     let start = Instant::now();
     let deadline = start + config.duration;
     let mut handles = Vec::with_capacity(threads);
     for i in 0..threads {
-        // Connection j goes to thread j % threads.
+        // Connection j goes to thread j % threads; so does every `threads`-th scheduled request.
         let count = config.connections / threads + usize::from(i < config.connections % threads);
+        let schedule = config.rate.map(|rate| {
+            let interval = Duration::from_secs_f64(threads as f64 / rate);
+            Schedule { first: start + interval.mul_f64(i as f64 / threads as f64), interval, deadline }
+        });
         let target = Arc::clone(&target);
         let handle = std::thread::Builder::new()
             .name(format!("load-{i}"))
-            .spawn(move || load_thread(target, count, deadline))
+            .spawn(move || load_thread(target, count, deadline, schedule))
             .context("cannot start a load thread")?;
         handles.push(handle);
     }
@@ -160,19 +185,99 @@ pub fn run(config: &LoadConfig) -> anyhow::Result<LoadResult> {
         p75_ms: at(0.75),
         p90_ms: at(0.90),
         p99_ms: at(0.99),
+        p999_ms: at(0.999),
         max_ms: if h.is_empty() { 0.0 } else { ms(h.max()) },
         threads,
         connections: config.connections,
+        rate: config.rate,
     })
 }
 
-fn load_thread(target: Arc<Target>, connections: usize, deadline: Instant) -> anyhow::Result<Counts> {
+/// One load thread's share of an open loop's requests: `first`, then every `interval`, until
+/// `deadline`.
+#[derive(Debug, Clone, Copy)]
+struct Schedule {
+    first: Instant,
+    interval: Duration,
+    deadline: Instant,
+}
+
+impl Schedule {
+    /// Sends each scheduled time into `due` when it comes (or, if this thread was kept from
+    /// running, as soon as it runs again). A plain thread sleeping, not tokio's timer: that one
+    /// counts in milliseconds and would send the requests in bursts.
+    fn pace(self, due: mpsc::UnboundedSender<Instant>) {
+        let mut next = self.first;
+        while next < self.deadline {
+            let now = Instant::now();
+            if next > now {
+                std::thread::sleep(next - now);
+                continue;
+            }
+            // Stamped with when they are released, not when they were due: a pacer that woke late
+            // (its CPU busy with the servers) is the generator's delay, not the server's.
+            while next <= now && next < self.deadline {
+                if due.send(now).is_err() {
+                    return;
+                }
+                next += self.interval;
+            }
+        }
+    }
+}
+
+/// When each connection sends its next request.
+#[derive(Clone)]
+enum Pace {
+    /// As soon as the last response has been read.
+    Closed,
+    /// At the next scheduled time that no other connection has taken.
+    Open(Rc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Instant>>>),
+}
+
+impl Pace {
+    /// The time the next request counts from, once it is due; `None` when the run is over.
+    async fn next(&self, deadline: Instant) -> Option<Instant> {
+        let start = match self {
+            Pace::Closed => Instant::now(),
+            Pace::Open(due) => due.lock().await.recv().await?,
+        };
+        (start < deadline).then_some(start)
+    }
+
+    /// Whether a response that completes at `done` is counted: in a closed loop only within
+    /// the duration (the rate is what is measured); in an open loop every scheduled request.
+    fn counts(&self, done: Instant, deadline: Instant) -> bool {
+        matches!(self, Pace::Open(_)) || done <= deadline
+    }
+}
+
+fn load_thread(
+    target: Arc<Target>,
+    connections: usize,
+    deadline: Instant,
+    schedule: Option<Schedule>,
+) -> anyhow::Result<Counts> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let local = tokio::task::LocalSet::new();
     let counts = Rc::new(RefCell::new(Counts::new()));
+    let (pace, pacer) = match schedule {
+        None => (Pace::Closed, None),
+        Some(schedule) => {
+            let (send, due) = mpsc::unbounded_channel();
+            let pacer = std::thread::Builder::new()
+                .name("load-pacer".to_owned())
+                .spawn(move || schedule.pace(send))
+                .context("cannot start a pacer thread")?;
+            (Pace::Open(Rc::new(tokio::sync::Mutex::new(due))), Some(pacer))
+        }
+    };
     local.block_on(&runtime, async {
         let tasks: Vec<_> = (0..connections)
-            .map(|_| tokio::task::spawn_local(connection(Arc::clone(&target), Rc::clone(&counts), deadline)))
+            .map(|_| {
+                let connection = connection(Arc::clone(&target), Rc::clone(&counts), pace.clone(), deadline);
+                tokio::task::spawn_local(connection)
+            })
             .collect();
         // Requests still unanswered 2 s after the end are abandoned.
         let _ = tokio::time::timeout_at((deadline + Duration::from_secs(2)).into(), async {
@@ -184,13 +289,18 @@ fn load_thread(target: Arc<Target>, connections: usize, deadline: Instant) -> an
     });
     drop(local);
     drop(runtime);
+    drop(pace);
+    if let Some(pacer) = pacer {
+        pacer.join().map_err(|_| anyhow::anyhow!("the pacer thread panicked"))?;
+    }
     Rc::try_unwrap(counts)
         .map(RefCell::into_inner)
         .map_err(|_| anyhow::anyhow!("a connection task outlived its runtime"))
 }
 
-/// One closed-loop connection: reconnects when the server closes it, until the deadline.
-async fn connection(target: Arc<Target>, counts: Rc<RefCell<Counts>>, deadline: Instant) {
+/// One connection: sends a request whenever `pace` says, reconnects when the server closes it,
+/// until the deadline.
+async fn connection(target: Arc<Target>, counts: Rc<RefCell<Counts>>, pace: Pace, deadline: Instant) {
     while Instant::now() < deadline {
         let stream = match TcpStream::connect(&target.connect_to).await {
             Ok(stream) => stream,
@@ -216,10 +326,9 @@ async fn connection(target: Arc<Target>, counts: Rc<RefCell<Counts>>, deadline: 
             if sender.ready().await.is_err() {
                 break;
             }
-            let sent = Instant::now();
-            if sent >= deadline {
+            let Some(sent) = pace.next(deadline).await else {
                 return;
-            }
+            };
             let response = match sender.send_request(target.request()).await {
                 Ok(response) => response,
                 Err(_) => {
@@ -233,7 +342,7 @@ async fn connection(target: Arc<Target>, counts: Rc<RefCell<Counts>>, deadline: 
                 break;
             }
             let done = Instant::now();
-            if done > deadline {
+            if !pace.counts(done, deadline) {
                 return;
             }
             let mut counts = counts.borrow_mut();
@@ -250,11 +359,15 @@ async fn connection(target: Arc<Target>, counts: Rc<RefCell<Counts>>, deadline: 
 impl LoadResult {
     /// The human-readable summary the `load` command prints.
     pub fn summary(&self) -> String {
+        let pacing = match self.rate {
+            Some(rate) => format!("open loop at {rate:.0} req/s scheduled, latency from each scheduled time"),
+            None => "closed loop".to_owned(),
+        };
         format!(
-            "{} connections, {} thread(s), {:.1} s\n\
+            "{} connections, {} thread(s), {:.1} s, {pacing}\n\
              requests:      {} ({} non-2xx/3xx, {} errors)\n\
              requests/s:    {:.0}\n\
-             latency (ms):  mean {:.3}  p50 {:.3}  p75 {:.3}  p90 {:.3}  p99 {:.3}  max {:.3}",
+             latency (ms):  mean {:.3}  p50 {:.3}  p75 {:.3}  p90 {:.3}  p99 {:.3}  p99.9 {:.3}  max {:.3}",
             self.connections,
             self.threads,
             self.seconds,
@@ -267,6 +380,7 @@ impl LoadResult {
             self.p75_ms,
             self.p90_ms,
             self.p99_ms,
+            self.p999_ms,
             self.max_ms
         )
     }

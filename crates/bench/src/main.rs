@@ -25,7 +25,8 @@ enum Command {
         #[arg(long)]
         threads: Option<usize>,
     },
-    /// A closed-loop HTTP/1 load generator: N keep-alive connections, latency percentiles.
+    /// An HTTP/1 load generator: N keep-alive connections, latency percentiles; closed loop, or
+    /// open loop at a fixed rate.
     Load {
         #[arg(long)]
         url: String,
@@ -40,6 +41,10 @@ enum Command {
         /// Threads [default: one per usable CPU]
         #[arg(long)]
         threads: Option<usize>,
+        /// Open loop: send this many requests per second in all, on a fixed schedule, and count
+        /// each one's latency from its scheduled time [default: closed loop]
+        #[arg(long)]
+        rate: Option<f64>,
         /// One JSON object instead of text
         #[arg(long)]
         json: bool,
@@ -86,14 +91,21 @@ struct RunArgs {
     /// Also pin nginx, Portico and the backend to the CPUs the load generator does not use
     #[arg(long, conflicts_with = "no_pin")]
     pin_servers: bool,
+    /// After the closed-loop rounds, the same rounds at one fixed rate (open loop, built-in
+    /// generator, largest concurrency): this fraction of the slowest target's median req/s
+    /// (0: skip them)
+    #[arg(long, default_value_t = 0.3)]
+    fixed_rate: f64,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Backend { listen, threads } => serve_backend(listen, threads),
-        Command::Load { url, connections, duration, headers, threads, json } => {
-            generate_load(url, connections, duration, headers, threads, json)
+        Command::Load { url, connections, duration, headers, threads, rate, json } => {
+            let config =
+                load::LoadConfig { url, connections, duration: Duration::ZERO, headers: Vec::new(), threads, rate };
+            generate_load(config, duration, &headers, json)
         }
         Command::Run(args) => return run_benchmark(args),
     };
@@ -117,19 +129,12 @@ fn serve_backend(listen: SocketAddr, threads: Option<usize>) -> anyhow::Result<(
     Ok(())
 }
 
-fn generate_load(
-    url: String,
-    connections: usize,
-    duration: f64,
-    headers: Vec<String>,
-    threads: Option<usize>,
-    json: bool,
-) -> anyhow::Result<()> {
+fn generate_load(mut config: load::LoadConfig, duration: f64, headers: &[String], json: bool) -> anyhow::Result<()> {
     if !(duration > 0.0 && duration <= 3600.0) {
         anyhow::bail!("--duration must be between 0 and 3600 seconds");
     }
-    let headers = headers.iter().map(|h| load::parse_header(h)).collect::<anyhow::Result<Vec<_>>>()?;
-    let config = load::LoadConfig { url, connections, duration: Duration::from_secs_f64(duration), headers, threads };
+    config.duration = Duration::from_secs_f64(duration);
+    config.headers = headers.iter().map(|h| load::parse_header(h)).collect::<anyhow::Result<Vec<_>>>()?;
     let result = load::run(&config)?;
     if json {
         println!("{}", serde_json::to_string(&result)?);
@@ -153,6 +158,7 @@ fn run_benchmark(args: RunArgs) -> ExitCode {
         no_wrk: args.no_wrk,
         no_pin: args.no_pin,
         pin_servers: args.pin_servers,
+        fixed_rate: args.fixed_rate,
     };
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,

@@ -38,6 +38,9 @@ pub struct RunOptions {
     pub no_pin: bool,
     /// Also pin the servers, to every CPU but the load generator's.
     pub pin_servers: bool,
+    /// The fixed-rate phase's rate, as a fraction of the slowest target's median req/s at the
+    /// largest concurrency (0: no fixed-rate phase).
+    pub fixed_rate: f64,
 }
 
 /// How the load is generated.
@@ -86,6 +89,20 @@ pub struct Report {
     pub warmup_secs: u64,
     pub connections: Vec<usize>,
     pub failed: Vec<Failure>,
+    pub rows: Vec<report::Row>,
+    pub series: Vec<Series>,
+    pub fixed_rate: Option<FixedRate>,
+}
+
+/// The open-loop phase: every target at the same scheduled rate, well below what the slowest
+/// can carry, so that the latency it adds is not that of a saturated queue.
+#[derive(Debug, Clone, Serialize)]
+pub struct FixedRate {
+    /// Requests per second, scheduled.
+    pub rate: f64,
+    pub connections: usize,
+    /// The fraction of the slowest target's median req/s that `rate` is.
+    pub fraction: f64,
     pub rows: Vec<report::Row>,
     pub series: Vec<Series>,
 }
@@ -140,6 +157,8 @@ struct Measurer {
     /// Where the generator's output goes.
     dir: PathBuf,
     generator: Generator,
+    /// This program, whose `load` command runs the fixed-rate phase (wrk has no fixed rate).
+    built_in: PathBuf,
     pin: Option<(PathBuf, usize)>,
 }
 
@@ -176,9 +195,20 @@ impl Measurer {
         threads.clamp(1, connections)
     }
 
-    async fn measure(&self, target: &Target, connections: usize, seconds: u64) -> anyhow::Result<Sample> {
+    /// One run of `target`: closed loop, or open loop at `rate` requests per second.
+    async fn measure(
+        &self,
+        target: &Target,
+        connections: usize,
+        seconds: u64,
+        rate: Option<f64>,
+    ) -> anyhow::Result<Sample> {
         let threads = self.threads(connections);
-        let (program, mut args): (&Path, Vec<String>) = match &self.generator {
+        let generator = match rate {
+            Some(_) => &Generator::BuiltIn(self.built_in.clone()),
+            None => &self.generator,
+        };
+        let (program, mut args): (&Path, Vec<String>) = match generator {
             Generator::Wrk(wrk) => {
                 let mut args = vec![
                     format!("-t{threads}"),
@@ -207,6 +237,9 @@ impl Measurer {
                 ];
                 for (name, value) in &target.headers {
                     args.extend(["--header".to_owned(), format!("{name}: {value}")]);
+                }
+                if let Some(rate) = rate {
+                    args.extend(["--rate".to_owned(), format!("{rate:.0}")]);
                 }
                 (exe, args)
             }
@@ -238,7 +271,7 @@ impl Measurer {
         if !status.success() {
             bail!("load generator failed ({status}): {}", output.trim());
         }
-        match self.generator {
+        match generator {
             Generator::Wrk(_) => {
                 let result = wrk::parse(&output)?;
                 Ok(Sample {
@@ -275,6 +308,9 @@ pub async fn run(options: RunOptions) -> anyhow::Result<bool> {
     }
     if options.connections.contains(&0) {
         bail!("--connections must be positive");
+    }
+    if !(0.0..=1.0).contains(&options.fixed_rate) {
+        bail!("--fixed-rate is a fraction between 0 and 1");
     }
     let self_exe = std::env::current_exe().context("cannot find portico-bench itself")?;
     let load_before = system::load_average();
@@ -442,7 +478,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<bool> {
     eprint!("{}", render_failures(&failed));
 
     // (d) measure.
-    let measurer = Measurer { dir: dir.path().to_owned(), generator, pin };
+    let measurer = Measurer { dir: dir.path().to_owned(), generator, built_in: self_exe.clone(), pin };
     let (generator_desc, pinning) = measurer.describe(server_cpus.as_deref());
     eprintln!("load generator: {generator_desc}; pinning: {pinning}");
 
@@ -450,59 +486,41 @@ pub async fn run(options: RunOptions) -> anyhow::Result<bool> {
     if options.warmup > 0 {
         for target in &measured {
             eprintln!("warm-up: {} ({} conns, {} s)", target.name, max_connections, options.warmup);
-            if let Err(e) = measurer.measure(target, max_connections, options.warmup).await {
+            if let Err(e) = measurer.measure(target, max_connections, options.warmup, None).await {
                 eprintln!("warm-up of {} failed: {e:#}", target.name);
             }
         }
     }
-    let mut series: Vec<Series> = Vec::new();
-    for &connections in &options.connections {
-        for target in &measured {
-            series.push(Series { target: target.name.clone(), connections, rounds: vec![None; options.rounds] });
-        }
-    }
-    let n = measured.len();
-    for round in 0..options.rounds {
-        for (ci, &connections) in options.connections.iter().enumerate() {
-            // Alternate the targets, starting one further each round.
-            for i in 0..n {
-                let ti = (i + round) % n;
-                let target = &measured[ti];
-                let started = Instant::now();
-                let result = measurer.measure(target, connections, options.duration).await;
-                let slot = &mut series[ci * n + ti].rounds[round];
-                match result {
-                    Ok(sample) => {
-                        eprintln!(
-                            "round {}/{} c={connections:<3} {:<22} {:>9.0} req/s  p50 {:.3} ms  p99 {:.3} ms{}",
-                            round + 1,
-                            options.rounds,
-                            target.name,
-                            sample.requests_per_sec,
-                            sample.p50_ms,
-                            sample.p99_ms,
-                            if sample.non_success + sample.errors > 0 {
-                                format!("  ({} non-2xx, {} errors)", sample.non_success, sample.errors)
-                            } else {
-                                String::new()
-                            }
-                        );
-                        *slot = Some(sample);
-                    }
-                    Err(e) => eprintln!(
-                        "round {}/{} c={connections} {}: FAILED after {:.1} s: {e:#}",
-                        round + 1,
-                        options.rounds,
-                        target.name,
-                        started.elapsed().as_secs_f64()
-                    ),
-                }
-            }
-        }
-    }
-
-    // (e) the table.
+    let series = rounds(&measurer, &measured, &options.connections, &options, None).await;
     let rows = report::summarize(&series);
+
+    // (e) the same targets at one fixed rate that the slowest of them carries easily.
+    let slowest = rows
+        .iter()
+        .filter(|r| r.connections == max_connections && r.requests_per_sec > 0.0)
+        .map(|r| r.requests_per_sec)
+        .min_by(f64::total_cmp);
+    let fixed_rate = match slowest {
+        Some(slowest) if options.fixed_rate > 0.0 => {
+            let rate = (slowest * options.fixed_rate).round().max(1.0);
+            eprintln!(
+                "fixed rate: {rate:.0} req/s ({:.0} % of the slowest target's {slowest:.0}), {max_connections} conns, \
+                 open loop",
+                options.fixed_rate * 100.0
+            );
+            let series = rounds(&measurer, &measured, &[max_connections], &options, Some(rate)).await;
+            Some(FixedRate {
+                rate,
+                connections: max_connections,
+                fraction: options.fixed_rate,
+                rows: report::summarize(&series),
+                series,
+            })
+        }
+        _ => None,
+    };
+
+    // (f) the tables.
     let report = Report {
         environment: Environment {
             cpus: backend::cores(),
@@ -523,6 +541,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<bool> {
         failed,
         rows,
         series,
+        fixed_rate,
     };
     if options.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -535,6 +554,66 @@ pub async fn run(options: RunOptions) -> anyhow::Result<bool> {
     drop(backend);
     drop(dir);
     Ok(report.failed.is_empty())
+}
+
+/// Every target at every concurrency once per round, alternating, starting one target further
+/// each round; closed loop, or open loop at `rate`.
+async fn rounds(
+    measurer: &Measurer,
+    targets: &[Target],
+    concurrencies: &[usize],
+    options: &RunOptions,
+    rate: Option<f64>,
+) -> Vec<Series> {
+    let mut series: Vec<Series> = Vec::new();
+    for &connections in concurrencies {
+        for target in targets {
+            series.push(Series { target: target.name.clone(), connections, rounds: vec![None; options.rounds] });
+        }
+    }
+    let n = targets.len();
+    let mode = match rate {
+        Some(rate) => format!("at {rate:.0}/s"),
+        None => String::new(),
+    };
+    for round in 0..options.rounds {
+        for (ci, &connections) in concurrencies.iter().enumerate() {
+            for i in 0..n {
+                let ti = (i + round) % n;
+                let target = &targets[ti];
+                let started = Instant::now();
+                let result = measurer.measure(target, connections, options.duration, rate).await;
+                let slot = &mut series[ci * n + ti].rounds[round];
+                match result {
+                    Ok(sample) => {
+                        eprintln!(
+                            "round {}/{} c={connections:<3}{mode} {:<22} {:>9.0} req/s  p50 {:.3} ms  p99 {:.3} ms{}",
+                            round + 1,
+                            options.rounds,
+                            target.name,
+                            sample.requests_per_sec,
+                            sample.p50_ms,
+                            sample.p99_ms,
+                            if sample.non_success + sample.errors > 0 {
+                                format!("  ({} non-2xx, {} errors)", sample.non_success, sample.errors)
+                            } else {
+                                String::new()
+                            }
+                        );
+                        *slot = Some(sample);
+                    }
+                    Err(e) => eprintln!(
+                        "round {}/{} c={connections}{mode} {}: FAILED after {:.1} s: {e:#}",
+                        round + 1,
+                        options.rounds,
+                        target.name,
+                        started.elapsed().as_secs_f64()
+                    ),
+                }
+            }
+        }
+    }
+    series
 }
 
 /// The human-readable report.
@@ -575,10 +654,24 @@ pub fn render(report: &Report) -> String {
             "\nreq/s, p50, p99: medians over the rounds. ÷ nginx, ÷ direct (req/s) and +p99 (ms over direct): \
              computed within each round, then the median."
         );
+        if let Some(fixed) = &report.fixed_rate {
+            let _ = writeln!(
+                out,
+                "\nAt a fixed rate: {:.0} req/s scheduled ({:.0} % of the slowest target's median above), {} conns, \
+                 open loop (portico-bench load; latency from each request's scheduled time):\n",
+                fixed.rate,
+                fixed.fraction * 100.0,
+                fixed.connections
+            );
+            out.push_str(&report::render_fixed_rate_table(&fixed.rows));
+        }
         let _ = writeln!(out, "\nIssue 4 goals:");
-        out.push_str(&report::render_goals(&report.rows, "portico-apikey-header"));
+        let fixed = report.fixed_rate.as_ref().map(|f| (f.rate, f.rows.as_slice()));
+        out.push_str(&report::render_goals(&report.rows, fixed, "portico-apikey-header"));
     }
-    let noisy: Vec<&report::Row> = report.rows.iter().filter(|r| r.non_success + r.errors > 0).collect();
+    let fixed_rows = report.fixed_rate.iter().flat_map(|f| &f.rows);
+    let noisy: Vec<&report::Row> =
+        report.rows.iter().chain(fixed_rows).filter(|r| r.non_success + r.errors > 0).collect();
     for row in noisy {
         let _ = writeln!(
             out,

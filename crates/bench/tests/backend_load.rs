@@ -1,7 +1,7 @@
 //! The built-in backend and load generator against each other, on loopback.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::Duration;
 
 use portico_bench::backend::Backend;
@@ -62,6 +62,7 @@ fn the_load_generator_measures_the_backend() {
         duration: Duration::from_millis(500),
         headers: vec![("Authorization".to_owned(), "Bearer x".to_owned())],
         threads: Some(2),
+        rate: None,
     };
     let r = run(&config).unwrap();
     assert!(r.requests > 0, "{r:?}");
@@ -85,9 +86,80 @@ fn a_closed_port_gives_errors_not_requests() {
         duration: Duration::from_millis(200),
         headers: Vec::new(),
         threads: Some(1),
+        rate: None,
     };
     let r = run(&config).unwrap();
     assert_eq!(r.requests, 0);
     assert!(r.errors > 0, "{r:?}");
     assert_eq!(r.p99_ms, 0.0);
+}
+
+#[test]
+fn the_open_loop_sends_at_the_rate_asked() {
+    let backend = Backend::start(loopback(), Some(1)).unwrap();
+    let config = LoadConfig {
+        url: format!("http://{}/ok", backend.addr()),
+        connections: 8,
+        duration: Duration::from_secs(1),
+        headers: Vec::new(),
+        threads: Some(2),
+        rate: Some(2_000.0),
+    };
+    let r = run(&config).unwrap();
+    assert_eq!((r.errors, r.non_success), (0, 0), "{r:?}");
+    // 2,000 scheduled in the second, every one answered (a loopback backend has time to spare).
+    assert!((1_980..=2_000).contains(&r.requests), "{r:?}");
+    assert_eq!(r.rate, Some(2_000.0));
+    assert!(r.p99_ms <= r.p999_ms && r.p999_ms <= r.max_ms, "{r:?}");
+}
+
+/// A backend on one connection that takes 20 ms per answer: at most 50 answers a second.
+fn slow_backend() -> SocketAddr {
+    let listener = TcpListener::bind(loopback()).unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 1024];
+                loop {
+                    while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        buf.drain(..end + 4);
+                        std::thread::sleep(Duration::from_millis(20));
+                        if stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").is_err() {
+                            return;
+                        }
+                    }
+                    match stream.read(&mut chunk) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn the_open_loop_charges_a_slow_server_for_the_requests_queued_behind_it() {
+    let addr = slow_backend();
+    let config = |rate| LoadConfig {
+        url: format!("http://{addr}/"),
+        connections: 1,
+        duration: Duration::from_millis(400),
+        headers: Vec::new(),
+        threads: Some(1),
+        rate,
+    };
+    // Closed loop: one request at a time, each one 20 ms.
+    let closed = run(&config(None)).unwrap();
+    assert!(closed.requests >= 5 && closed.p99_ms < 200.0, "{closed:?}");
+    // Open loop at 100/s: 40 requests scheduled in 0.4 s, answered at 50/s, so the last ones
+    // wait ~0.4 s behind the others; counted from their scheduled times, that is the latency.
+    let open = run(&config(Some(100.0))).unwrap();
+    assert_eq!(open.errors, 0, "{open:?}");
+    assert!(open.requests >= 35, "{open:?}");
+    assert!(open.p99_ms > 300.0 && open.p99_ms > 10.0 * closed.p50_ms, "open {open:?}, closed {closed:?}");
 }

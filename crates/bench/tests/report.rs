@@ -1,6 +1,6 @@
 //! The table's numbers on fixed inputs: medians per target, ratios per round then the median.
 
-use portico_bench::report::{Sample, Series, median, render_goals, render_table, summarize};
+use portico_bench::report::{Sample, Series, median, render_fixed_rate_table, render_goals, render_table, summarize};
 
 fn sample(rps: f64, p99: f64) -> Option<Sample> {
     Some(Sample { requests_per_sec: rps, p50_ms: p99 / 2.0, p99_ms: p99, requests: 1000, non_success: 0, errors: 0 })
@@ -89,12 +89,34 @@ fn concurrencies_are_compared_only_with_their_own() {
     let table = render_table(&rows);
     assert!(table.contains("1.10×"), "{table}");
     assert!(table.contains("+0.500"), "{table}");
-    let goals = render_goals(&rows, "portico-apikey-header");
+    let goals = render_goals(&rows, None, "portico-apikey-header");
     assert!(
         goals.contains("throughput 1.10× nginx, middle half of the rounds 1.10–1.10× (goal ≥ 1.00×): met"),
         "{goals}"
     );
-    assert!(goals.contains("p99 +0.500 ms over direct (goal < 1 ms): met"), "{goals}");
+    assert!(goals.contains("64 conns, saturated: p99 +0.500 ms over direct (goal < 1 ms): met"), "{goals}");
+}
+
+#[test]
+fn the_fixed_rate_is_judged_on_its_own_rows() {
+    // Saturated, Portico adds 1.5 ms at p99; at the fixed rate 0.3 ms (two rounds: 0.2 and 0.4).
+    let saturated = summarize(&[
+        series("direct", 64, vec![sample(100.0, 1.0)]),
+        series("nginx", 64, vec![sample(40.0, 3.0)]),
+        series("portico-apikey-header", 64, vec![sample(42.0, 2.5)]),
+    ]);
+    let fixed = summarize(&[
+        series("direct", 64, vec![sample(12.0, 0.6), sample(12.0, 0.8)]),
+        series("nginx", 64, vec![sample(12.0, 0.9), sample(12.0, 1.0)]),
+        series("portico-apikey-header", 64, vec![sample(12.0, 0.8), sample(12.0, 1.2)]),
+    ]);
+    let goals = render_goals(&saturated, Some((12_000.0, &fixed)), "portico-apikey-header");
+    assert!(goals.contains("64 conns, saturated: p99 +1.500 ms over direct (goal < 1 ms): MISSED"), "{goals}");
+    assert!(goals.contains("64 conns, 12000 req/s: p99 +0.300 ms over direct (goal < 1 ms): met"), "{goals}");
+    let table = render_fixed_rate_table(&fixed);
+    let portico = table.lines().find(|l| l.starts_with("portico-apikey-header")).unwrap();
+    assert!(portico.contains("+0.300"), "{table}");
+    assert!(table.lines().find(|l| l.starts_with("direct")).unwrap().contains('–'), "{table}");
 }
 
 #[test]
@@ -104,10 +126,10 @@ fn missed_goals_say_so() {
         series("nginx", 64, vec![sample(40.0, 3.0)]),
         series("portico-apikey-header", 64, vec![sample(30.0, 2.5)]),
     ];
-    let goals = render_goals(&summarize(&input), "portico-apikey-header");
+    let goals = render_goals(&summarize(&input), None, "portico-apikey-header");
     assert!(goals.contains("0.75× nginx, middle half of the rounds 0.75–0.75× (goal ≥ 1.00×): MISSED"), "{goals}");
     assert!(goals.contains("+1.500 ms over direct (goal < 1 ms): MISSED"), "{goals}");
-    assert!(render_goals(&[], "portico-apikey-header").contains("not measured"));
+    assert!(render_goals(&[], None, "portico-apikey-header").contains("not measured"));
 }
 
 #[test]
