@@ -283,6 +283,43 @@ async fn patch_changes_the_name_and_values_and_keeps_secrets_hidden() {
 }
 
 #[tokio::test]
+async fn a_secret_stays_sealed_when_its_parameter_is_redeclared_plain() {
+    let portico = Portico::start();
+    let api = portico.api();
+    let mut body = fixture::definition("metrics.json");
+    let signing = json!({"name": "signing_secret", "type": "securestring", "label": "Signing secret"});
+    body["definition"]["connection"]["parameters"].as_array_mut().unwrap().push(signing);
+    let connector = api.create_connector(&body).await;
+    let created = api
+        .create_connection(&metrics_connection(
+            &connector,
+            json!({"api_key": "k", "region": "eu", "signing_secret": "sig-sealed-7d1"}),
+        ))
+        .await;
+    assert_eq!(created["secrets"], json!({"api_key": {"set": true}, "signing_secret": {"set": true}}));
+    let path = format!("/v1/connections/{}", id(&created));
+
+    // The author now declares it a plain string.
+    body["definition"]["connection"]["parameters"][4]["type"] = json!("string");
+    api.put(&format!("/v1/connectors/{}", id(&connector)), &body).await.expect_json(200);
+
+    // Another value changes: the stored secret is carried over, still sealed, never shown.
+    let moved = api.patch(&path, &json!({"parameters": {"region": "us"}})).await.expect_json(200);
+    assert_eq!(moved["parameters"], json!({"region": "us", "timeout": 30}));
+    assert_eq!(moved["secrets"], json!({"api_key": {"set": true}, "signing_secret": {"set": true}}));
+    assert_eq!(api.get(&path).await.expect_json(200), moved);
+
+    // A value given anew is stored as the connector now declares it.
+    let plain = api.patch(&path, &json!({"parameters": {"signing_secret": "now-plain"}})).await.expect_json(200);
+    assert_eq!(plain["parameters"]["signing_secret"], "now-plain");
+    assert_eq!(plain["secrets"], json!({"api_key": {"set": true}}));
+
+    for text in portico.responses() {
+        assert!(!text.contains("sig-sealed-7d1"), "a secret in a response: {text}");
+    }
+}
+
+#[tokio::test]
 async fn a_refused_patch_changes_nothing() {
     let portico = Portico::start();
     let api = portico.api();

@@ -1151,6 +1151,17 @@ async fn a_refused_sign_in_leaves_the_connection_in_error_with_the_reason() {
     let repaired = w.connection(&connection).await;
     assert_eq!(repaired["status"], "connected", "{repaired}");
     assert!(repaired.get("statusReason").is_none(), "{repaired}");
+
+    // What the redirect says is repeated, but briefly and on one line.
+    let (wordy, authorize_url) = w.pending(&connector).await;
+    let state = query(&authorize_url)["state"].clone();
+    let long = "x".repeat(2_000);
+    let forged_line =
+        format!("{}?state={state}&error=access_denied&error_description=no%0D%0AERROR%20forged%20{long}", w.callback());
+    assert_eq!(w.web.get(&forged_line).await.status, 200);
+    let reason = string(&w.connection(&wordy).await, "statusReason");
+    assert!(reason.contains("access_denied: no ERROR forged x"), "{reason}");
+    assert!(!reason.contains(['\r', '\n']) && reason.chars().count() < 400 && reason.ends_with('…'), "{reason}");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -36,7 +36,27 @@ pub struct Flow {
     pub client: ClientCredentials,
     pub templates: Option<OAuthTemplates>,
     /// Values for `{Placeholder}`s in templates besides the built-in ones (`token:X` values).
-    pub substitutions: Vec<(String, String)>,
+    pub substitutions: Vec<Substitution>,
+}
+
+/// A connection's value for a `{Placeholder}`. A secret one fills only the templates of token
+/// requests, which go from Portico to the identity provider, never the authorization URL, which
+/// is handed to the user's browser (and returned by the API).
+#[derive(Clone)]
+pub struct Substitution {
+    pub name: String,
+    pub value: String,
+    pub secret: bool,
+}
+
+impl Substitution {
+    pub fn public(name: impl Into<String>, value: impl Into<String>) -> Substitution {
+        Substitution { name: name.into(), value: value.into(), secret: false }
+    }
+
+    pub fn secret(name: impl Into<String>, value: impl Into<String>) -> Substitution {
+        Substitution { name: name.into(), value: value.into(), secret: true }
+    }
 }
 
 /// Names the provider and grant only: the substitutions hold the connection's secret values.
@@ -64,7 +84,7 @@ pub fn resolve(
     oauth: &OAuth2,
     catalog: &IdentityProviderCatalog,
     client: Option<ClientCredentials>,
-    substitutions: Vec<(String, String)>,
+    substitutions: Vec<Substitution>,
 ) -> Result<Flow, ResolveError> {
     let provider = oauth.identity_provider.as_str().to_owned();
     let entry = catalog.get(&provider).filter(|e| !e.generic);
@@ -165,10 +185,11 @@ impl Flow {
             let query = templates.authorization_query.as_deref().unwrap_or("");
             let builtins = [("ClientId", self.client.id.as_str()), ("RedirectUrl", redirect_uri), ("State", state)];
             let scopes = self.scopes.join(&self.scope_separator);
+            // The browser sees this URL: no secret value in it.
             let url = format!(
                 "{}{}",
-                self.render(base, &builtins, &scopes, false),
-                self.render(query, &builtins, &scopes, true)
+                self.render(base, &builtins, &scopes, Fill::Public),
+                self.render(query, &builtins, &scopes, Fill::PublicEncoded)
             );
             return Some(url);
         }
@@ -194,9 +215,11 @@ impl Flow {
     }
 
     /// Fills `{Placeholder}`s (case-insensitively): the built-ins given, `{Scopes}`, then the
-    /// connection's values; unknown placeholders become empty. Values are percent-encoded in
-    /// query strings and bodies.
-    pub(crate) fn render(&self, template: &str, builtins: &[(&str, &str)], scopes: &str, encode: bool) -> String {
+    /// connection's values (secret ones only where `fill` allows); unknown placeholders become
+    /// empty. Values are percent-encoded in query strings and bodies.
+    pub(crate) fn render(&self, template: &str, builtins: &[(&str, &str)], scopes: &str, fill: Fill) -> String {
+        let encode = matches!(fill, Fill::PublicEncoded | Fill::AllEncoded);
+        let secrets = matches!(fill, Fill::All | Fill::AllEncoded);
         let mut out = String::with_capacity(template.len());
         let mut rest = template;
         while let Some(open) = rest.find('{') {
@@ -209,7 +232,8 @@ impl Flow {
                 .map(|(_, v)| *v)
                 .or_else(|| name.eq_ignore_ascii_case("Scopes").then_some(scopes))
                 .or_else(|| {
-                    self.substitutions.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+                    let mut values = self.substitutions.iter().filter(|s| secrets || !s.secret);
+                    values.find(|s| s.name.eq_ignore_ascii_case(name)).map(|s| s.value.as_str())
                 })
                 .unwrap_or("");
             if encode {
@@ -222,6 +246,17 @@ impl Flow {
         out.push_str(rest);
         out
     }
+}
+
+/// What a template may be filled with, and whether values are percent-encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fill {
+    /// For what the browser sees: built-ins and the connection's public values.
+    Public,
+    PublicEncoded,
+    /// For token requests: the connection's secret values too.
+    All,
+    AllEncoded,
 }
 
 #[cfg(test)]
@@ -295,7 +330,7 @@ mod tests {
         oauth.templates = Some(OAuthTemplates {
             authorization_url: Some("https://{CustomHost}/authorize".into()),
             authorization_query: Some(
-                "?client_id={clientId}&redirect_uri={RedirectUrl}&scope={Scopes}&state={State}".into(),
+                "?client_id={clientId}&redirect_uri={RedirectUrl}&scope={Scopes}&state={State}&sig={signingKey}".into(),
             ),
             token_url: Some("https://{customhost}/token".into()),
             ..OAuthTemplates::default()
@@ -305,12 +340,16 @@ mod tests {
             &oauth,
             &IdentityProviderCatalog::built_in(),
             client(),
-            vec![("customHost".into(), "id.example".into())],
+            vec![Substitution::public("customHost", "id.example"), Substitution::secret("signingKey", "k-secret")],
         )
         .unwrap();
         assert_eq!(
             flow.authorize_url("https://p/cb", "xyz", None).unwrap(),
-            "https://id.example/authorize?client_id=my%20app&redirect_uri=https%3A%2F%2Fp%2Fcb&scope=a%20b&state=xyz"
+            "https://id.example/authorize?client_id=my%20app&redirect_uri=https%3A%2F%2Fp%2Fcb&scope=a%20b&state=xyz&sig=",
+            "a secret value never reaches the browser"
         );
+        // Token requests, from Portico to the identity provider, may carry it.
+        assert_eq!(flow.render("k={SigningKey}", &[], "", Fill::AllEncoded), "k=k%2Dsecret");
+        assert_eq!(flow.render("k={SigningKey}", &[], "", Fill::PublicEncoded), "k=");
     }
 }

@@ -11,6 +11,6 @@ mod flow;
 mod pkce;
 mod token;
 
-pub use flow::{ClientCredentials, Flow, ResolveError, expired_statuses, resolve};
+pub use flow::{ClientCredentials, Flow, ResolveError, Substitution, expired_statuses, resolve};
 pub use pkce::Pkce;
-pub use token::{TokenError, Tokens, http_client};
+pub use token::{TokenError, Tokens, brief, http_client};

@@ -8,6 +8,7 @@ use portico_secrets::SecretString;
 use serde_json::{Map, Value};
 
 use crate::Flow;
+use crate::flow::Fill;
 
 /// The longest `expires_in` taken at its word: ten years.
 const MAX_EXPIRES_IN: u64 = 10 * 365 * 24 * 3600;
@@ -94,7 +95,7 @@ impl Flow {
         {
             let builtins = self.builtins(&[("Code", code), ("RedirectUrl", redirect_uri)]);
             let url = self.template_url(url, templates.token_query.as_deref(), &builtins);
-            let body = self.render(body, &builtins, &self.scopes.join(&self.scope_separator), true);
+            let body = self.render(body, &builtins, &self.scopes.join(&self.scope_separator), Fill::AllEncoded);
             return self.send(http, &url, Body::Raw(body), false).await;
         }
         let mut form = vec![
@@ -115,7 +116,7 @@ impl Flow {
         {
             let builtins = self.builtins(&[("RefreshToken", refresh_token.expose())]);
             let url = self.template_url(url, templates.refresh_query.as_deref(), &builtins);
-            let body = self.render(body, &builtins, &self.scopes.join(&self.scope_separator), true);
+            let body = self.render(body, &builtins, &self.scopes.join(&self.scope_separator), Fill::AllEncoded);
             return self.send(http, &url, Body::Raw(body), false).await;
         }
         let url = self.refresh_url.as_deref().map_or_else(|| self.token_url(), Ok)?;
@@ -176,8 +177,8 @@ impl Flow {
         let scopes = self.scopes.join(&self.scope_separator);
         format!(
             "{}{}",
-            self.render(url, builtins, &scopes, false),
-            self.render(query.unwrap_or(""), builtins, &scopes, true)
+            self.render(url, builtins, &scopes, Fill::All),
+            self.render(query.unwrap_or(""), builtins, &scopes, Fill::AllEncoded)
         )
     }
 
@@ -234,8 +235,10 @@ impl Flow {
         let parsed =
             if is_form { Some(form_to_json(&text)) } else { serde_json::from_str::<Map<String, Value>>(&text).ok() };
         if !(200..300).contains(&status) {
-            let error = parsed.as_ref().and_then(|m| m.get("error")).and_then(Value::as_str).unwrap_or("").to_owned();
-            let description = parsed.as_ref().and_then(|m| m.get("error_description")).and_then(Value::as_str);
+            let error = parsed.as_ref().and_then(|m| m.get("error")).and_then(Value::as_str).map(brief);
+            let error = error.unwrap_or_default();
+            let description =
+                parsed.as_ref().and_then(|m| m.get("error_description")).and_then(Value::as_str).map(brief);
             let words = match description {
                 Some(d) => format!("{error}: {d}"),
                 None if error.is_empty() => format!("status {status}"),
@@ -285,6 +288,30 @@ impl Flow {
 enum Body {
     Form(Vec<(&'static str, String)>),
     Raw(String),
+}
+
+/// The most of an identity provider's own words (an `error` or `error_description`) that
+/// Portico repeats, in a status reason or a log line.
+const BRIEF_CHARS: usize = 300;
+
+/// An identity provider's words made fit to repeat: control characters (line breaks that would
+/// forge log lines included) become spaces, runs of spaces one, and the text is cut to
+/// [`BRIEF_CHARS`] characters with an ellipsis.
+pub fn brief(text: &str) -> String {
+    let mut out = String::with_capacity(text.len().min(BRIEF_CHARS + 3));
+    let mut chars = 0;
+    for c in text.trim().chars().map(|c| if c.is_control() { ' ' } else { c }) {
+        if c == ' ' && out.ends_with(' ') {
+            continue;
+        }
+        if chars == BRIEF_CHARS {
+            out.push('…');
+            break;
+        }
+        out.push(c);
+        chars += 1;
+    }
+    out.trim_end().to_owned()
 }
 
 fn lookup<'a>(map: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
@@ -369,5 +396,21 @@ impl Flow {
             return Err(TokenError::Malformed("the discovery document names no token endpoint".to_owned()));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_identity_providers_words_are_made_brief() {
+        assert_eq!(brief("  invalid_grant "), "invalid_grant");
+        assert_eq!(brief("line one\r\nINFO forged line\tand\u{7}more"), "line one INFO forged line and more");
+        let long = "x".repeat(BRIEF_CHARS + 50);
+        let cut = brief(&long);
+        assert_eq!(cut.chars().count(), BRIEF_CHARS + 1);
+        assert!(cut.ends_with('…'));
+        assert_eq!(brief(&"é".repeat(BRIEF_CHARS)), "é".repeat(BRIEF_CHARS), "exactly the limit is not cut");
     }
 }

@@ -348,6 +348,31 @@ fn current_values(record: &ConnectionRecord, secrets: &Secrets) -> Map<String, V
     values
 }
 
+/// A value that was sealed stays sealed, even where the connector now declares its parameter
+/// plain (an author changed `securestring` to `string`): carried over unchanged, it moves from
+/// `public` back to `secret`. Only a value `given` anew is stored as the connector now says.
+fn keep_sealed(
+    public: &mut BTreeMap<String, Value>,
+    secret: &mut BTreeMap<String, String>,
+    sealed: &Secrets,
+    given: &[String],
+) {
+    let carried: Vec<String> = public
+        .iter()
+        .filter(|(name, value)| {
+            value.is_string()
+                && sealed.keys().any(|s| s.eq_ignore_ascii_case(name))
+                && !given.iter().any(|g| g.eq_ignore_ascii_case(name))
+        })
+        .map(|(name, _)| name.clone())
+        .collect();
+    for name in carried {
+        if let Some(Value::String(text)) = public.remove(&name) {
+            secret.insert(name, text);
+        }
+    }
+}
+
 #[utoipa::path(patch, path = "/v1/connections/{id}", tag = "connections", params(("id" = String, Path)),
     request_body = UpdateConnection,
     responses((status = 200, body = ConnectionView), (status = 404, body = Problem), (status = 422, body = Problem)),
@@ -369,6 +394,7 @@ pub async fn update(
         let connector = connectors::find(&state, &caller, &record.connector_id).await?;
         let set = choose_set(&connector.connector.connection, record.parameter_set.as_deref())?;
         let mut values = current_values(&record, &secrets);
+        let given: Vec<String> = changes.keys().cloned().collect();
         for (name, value) in changes {
             // Changes may name a parameter in any case; they replace the stored spelling.
             values.retain(|k, _| !k.eq_ignore_ascii_case(&name));
@@ -376,9 +402,10 @@ pub async fn update(
                 values.insert(name, value);
             }
         }
-        let CheckedValues { public, secret } = set
+        let CheckedValues { mut public, mut secret } = set
             .check_values(&values)
             .map_err(|errors| ApiError::invalid_fields("invalid connection parameters", prefixed(errors)))?;
+        keep_sealed(&mut public, &mut secret, &secrets, &given);
         record.parameters = public;
         record.secrets = seal(&state, &record.id, &secret);
         secret_names = secret.into_keys().collect();

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use portico_model::{Credential, GrantType, OAuth2, ParameterSet};
-use portico_oauth::{ClientCredentials, Flow, TokenError, Tokens};
+use portico_oauth::{ClientCredentials, Flow, Substitution, TokenError, Tokens};
 use portico_runtime::{PreparedConnection, TokenTimes};
 use portico_secrets::SecretString;
 use portico_store::{ConnectionRecord, ConnectionStatus, ConnectorRecord, Millis, OAuthStateRecord, SealedBytes};
@@ -213,12 +213,10 @@ pub fn flow(
     secret: &std::collections::BTreeMap<String, SecretString>,
 ) -> Result<Flow, ApiError> {
     let client = client(state, connector, public, secret)?;
-    let mut substitutions: Vec<(String, String)> = public
-        .iter()
-        .filter_map(|(k, v)| Some((k.strip_prefix("token:").unwrap_or(k).to_owned(), v.as_str()?.to_owned())))
-        .collect();
-    substitutions
-        .extend(secret.iter().map(|(k, v)| (k.strip_prefix("token:").unwrap_or(k).to_owned(), v.expose().to_owned())));
+    let name = |k: &str| k.strip_prefix("token:").unwrap_or(k).to_owned();
+    let mut substitutions: Vec<Substitution> =
+        public.iter().filter_map(|(k, v)| Some(Substitution::public(name(k), v.as_str()?))).collect();
+    substitutions.extend(secret.iter().map(|(k, v)| Substitution::secret(name(k), v.expose())));
     portico_oauth::resolve(oauth, &state.catalog, client, substitutions).map_err(|e| ApiError::Invalid {
         detail: "the connector's OAuth 2.0 sign-in cannot be used".to_owned(),
         errors: vec![ProblemField { field: "connectorId".to_owned(), message: e.to_string() }],
@@ -368,9 +366,10 @@ pub async fn callback(
         Ok::<_, ApiError>(CallbackOutcome::Failed { reason, return_url: return_url.clone() })
     };
     if let Some(error) = error {
+        // The identity provider's words, as its redirect carried them: repeated, but made brief.
         let reason = match error_description {
-            Some(d) => format!("{error}: {d}"),
-            None => error.to_owned(),
+            Some(d) => format!("{}: {}", portico_oauth::brief(error), portico_oauth::brief(d)),
+            None => portico_oauth::brief(error),
         };
         return fail(format!("the sign-in was not completed: {reason}")).await;
     }
