@@ -29,6 +29,11 @@ fn read_response(stream: &mut TcpStream) -> (String, String) {
     }
 }
 
+/// A closed loop on `url`, without extra headers.
+fn closed_loop(url: String, connections: usize, threads: usize, duration: Duration) -> LoadConfig {
+    LoadConfig { url, connections, duration, headers: Vec::new(), threads: Some(threads), rate: None }
+}
+
 fn loopback() -> SocketAddr {
     "127.0.0.1:0".parse().unwrap()
 }
@@ -57,12 +62,8 @@ fn the_backend_answers_ok_on_a_kept_alive_connection() {
 fn the_load_generator_measures_the_backend() {
     let backend = Backend::start(loopback(), Some(1)).unwrap();
     let config = LoadConfig {
-        url: format!("http://{}/ok", backend.addr()),
-        connections: 4,
-        duration: Duration::from_millis(500),
         headers: vec![("Authorization".to_owned(), "Bearer x".to_owned())],
-        threads: Some(2),
-        rate: None,
+        ..closed_loop(format!("http://{}/ok", backend.addr()), 4, 2, Duration::from_millis(500))
     };
     let r = run(&config).unwrap();
     assert!(r.requests > 0, "{r:?}");
@@ -80,14 +81,7 @@ fn the_load_generator_measures_the_backend() {
 fn a_closed_port_gives_errors_not_requests() {
     // Bind and release a port so that nothing listens there.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let config = LoadConfig {
-        url: format!("http://127.0.0.1:{port}/"),
-        connections: 2,
-        duration: Duration::from_millis(200),
-        headers: Vec::new(),
-        threads: Some(1),
-        rate: None,
-    };
+    let config = closed_loop(format!("http://127.0.0.1:{port}/"), 2, 1, Duration::from_millis(200));
     let r = run(&config).unwrap();
     assert_eq!(r.requests, 0);
     assert!(r.errors > 0, "{r:?}");
@@ -98,12 +92,8 @@ fn a_closed_port_gives_errors_not_requests() {
 fn the_open_loop_sends_at_the_rate_asked() {
     let backend = Backend::start(loopback(), Some(1)).unwrap();
     let config = LoadConfig {
-        url: format!("http://{}/ok", backend.addr()),
-        connections: 8,
-        duration: Duration::from_secs(1),
-        headers: Vec::new(),
-        threads: Some(2),
         rate: Some(2_000.0),
+        ..closed_loop(format!("http://{}/ok", backend.addr()), 8, 2, Duration::from_secs(1))
     };
     let r = run(&config).unwrap();
     assert_eq!((r.errors, r.non_success), (0, 0), "{r:?}");
@@ -145,14 +135,7 @@ fn slow_backend() -> SocketAddr {
 #[test]
 fn the_open_loop_charges_a_slow_server_for_the_requests_queued_behind_it() {
     let addr = slow_backend();
-    let config = |rate| LoadConfig {
-        url: format!("http://{addr}/"),
-        connections: 1,
-        duration: Duration::from_millis(400),
-        headers: Vec::new(),
-        threads: Some(1),
-        rate,
-    };
+    let config = |rate| LoadConfig { rate, ..closed_loop(format!("http://{addr}/"), 1, 1, Duration::from_millis(400)) };
     // Closed loop: one request at a time, each one 20 ms.
     let closed = run(&config(None)).unwrap();
     assert!(closed.requests >= 5 && closed.p99_ms < 200.0, "{closed:?}");

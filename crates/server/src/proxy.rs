@@ -110,6 +110,16 @@ impl Client {
         Ok(caller)
     }
 
+    /// Sends `outgoing` to `prepared`'s backend on this client's upstream connection. Not an
+    /// `async fn`: it hands back the slot's own future rather than wrapping it in another.
+    fn send<'a>(
+        &'a self,
+        prepared: &'a PreparedConnection,
+        outgoing: Request<portico_runtime::OutBody>,
+    ) -> impl Future<Output = Result<Response<Incoming>, UpstreamError>> + Send + 'a {
+        self.upstream.send(&prepared.target, outgoing, &self.state.upstream)
+    }
+
     /// Like [`prepared`], remembering the answer for this client's next call.
     async fn prepared(&self, caller: &Caller, id: &str) -> Result<Arc<PreparedConnection>, ApiError> {
         let state = &*self.state;
@@ -235,8 +245,7 @@ fn proxy(
         let outgoing =
             portico_runtime::proxy_request(&prepared, parts.method.clone(), rest, query, parts.headers, body)
                 .map_err(|e| refused(&prepared, started, request_error(e)))?;
-        let sent = client.upstream.send(&prepared.target, outgoing, &state.upstream).await;
-        let response = answer(&prepared, started, sent)?;
+        let response = answer(&prepared, started, client.send(&prepared, outgoing).await)?;
         let expired = prepared.token.as_ref().is_some_and(|t| t.expired_statuses.contains(&response.status().as_u16()));
         let Some(headers) = retry_headers.filter(|_| expired) else { return Ok(response) };
         drop(response);
@@ -245,8 +254,7 @@ fn proxy(
         let empty = Either::Right(Full::new(Bytes::new()));
         let outgoing = portico_runtime::proxy_request(&renewed, parts.method, rest, query, headers, empty)
             .map_err(|e| refused(&renewed, started, request_error(e)))?;
-        let sent = client.upstream.send(&renewed.target, outgoing, &state.upstream).await;
-        answer(&renewed, started, sent)
+        answer(&renewed, started, client.send(&renewed, outgoing).await)
     }
 }
 
@@ -347,7 +355,7 @@ async fn operation(
     let operation_id = percent_decode(&path[route.rest.0..route.rest.1]);
     let outgoing = portico_runtime::operation_request(&prepared, &operation_id, call)
         .map_err(|e| refused(&prepared, started, request_error(e)))?;
-    answer(&prepared, started, client.upstream.send(&prepared.target, outgoing, &state.upstream).await)
+    answer(&prepared, started, client.send(&prepared, outgoing).await)
 }
 
 fn percent_decode(text: &str) -> String {
