@@ -148,7 +148,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     println!("  Portal:   {base}/");
     println!("  API:      {base}/v1  (description: {base}/openapi.json)");
     println!("  Data:     {} ({store_kind})", data_dir.display());
-    let key_file = data_dir.join(portico_server::bootstrap::ADMIN_KEY_FILE);
+    let key_file = data_dir.join(portico_app::bootstrap::ADMIN_KEY_FILE);
     match &running.admin_key_file {
         Some(path) => println!("  API key of tenant 'default' written to {} (keep it secret)", path.display()),
         None if key_file.exists() => println!("  API key of tenant 'default': see {}", key_file.display()),

@@ -25,11 +25,11 @@ pub async fn run(command: TenantCommand) -> anyhow::Result<()> {
         TenantCommand::Create { name, store } => (name, store, true),
         TenantCommand::Key { name, store } => (name, store, false),
     };
-    let store = portico_server::bootstrap::open_store(&store_args.data_dir(), store_args.database.as_deref()).await?;
+    let store = portico_app::bootstrap::open_store(&store_args.data_dir(), store_args.database.as_deref()).await?;
     let key = if create {
-        portico_server::bootstrap::create_tenant(store.as_ref(), &name).await?
+        portico_app::bootstrap::create_tenant(store.as_ref(), &name).await?
     } else {
-        portico_server::bootstrap::add_key(store.as_ref(), &name).await?
+        portico_app::bootstrap::add_key(store.as_ref(), &name).await?
     };
     // The one place a key is ever printed: the operator asked for it.
     println!("{}", serde_json::json!({ "tenant": name, "api_key": key.expose() }));

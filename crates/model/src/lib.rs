@@ -7,6 +7,7 @@
 //! Architecture invariant: this crate knows nothing of HTTP servers, SQL, files or OAuth wire
 //! formats. Importers turn raw files into these types; everything downstream trusts them.
 
+mod access;
 mod connection;
 mod connector;
 mod diagnostic;
@@ -18,6 +19,7 @@ mod policy;
 mod validate;
 mod values;
 
+pub use access::{END_USER_ID_MAX, Ownership, Role, Share, SharePermission, check_end_user_id, normalize_email};
 pub use connection::{
     AllowedValue, ApiKey, ApiKeyLocation, ConnectionParameter, ConnectionSpec, Credential, ParameterSet, ParameterType,
     UiText,

@@ -7,7 +7,7 @@ use base64::Engine as _;
 use http::header::{AUTHORIZATION, COOKIE, HeaderName, HeaderValue};
 use http::uri::{Authority, Scheme};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
-use portico_model::{ApiKeyLocation, Connector, Credential, PolicyKind, Segment, Template};
+use portico_model::{ApiKeyLocation, Connector, Credential, Ownership, PolicyKind, Segment, Template};
 use portico_secrets::SecretString;
 use serde_json::Value;
 
@@ -54,6 +54,8 @@ pub struct PreparedConnection {
     pub metrics: Arc<ConnectorMetrics>,
     /// For OAuth 2.0 connections: when the access token is due for renewal.
     pub token: Option<TokenTimes>,
+    /// Its owner and shares, so that a call's permission is checked without the store.
+    pub ownership: Ownership,
 }
 
 /// When an access token expires and when to renew it (milliseconds since the epoch).
@@ -227,6 +229,7 @@ pub fn prepare(
         connector,
         metrics,
         token: None,
+        ownership: Ownership::default(),
     })
 }
 

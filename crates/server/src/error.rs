@@ -3,8 +3,7 @@
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use portico_model::{Diagnostic, FieldError};
-use portico_store::StoreError;
+use portico_model::FieldError;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -32,6 +31,8 @@ pub struct ProblemField {
 #[derive(Debug)]
 pub enum ApiError {
     Unauthorized,
+    /// Known, but not allowed: says what it would take.
+    Forbidden(String),
     NotFound(&'static str),
     BadRequest(String),
     /// The body is well-formed but its content is not acceptable.
@@ -62,21 +63,10 @@ impl ApiError {
         ApiError::Invalid { detail: detail.into(), errors }
     }
 
-    pub fn invalid_definition<'a>(
-        detail: impl Into<String>,
-        diagnostics: impl IntoIterator<Item = &'a Diagnostic>,
-    ) -> Self {
-        let errors = diagnostics
-            .into_iter()
-            .filter(|d| d.is_error())
-            .map(|d| ProblemField { field: d.at.clone(), message: d.message.clone() })
-            .collect();
-        ApiError::Invalid { detail: detail.into(), errors }
-    }
-
     fn parts(&self) -> (StatusCode, &'static str, &'static str) {
         match self {
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", "Missing or invalid API key"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad-request", "Malformed request"),
             ApiError::Invalid { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "validation", "Validation failed"),
@@ -107,6 +97,7 @@ impl IntoResponse for ApiError {
             ApiError::NotFound(what) => (format!("no such {what}"), Vec::new()),
             ApiError::Invalid { detail, errors } => (detail, errors),
             ApiError::BadRequest(d)
+            | ApiError::Forbidden(d)
             | ApiError::Conflict(d)
             | ApiError::UnsupportedMediaType(d)
             | ApiError::NotImplemented(d)
@@ -132,18 +123,23 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<StoreError> for ApiError {
-    fn from(error: StoreError) -> Self {
+impl From<portico_app::Error> for ApiError {
+    fn from(error: portico_app::Error) -> Self {
+        use portico_app::Error;
         match error {
-            StoreError::Conflict(what) => ApiError::Conflict(format!("{what} already exists")),
-            StoreError::Unavailable(reason) => {
-                tracing::warn!(%reason, "store unavailable");
-                ApiError::Unavailable
-            }
-            StoreError::Corrupt(reason) => {
-                tracing::error!(%reason, "corrupt data in the store");
-                ApiError::Internal
-            }
+            Error::Unauthenticated => ApiError::Unauthorized,
+            Error::Forbidden(d) => ApiError::Forbidden(d),
+            Error::NotFound(what) => ApiError::NotFound(what),
+            Error::BadRequest(d) => ApiError::BadRequest(d),
+            Error::Invalid { detail, errors } => ApiError::invalid_fields(detail, errors),
+            Error::Conflict(d) => ApiError::Conflict(d),
+            Error::PayloadTooLarge => ApiError::PayloadTooLarge,
+            Error::ConnectionNotReady(d) => ApiError::ConnectionNotReady(d),
+            Error::BackendNotAllowed(d) => ApiError::BackendNotAllowed(d),
+            Error::BadGateway(d) => ApiError::BadGateway(d),
+            Error::GatewayTimeout(d) => ApiError::GatewayTimeout(d),
+            Error::Unavailable => ApiError::Unavailable,
+            Error::Internal => ApiError::Internal,
         }
     }
 }

@@ -1,16 +1,14 @@
-//! Portico's HTTP API.
+//! Portico's HTTP front doors: the API (`/v1`), calls through connections, and the portal
+//! (`/`), served on one runtime per core.
 //!
-//! Handlers only translate between HTTP and the domain: the model checks values, the store
-//! keeps records, the secrets crate seals. Every `/v1` route needs a tenant's API key; the
-//! portal (`/`) signs a browser in with one.
+//! Handlers only translate between HTTP and the use cases of `portico-app`, which check every
+//! permission and do every write. Every `/v1` route needs an API key; the portal signs a
+//! browser in with one.
 
+mod api;
 mod auth;
-pub mod bootstrap;
 mod clients;
-mod connections;
-mod connectors;
 mod error;
-mod oauth;
 mod portal;
 mod proxy;
 mod serving;
@@ -25,14 +23,11 @@ use anyhow::Context;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::routing::get;
 use axum::{Json, Router};
+use portico_app::{App, AppConfig, bootstrap};
 use portico_model::IdentityProviderCatalog;
 use portico_secrets::SecretString;
 use tower_http::trace::TraceLayer;
 use url::Url;
-use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
-use utoipa::{Modify, OpenApi};
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 pub use error::{ApiError, Problem};
 use state::AppState;
@@ -144,34 +139,25 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
             .with_context(|| format!("{} is not a list of identity-provider entries", path.display()))?;
         catalog.extend(entries);
     }
-    let return_origins = config.allowed_return_origins.iter().map(Url::origin).collect();
-    let state = Arc::new(AppState {
-        store: opened.store,
-        master_key: opened.master_key,
-        api_keys: auth::ApiKeyCache::default(),
-        catalog,
-        public_url: public_url.clone(),
-        oauth: oauth::OAuthSupport::new(tokio::runtime::Handle::current(), return_origins),
-        connections: portico_runtime::ConnectionCache::new(config.cached_connections),
-        metrics: portico_runtime::Metrics::default(),
-        upstream: portico_runtime::UpstreamOptions {
-            connect_timeout: config.backend_connect_timeout,
-            response_timeout: config.backend_timeout,
-            ..portico_runtime::UpstreamOptions::new(config.allow_private_backends)
+    let app = Arc::new(App::new(
+        opened.store,
+        opened.master_key,
+        AppConfig {
+            public_url: public_url.clone(),
+            allowed_return_origins: config.allowed_return_origins,
+            catalog,
+            cached_connections: config.cached_connections,
+            upstream: portico_runtime::UpstreamOptions {
+                connect_timeout: config.backend_connect_timeout,
+                response_timeout: config.backend_timeout,
+                ..portico_runtime::UpstreamOptions::new(config.allow_private_backends)
+            },
         },
-        max_body_bytes: config.max_body_bytes,
-        portal: portal::Sessions::default(),
-    });
-    if let Some(mut changes) = state.store.subscribe_changes().await? {
-        // Other instances' writes: drop what was prepared from the old state.
-        let state = state.clone();
-        tokio::spawn(async move {
-            while let Some(change) = changes.recv().await {
-                state.apply_change(change);
-            }
-        });
-    }
-    let router = app(state.clone(), config.max_body_bytes);
+    ));
+    // Other instances' writes: drop what was prepared from the old state.
+    app.follow_changes().await?;
+    let state = Arc::new(AppState { app, max_body_bytes: config.max_body_bytes, portal: portal::Sessions::default() });
+    let router = router(state.clone(), config.max_body_bytes);
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let workers = serving::spawn_workers(listeners, state, router, config.client_idle_timeout, stopped)
         .context("cannot start the workers")?;
@@ -197,48 +183,13 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
-#[derive(OpenApi)]
-#[openapi(
-    info(title = "Portico", description = "Custom connectors and their connections."),
-    modifiers(&ApiKeyScheme),
-    paths(proxy::described::proxy, proxy::described::operation, proxy::described::test),
-    tags((name = "connectors", description = "Connector definitions, for connector authors"),
-         (name = "connections", description = "Authenticated connections, for users"),
-         (name = "calls", description = "Calls to backends through connections"),
-         (name = "health", description = "Liveness and readiness")),
-)]
-struct ApiDoc;
-
-struct ApiKeyScheme;
-
-impl Modify for ApiKeyScheme {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme("apiKey", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
-    }
-}
-
-/// The routes and their OpenAPI description, from one list so that they cannot drift apart.
-fn routes() -> OpenApiRouter<Arc<AppState>> {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .routes(routes!(connectors::create, connectors::list))
-        .routes(routes!(connectors::get, connectors::replace, connectors::delete))
-        .routes(routes!(connectors::connection_form))
-        .routes(routes!(connections::create, connections::list))
-        .routes(routes!(connections::get, connections::update, connections::delete))
-        .routes(routes!(connections::reauthorize))
-        .routes(routes!(connections::oauth_callback))
-        .routes(routes!(healthz))
-        .routes(routes!(readyz))
-}
-
 /// The OpenAPI 3.1 document of Portico's own API.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    routes().split_for_parts().1
+    api::routes().split_for_parts().1
 }
 
-fn app(state: Arc<AppState>, max_body_bytes: usize) -> Router {
-    let (router, api) = routes().split_for_parts();
+fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
+    let (router, api) = api::routes().split_for_parts();
     let api = Arc::new(api);
     router
         .route("/metrics", get(metrics))
@@ -262,17 +213,5 @@ fn app(state: Arc<AppState>, max_body_bytes: usize) -> Router {
 
 /// Prometheus metrics of calls through connections.
 async fn metrics(State(state): State<Arc<AppState>>) -> impl axum::response::IntoResponse {
-    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
-}
-
-#[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, description = "The process is up")))]
-async fn healthz() -> &'static str {
-    "ok"
-}
-
-#[utoipa::path(get, path = "/readyz", tag = "health",
-    responses((status = 200, description = "The store answers"), (status = 503, body = Problem)))]
-async fn readyz(State(state): State<Arc<AppState>>) -> Result<&'static str, ApiError> {
-    state.store.ping().await?;
-    Ok("ready")
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.app.metrics.render())
 }

@@ -1,26 +1,23 @@
 //! Calls through a connection: `/v1/connections/{id}/proxy/{path}`, `…/operations/{op}` and
-//! `…/test`. The hot path: the API key and the prepared connection come from memory, the
-//! request is assembled from pre-built parts, and the backend's answer is streamed back.
+//! `…/test`. The hot path: the principal, its permission and the prepared connection come
+//! from memory (`portico_app::calls`), the request is assembled from pre-built parts, and the
+//! backend's answer is streamed back.
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::response::IntoResponse;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::Incoming;
-use hyper::header::{AUTHORIZATION, HeaderMap, HeaderValue};
+use hyper::header::AUTHORIZATION;
 use hyper::{Method, Request, Response};
-use portico_runtime::{
-    OperationCall, Outcome, PrepareError, PreparedConnection, RequestError, UpstreamError, UpstreamSlot,
-};
-use portico_store::ConnectionStatus;
-use serde_json::json;
+use portico_app::calls::{CallSession, answered, refused, request_error};
+use portico_runtime::{OperationCall, PreparedConnection, UpstreamError, UpstreamSlot};
 
-use crate::auth::{Caller, authenticate};
-use crate::error::{ApiError, ProblemField};
+use crate::error::ApiError;
 use crate::serving::ResponseBody;
 use crate::state::AppState;
 
@@ -63,51 +60,27 @@ pub fn route(path: &str) -> Option<Route> {
     (id.0 < id.1).then_some(Route { kind, id, rest: (rest_start, path.len()) })
 }
 
-/// What one client connection keeps between its calls: its backend connection, and who its
-/// last API key named and the connection it called, so that a client repeating the same call
-/// costs no key hashing and no shared-map lookup. The remembered connection is used only while
-/// the cache's generation is unchanged, i.e. while nothing was invalidated.
+/// What one client connection keeps between its calls: its backend connection, and its call
+/// session (who its last API key named and the connection it called, so that a client
+/// repeating the same call costs no key hashing and no shared-map lookup).
 pub struct Client {
     pub state: Arc<AppState>,
     pub upstream: UpstreamSlot,
-    memo: Mutex<Memo>,
-}
-
-#[derive(Default)]
-struct Memo {
-    /// The `Authorization` value and the caller it named.
-    key: Option<(HeaderValue, Caller)>,
-    /// The cache generation it was read in, and the connection.
-    connection: Option<(u64, Arc<PreparedConnection>)>,
+    session: CallSession,
 }
 
 impl Client {
     pub fn new(state: Arc<AppState>) -> Self {
-        Client { state, upstream: UpstreamSlot::default(), memo: Mutex::default() }
+        Client { state, upstream: UpstreamSlot::default(), session: CallSession::default() }
     }
 
-    fn memo(&self) -> std::sync::MutexGuard<'_, Memo> {
-        self.memo.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The caller named by the request's `Authorization` header.
-    async fn caller(&self, headers: &HeaderMap) -> Result<Caller, ApiError> {
-        let value = headers.get(AUTHORIZATION);
-        if let Some(value) = value
-            && let Some((known, caller)) = &self.memo().key
-            && portico_secrets::constant_time_eq(known.as_bytes(), value.as_bytes())
-        {
-            return Ok(caller.clone());
-        }
-        // Boxed, as every rarely taken path here: the future of a call stays small.
-        let caller = Box::pin(authenticate(headers, &self.state)).await?;
-        // Copies of their own: the value would otherwise hold on to the connection's read
-        // buffer, and cloning the caller would touch what other threads use.
-        if let Some(value) = value.and_then(|v| HeaderValue::from_bytes(v.as_bytes()).ok()) {
-            let copy = Caller { tenant_id: Arc::from(&*caller.tenant_id), key_id: Arc::from(&*caller.key_id) };
-            self.memo().key = Some((value, copy));
-        }
-        Ok(caller)
+    /// The connection the call names, prepared, if the caller (named by `Authorization`)
+    /// may call through it.
+    async fn connection(&self, headers: &hyper::HeaderMap, id: &str) -> Result<Arc<PreparedConnection>, ApiError> {
+        let app = &*self.state.app;
+        let authorization = headers.get(AUTHORIZATION).map(|value| value.as_bytes());
+        let principal = self.session.principal(app, authorization).await?;
+        Ok(self.session.connection(app, &principal, id).await?)
     }
 
     /// Sends `outgoing` to `prepared`'s backend on this client's upstream connection. Not an
@@ -117,25 +90,7 @@ impl Client {
         prepared: &'a PreparedConnection,
         outgoing: Request<portico_runtime::OutBody>,
     ) -> impl Future<Output = Result<Response<Incoming>, UpstreamError>> + Send + 'a {
-        self.upstream.send(&prepared.target, outgoing, &self.state.upstream)
-    }
-
-    /// Like [`prepared`], remembering the answer for this client's next call.
-    async fn prepared(&self, caller: &Caller, id: &str) -> Result<Arc<PreparedConnection>, ApiError> {
-        let state = &*self.state;
-        let generation = state.connections.generation();
-        let remembered = self.memo().connection.as_ref().and_then(|(g, p)| {
-            (*g == generation && p.connection_id == id && *p.tenant_id == *caller.tenant_id).then(|| p.clone())
-        });
-        let prepared = match remembered {
-            Some(p) if p.needs_refresh(portico_store::now_millis()) => {
-                Box::pin(crate::oauth::refresh(state, &p)).await?
-            }
-            Some(p) => return Ok(p),
-            None => Box::pin(prepared(state, caller, id)).await?,
-        };
-        self.memo().connection = Some((generation, prepared.clone()));
-        Ok(prepared)
+        self.upstream.send(&prepared.target, outgoing, &self.state.app.upstream)
     }
 }
 
@@ -158,71 +113,6 @@ pub fn handle(
     }
 }
 
-/// The prepared form of the caller's connection: from memory, else loaded, checked and
-/// prepared once; an OAuth 2.0 token due for renewal is renewed first.
-pub async fn prepared(state: &AppState, caller: &Caller, id: &str) -> Result<Arc<PreparedConnection>, ApiError> {
-    let prepared = match state.connections.get(id) {
-        // Another tenant's connection answers exactly like a missing one.
-        Some(prepared) if *prepared.tenant_id != *caller.tenant_id => return Err(ApiError::NotFound("connection")),
-        Some(prepared) => prepared,
-        None => load(state, &caller.tenant_id, id).await?,
-    };
-    if prepared.needs_refresh(portico_store::now_millis()) {
-        return crate::oauth::refresh(state, &prepared).await;
-    }
-    Ok(prepared)
-}
-
-pub fn not_ready(record: &portico_store::ConnectionRecord) -> ApiError {
-    ApiError::ConnectionNotReady(format!(
-        "the connection is {}{}",
-        record.status.as_str(),
-        record.status_reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default()
-    ))
-}
-
-/// Reads a connection and its connector from the store and prepares them (and caches the
-/// result unless something changed meanwhile).
-pub async fn load(state: &AppState, tenant_id: &str, id: &str) -> Result<Arc<PreparedConnection>, ApiError> {
-    let generation = state.connections.generation();
-    let record = state.store.connection(tenant_id, id).await?.ok_or(ApiError::NotFound("connection"))?;
-    if record.status != ConnectionStatus::Connected {
-        return Err(not_ready(&record));
-    }
-    let connector =
-        state.store.connector(tenant_id, &record.connector_id).await?.ok_or(ApiError::NotFound("connection"))?;
-    let secrets = crate::connections::open(state, &record)?;
-    let bearer = crate::oauth::bearer(state, &connector, &record)?;
-    let metrics = state.metrics.connector(&connector.id, &connector.connector.metadata.name);
-    let mut definition = connector.connector;
-    if let Some((_, _, Some(instance_url))) = &bearer {
-        // The provider named the instance to call (Salesforce's instance_url).
-        let base = definition.backend.base_path.trim_end_matches('/').to_owned();
-        definition.backend.host_template =
-            Some(portico_model::Template::new(format!("{}{base}", instance_url.trim_end_matches('/'))));
-    }
-    let mut prepared = portico_runtime::prepare(
-        &record.tenant_id,
-        &record.id,
-        &record.connector_id,
-        Arc::new(definition),
-        record.parameter_set.as_deref(),
-        &record.parameters,
-        &secrets,
-        bearer.as_ref().map(|(token, _, _)| token),
-        metrics,
-    )
-    .map_err(|e| match e {
-        PrepareError::NoAccessToken => ApiError::ConnectionNotReady(e.to_string()),
-        PrepareError::HostNotAllowed(_) => ApiError::BackendNotAllowed(e.to_string()),
-        other => ApiError::ConnectionNotReady(format!("the connection cannot be used: {other}")),
-    })?;
-    prepared.token = bearer.map(|(_, times, _)| times);
-    let prepared = Arc::new(prepared);
-    state.connections.insert(prepared.clone(), generation);
-    Ok(prepared)
-}
-
 #[allow(clippy::manual_async_fn, reason = "an async fn would copy its arguments into its state")]
 fn proxy(
     client: &Client,
@@ -232,10 +122,9 @@ fn proxy(
     async move {
         let started = Instant::now();
         let state = &*client.state;
-        let caller = client.caller(request.headers()).await?;
         let (parts, body) = request.into_parts();
         let path = parts.uri.path();
-        let prepared = client.prepared(&caller, &path[route.id.0..route.id.1]).await?;
+        let prepared = client.connection(&parts.headers, &path[route.id.0..route.id.1]).await?;
         let rest = &path[route.rest.0..route.rest.1];
         // A call without a body can be sent again after renewing a token the backend rejected.
         let retry = prepared.token.is_some() && hyper::body::Body::is_end_stream(&body);
@@ -250,7 +139,7 @@ fn proxy(
         let Some(headers) = retry_headers.filter(|_| expired) else { return Ok(response) };
         drop(response);
         tracing::debug!(connection = %prepared.connection_id, "the backend rejected the access token; renewing it once");
-        let renewed = Box::pin(crate::oauth::refresh(state, &prepared)).await?;
+        let renewed = Box::pin(state.app.refresh(&prepared)).await?;
         let empty = Either::Right(Full::new(Bytes::new()));
         let outgoing = portico_runtime::proxy_request(&renewed, parts.method, rest, query, headers, empty)
             .map_err(|e| refused(&renewed, started, request_error(e)))?;
@@ -264,51 +153,7 @@ fn answer(
     started: Instant,
     sent: Result<Response<Incoming>, UpstreamError>,
 ) -> Result<Response<ResponseBody>, ApiError> {
-    match sent {
-        Ok(mut response) => {
-            prepared.metrics.record(Outcome::Status(response.status().as_u16()), started.elapsed());
-            portico_runtime::strip_hop_by_hop(response.headers_mut());
-            Ok(response.map(Either::Left))
-        }
-        Err(error) => {
-            let (outcome, api_error) = upstream_error(error);
-            prepared.metrics.record(outcome, started.elapsed());
-            Err(api_error)
-        }
-    }
-}
-
-fn refused(prepared: &PreparedConnection, started: Instant, error: ApiError) -> ApiError {
-    prepared.metrics.record(Outcome::Refused, started.elapsed());
-    error
-}
-
-fn request_error(error: RequestError) -> ApiError {
-    match error {
-        RequestError::PathTraversal | RequestError::InvalidUri => ApiError::BadRequest(error.to_string()),
-        RequestError::UnknownOperation(_) => ApiError::NotFound("operation"),
-        RequestError::Parameters(errors) => ApiError::Invalid {
-            detail: "invalid operation parameters".to_owned(),
-            errors: errors
-                .into_iter()
-                .map(|(field, message)| ProblemField { field: format!("parameters.{field}"), message })
-                .collect(),
-        },
-    }
-}
-
-fn upstream_error(error: UpstreamError) -> (Outcome, ApiError) {
-    let message = error.to_string();
-    match error {
-        UpstreamError::NotAllowed(_) => (Outcome::Refused, ApiError::BackendNotAllowed(message)),
-        UpstreamError::BodyTooLarge => (Outcome::Refused, ApiError::PayloadTooLarge),
-        UpstreamError::Timeout | UpstreamError::ConnectTimeout(_) => {
-            (Outcome::Timeout, ApiError::GatewayTimeout(message))
-        }
-        UpstreamError::Resolve(_) | UpstreamError::Connect(_) | UpstreamError::Tls(_) | UpstreamError::Protocol(_) => {
-            (Outcome::Unreachable, ApiError::BadGateway(message))
-        }
-    }
+    Ok(answered(prepared, started, sent)?.map(Either::Left))
 }
 
 async fn read_json_body<T: serde::de::DeserializeOwned + Default>(
@@ -347,10 +192,9 @@ async fn operation(
     let started = Instant::now();
     let state = &*client.state;
     post_only(request.method())?;
-    let caller = client.caller(request.headers()).await?;
     let (parts, body) = request.into_parts();
     let path = parts.uri.path();
-    let prepared = client.prepared(&caller, &path[route.id.0..route.id.1]).await?;
+    let prepared = client.connection(&parts.headers, &path[route.id.0..route.id.1]).await?;
     let call: OperationCall = read_json_body(state, body).await?;
     let operation_id = percent_decode(&path[route.rest.0..route.rest.1]);
     let outgoing = portico_runtime::operation_request(&prepared, &operation_id, call)
@@ -365,65 +209,12 @@ fn percent_decode(text: &str) -> String {
 /// Calls the connector's test operation (or its base URL) and reports what happened.
 async fn test(client: &Client, route: Route, request: Request<Incoming>) -> Result<Response<ResponseBody>, ApiError> {
     post_only(request.method())?;
-    let caller = client.caller(request.headers()).await?;
+    let app = &*client.state.app;
+    let authorization = request.headers().get(AUTHORIZATION).map(|value| value.as_bytes());
+    let principal = client.session.principal(app, authorization).await?;
     let path = request.uri().path();
-    let report = run_test(&client.state, &client.upstream, &caller, &path[route.id.0..route.id.1]).await?;
+    let report = app.test_connection(&principal, &client.upstream, &path[route.id.0..route.id.1]).await?;
     Ok(axum::Json(report).into_response().map(Either::Right))
-}
-
-/// The test of the caller's connection `id`: `{"ok", "status", "latencyMs", "operation"}`, or
-/// `"error"` instead of `"status"` when the backend could not be asked.
-pub(crate) async fn run_test(
-    state: &AppState,
-    upstream: &UpstreamSlot,
-    caller: &Caller,
-    id: &str,
-) -> Result<serde_json::Value, ApiError> {
-    let prepared = prepared(state, caller, id).await?;
-    let started = Instant::now();
-    let operation = prepared.connector.test_operation.clone();
-    let outgoing = match &operation {
-        Some(op) => {
-            portico_runtime::operation_request(&prepared, op, OperationCall::default()).map_err(request_error)?
-        }
-        None => {
-            let empty = Either::Right(Full::new(Bytes::new()));
-            portico_runtime::proxy_request(&prepared, Method::GET, "", None, Default::default(), empty)
-                .map_err(request_error)?
-        }
-    };
-    let sent = upstream.send(&prepared.target, outgoing, &state.upstream).await;
-    let report = match answer(&prepared, started, sent) {
-        Ok(response) => {
-            let status = response.status();
-            // Read (and drop) the answer so the backend connection can be reused.
-            let _ = Limited::new(response.into_body(), 1 << 20).collect().await;
-            json!({
-                "ok": status.is_success(),
-                "status": status.as_u16(),
-                "latencyMs": started.elapsed().as_millis(),
-                "operation": operation,
-            })
-        }
-        Err(error) => {
-            let problem = error.into_response();
-            json!({
-                "ok": false,
-                "error": problem_detail(problem).await,
-                "latencyMs": started.elapsed().as_millis(),
-                "operation": operation,
-            })
-        }
-    };
-    Ok(report)
-}
-
-async fn problem_detail(response: axum::response::Response) -> String {
-    let bytes = response.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-    serde_json::from_slice::<serde_json::Value>(&bytes)
-        .ok()
-        .and_then(|v| v.get("detail").and_then(|d| d.as_str()).map(str::to_owned))
-        .unwrap_or_default()
 }
 
 #[cfg(test)]

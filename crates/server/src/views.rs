@@ -3,9 +3,10 @@
 
 use std::collections::BTreeMap;
 
+use portico_app::connections::ConnectionInfo;
 use portico_import::summary::AuthSummary;
 use portico_model::Diagnostic;
-use portico_store::{ConnectionRecord, ConnectorRecord, Millis};
+use portico_store::{ConnectorRecord, Millis};
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -123,7 +124,8 @@ pub struct SecretState {
 }
 
 impl ConnectionView {
-    pub fn new(record: &ConnectionRecord, secret_names: impl IntoIterator<Item = String>) -> Self {
+    pub fn new(info: ConnectionInfo) -> Self {
+        let ConnectionInfo { record, secret_names, authorize_url } = info;
         ConnectionView {
             id: record.id.clone(),
             connector_id: record.connector_id.clone(),
@@ -134,7 +136,7 @@ impl ConnectionView {
             parameters: record.parameters.clone(),
             secrets: secret_names.into_iter().map(|n| (n, SecretState { set: true })).collect(),
             token_expires_at: record.token_expires_at.map(rfc3339),
-            authorize_url: None,
+            authorize_url,
             created_by: record.created_by_key.clone(),
             created_at: rfc3339(record.created_at),
             updated_at: rfc3339(record.updated_at),

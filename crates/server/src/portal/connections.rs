@@ -5,12 +5,12 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use maud::{Markup, html};
+use portico_app::connections::{ConnectionFilter, NewConnection};
 use portico_model::{ConnectionForm, FormField, FormSet};
 use portico_store::{ConnectionRecord, ConnectionStatus, ConnectorRecord};
 use serde::Deserialize;
@@ -20,7 +20,6 @@ use super::connectors::{After, PAGE};
 use super::layout::{self, Field, FormErrors, Kind, Section, Shell, csrf_input};
 use super::session::{Flash, Signed};
 use super::{Posted, describe, error_page, field_message, public, redirect_with, when};
-use crate::connections::{CreateConnection, Reauthorize};
 use crate::error::{ApiError, ProblemField};
 use crate::state::AppState;
 
@@ -68,9 +67,9 @@ async fn list(
     Query(filter): Query<ListQuery>,
     Query(after): Query<After>,
 ) -> Response {
-    let tenant = &signed.caller.tenant_id;
     let connector = filter.connector.as_deref().filter(|c| !c.is_empty());
-    let page = match state.store.list_connections(tenant, connector, after.after.as_deref(), PAGE + 1).await {
+    let filter = ConnectionFilter { connector_id: connector.map(str::to_owned) };
+    let page = match state.app.list_connections(&signed.principal, &filter, after.after.as_deref(), PAGE).await {
         Ok(page) => page,
         Err(error) => return error_page(&signed, &error.into()),
     };
@@ -78,8 +77,8 @@ async fn list(
         Ok(names) => names,
         Err(response) => return response,
     };
-    let more = page.items.len() > PAGE as usize;
-    let items = &page.items[..page.items.len().min(PAGE as usize)];
+    let more = page.next.is_some();
+    let items: Vec<&ConnectionRecord> = page.items.iter().map(|info| &info.record).collect();
     let new_href = match connector {
         Some(c) => format!("/connections/new?connector={c}"),
         None => "/connections/new".to_owned(),
@@ -105,7 +104,7 @@ async fn list(
                 caption.visually-hidden { "Connections" }
                 thead { tr { th scope="col" { "Name" } th scope="col" { "Connector" } th scope="col" { "Status" } th scope="col" { "Created" } } }
                 tbody {
-                    @for record in items {
+                    @for record in &items {
                         tr {
                             td data-label="Name" { a.strong href={ "/connections/" (record.id) } { (record.display_name) } }
                             td data-label="Connector" {
@@ -133,8 +132,8 @@ async fn connector_names(state: &AppState, signed: &Signed) -> Result<HashMap<St
     let mut after: Option<String> = None;
     loop {
         let page = state
-            .store
-            .list_connectors(&signed.caller.tenant_id, after.as_deref(), 200)
+            .app
+            .list_connectors(&signed.principal, after.as_deref(), 200)
             .await
             .map_err(|error| error_page(signed, &error.into()))?;
         for record in &page.items {
@@ -163,9 +162,9 @@ struct Typed {
 async fn new_dialog(State(state): State<Arc<AppState>>, signed: Signed, Query(query): Query<NewQuery>) -> Response {
     match query.connector.as_deref().filter(|c| !c.is_empty()) {
         None => choose_connector(&state, &signed).await,
-        Some(id) => match crate::connectors::find(&state, &signed.caller, id).await {
+        Some(id) => match state.app.connector(&signed.principal, id).await {
             Ok(record) => dialog(&state, &signed, &record, StatusCode::OK, &Typed::default(), &FormErrors::default()),
-            Err(error) => error_page(&signed, &error),
+            Err(error) => error_page(&signed, &error.into()),
         },
     }
 }
@@ -294,7 +293,7 @@ fn set_fields(state: &AppState, i: usize, set: &FormSet, typed: &Typed, errors: 
         @for (j, field) in visible(set) { (input(i, j, field, typed, errors)) }
         @if let Some(oauth) = &set.oauth {
             p.sign-in-note {
-                @let provider = state.catalog.get(&oauth.identity_provider).map_or(oauth.identity_provider.as_str(), |e| e.display_name.as_str());
+                @let provider = state.app.catalog.get(&oauth.identity_provider).map_or(oauth.identity_provider.as_str(), |e| e.display_name.as_str());
                 "You will sign in at " strong { (provider) } " and come back here."
             }
         } @else if visible(set).next().is_none() {
@@ -364,9 +363,9 @@ impl Field<'_> {
 async fn create(State(state): State<Arc<AppState>>, posted: Posted) -> Response {
     let Posted { signed, fields } = posted;
     let connector_id = fields.trimmed("connector").to_owned();
-    let record = match crate::connectors::find(&state, &signed.caller, &connector_id).await {
+    let record = match state.app.connector(&signed.principal, &connector_id).await {
         Ok(record) => record,
-        Err(error) => return error_page(&signed, &error),
+        Err(error) => return error_page(&signed, &error.into()),
     };
     let form = record.connector.connection_form();
     let set_name = fields.get("set").map(str::to_owned);
@@ -398,23 +397,23 @@ async fn create(State(state): State<Arc<AppState>>, posted: Posted) -> Response 
     let oauth = index.and_then(|i| form.sets.get(i)).is_some_and(|s| s.oauth.is_some());
     // The sign-in comes back to a page of this session that knows the connection.
     let reference = oauth.then(|| portico_secrets::random_token().expose().to_owned());
-    let body = CreateConnection {
+    let new = NewConnection {
         connector_id: record.id.clone(),
         display_name: (!typed.display_name.is_empty()).then(|| typed.display_name.clone()),
         parameter_set: if form.choice.is_some() { set_name } else { None },
         parameters,
         return_url: reference.as_ref().map(|r| public(&state, &format!("/connections/signed-in?ref={r}"))),
     };
-    match crate::connections::create(State(state.clone()), signed.caller.clone(), Ok(Json(body))).await {
-        Ok((_, Json(view))) => match (view.authorize_url, reference) {
+    match state.app.create_connection(&signed.principal, new).await.map_err(ApiError::from) {
+        Ok(info) => match (info.authorize_url, reference) {
             (Some(url), Some(reference)) => {
-                signed.remember_sign_in(&state, reference, view.id);
+                signed.remember_sign_in(&state, reference, info.record.id);
                 Redirect::to(&url).into_response()
             }
             _ => redirect_with(
                 &state,
                 &signed,
-                &format!("/connections/{}", view.id),
+                &format!("/connections/{}", info.record.id),
                 Flash::success("Connection created."),
             ),
         },
@@ -500,16 +499,12 @@ async fn show(
     Path(id): Path<String>,
     Query(query): Query<ShowQuery>,
 ) -> Response {
-    let view = match crate::connections::get(State(state.clone()), signed.caller.clone(), Path(id.clone())).await {
-        Ok(Json(view)) => view,
-        Err(error) => return error_page(&signed, &error),
-    };
-    let record = match state.store.connection(&signed.caller.tenant_id, &id).await {
-        Ok(Some(record)) => record,
-        Ok(None) => return error_page(&signed, &ApiError::NotFound("connection")),
+    let info = match state.app.connection(&signed.principal, &id).await {
+        Ok(info) => info,
         Err(error) => return error_page(&signed, &error.into()),
     };
-    let connector = crate::connectors::find(&state, &signed.caller, &record.connector_id).await.ok();
+    let record = &info.record;
+    let connector = state.app.connector(&signed.principal, &record.connector_id).await.ok();
     let set = connector.as_ref().and_then(|c| c.connector.connection.set(record.parameter_set.as_deref()));
     let label = |name: &str| {
         set.and_then(|s| s.parameter(name))
@@ -517,7 +512,7 @@ async fn show(
             .filter(|l| !l.is_empty())
             .unwrap_or_else(|| name.to_owned())
     };
-    let oauth = connector.as_ref().and_then(|c| crate::oauth::oauth_set(c, &record)).is_some();
+    let oauth = connector.as_ref().and_then(|c| portico_app::oauth::oauth_set(c, record)).is_some();
     let mut flash = signed.take_flash(&state);
     if flash.is_none() {
         flash = match (query.status.as_deref(), record.status) {
@@ -536,13 +531,13 @@ async fn show(
         ConnectionStatus::NeedsReauth | ConnectionStatus::Error => "Sign in again",
         ConnectionStatus::Connected => "Re-authorize",
     };
-    let shell = Shell::new(&view.display_name, &signed, Section::Connections).with_flash(flash);
+    let shell = Shell::new(&record.display_name, &signed, Section::Connections).with_flash(flash);
     let content = html! {
         nav.breadcrumb aria-label="Breadcrumb" { a href="/connections" { "Connections" } " / " }
         div.page-head {
             div {
-                h1 { (view.display_name) }
-                p.status-line { (status_badge(&record)) }
+                h1 { (record.display_name) }
+                p.status-line { (status_badge(record)) }
             }
         }
         div.columns {
@@ -551,12 +546,12 @@ async fn show(
                 dl.facts {
                     dt { "Connector" }
                     dd { @match &connector { Some(c) => a href={ "/connectors/" (c.id) } { (c.connector.metadata.display_name) }, None => "(deleted)" } }
-                    @if let Some(set) = &view.parameter_set { dt { "Parameter set" } dd { (set) } }
-                    @for (name, value) in &view.parameters {
+                    @if let Some(set) = &record.parameter_set { dt { "Parameter set" } dd { (set) } }
+                    @for (name, value) in &record.parameters {
                         dt { (label(name)) }
                         dd { @match value { Value::String(s) => (s), other => (other.to_string()) } }
                     }
-                    @for name in view.secrets.keys() {
+                    @for name in &info.secret_names {
                         dt { (label(name)) } dd { span.secret-set { "set" } }
                     }
                     @if let Some(expires) = &record.token_expires_at { dt { "Access token expires" } dd { (when(*expires)) } }
@@ -598,16 +593,9 @@ async fn test(State(state): State<Arc<AppState>>, Path(id): Path<String>, posted
 
 async fn reauthorize(State(state): State<Arc<AppState>>, Path(id): Path<String>, posted: Posted) -> Response {
     let signed = posted.signed;
-    let body = Reauthorize { return_url: Some(public(&state, &format!("/connections/{id}"))) };
-    match crate::connections::reauthorize(
-        State(state.clone()),
-        signed.caller.clone(),
-        Path(id.clone()),
-        Some(Json(body)),
-    )
-    .await
-    {
-        Ok(Json(view)) => match view.authorize_url {
+    let return_url = public(&state, &format!("/connections/{id}"));
+    match state.app.reauthorize(&signed.principal, &id, Some(&return_url)).await.map_err(ApiError::from) {
+        Ok(info) => match info.authorize_url {
             Some(url) => Redirect::to(&url).into_response(),
             None => redirect_with(
                 &state,
@@ -622,9 +610,8 @@ async fn reauthorize(State(state): State<Arc<AppState>>, Path(id): Path<String>,
 }
 
 async fn delete_dialog(State(state): State<Arc<AppState>>, signed: Signed, Path(id): Path<String>) -> Response {
-    let record = match state.store.connection(&signed.caller.tenant_id, &id).await {
-        Ok(Some(record)) => record,
-        Ok(None) => return error_page(&signed, &ApiError::NotFound("connection")),
+    let record = match state.app.connection(&signed.principal, &id).await {
+        Ok(info) => info.record,
         Err(error) => return error_page(&signed, &error.into()),
     };
     let cancel = format!("/connections/{id}");
@@ -649,9 +636,9 @@ async fn delete_dialog(State(state): State<Arc<AppState>>, signed: Signed, Path(
 
 async fn delete(State(state): State<Arc<AppState>>, Path(id): Path<String>, posted: Posted) -> Response {
     let signed = posted.signed;
-    match crate::connections::delete(State(state.clone()), signed.caller.clone(), Path(id)).await {
-        Ok(_) => redirect_with(&state, &signed, "/connections", Flash::success("Connection deleted.")),
-        Err(error) => error_page(&signed, &error),
+    match state.app.delete_connection(&signed.principal, &id).await {
+        Ok(()) => redirect_with(&state, &signed, "/connections", Flash::success("Connection deleted.")),
+        Err(error) => error_page(&signed, &error.into()),
     }
 }
 

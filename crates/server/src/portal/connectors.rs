@@ -3,17 +3,17 @@
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::extract::multipart::{Multipart, MultipartRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
 use maud::{Markup, html};
+use portico_app::connections::ConnectionFilter;
+use portico_app::connectors::{ConnectorSource, OAuthClientChange};
 use portico_model::{Backend, ConnectionSpec, Connector, Metadata, Scheme};
 use portico_store::ConnectorRecord;
 use serde::Deserialize;
-use serde_json::{Value, json};
 
 use super::layout::{self, Field, FormErrors, Kind, Section, Shell, csrf_input};
 use super::security::{self, AUTH_TYPES, SecurityForm};
@@ -44,12 +44,12 @@ pub struct After {
 pub const PAGE: u32 = 100;
 
 async fn list(State(state): State<Arc<AppState>>, signed: Signed, Query(after): Query<After>) -> Response {
-    let page = match state.store.list_connectors(&signed.caller.tenant_id, after.after.as_deref(), PAGE + 1).await {
+    let page = match state.app.list_connectors(&signed.principal, after.after.as_deref(), PAGE).await {
         Ok(page) => page,
         Err(error) => return error_page(&signed, &error.into()),
     };
-    let more = page.items.len() > PAGE as usize;
-    let items = &page.items[..page.items.len().min(PAGE as usize)];
+    let more = page.next.is_some();
+    let items = &page.items[..];
     let shell = Shell::new("Connectors", &signed, Section::Connectors).with_flash(signed.take_flash(&state));
     let content = html! {
         div.page-head {
@@ -75,7 +75,7 @@ async fn list(State(state): State<Arc<AppState>>, signed: Signed, Query(after): 
                                 a.strong href={ "/connectors/" (record.id) } { (record.connector.metadata.display_name) }
                                 br; code.muted { (record.connector.metadata.name) }
                             }
-                            td data-label="Authentication" { (security::describe_auth(&record.connector, &state.catalog)) }
+                            td data-label="Authentication" { (security::describe_auth(&record.connector, &state.app.catalog)) }
                             td data-label="Operations" { (record.connector.operations.len()) }
                             td data-label="Updated" { (when(record.updated_at)) }
                         }
@@ -296,18 +296,18 @@ async fn create(State(state): State<Arc<AppState>>, posted: Posted) -> Response 
         policies: Vec::new(),
         test_operation: None,
     };
-    let body = json!({"definition": connector});
-    match crate::connectors::create(State(state.clone()), signed.caller.clone(), Ok(Json(body))).await {
-        Ok((_, Json(view))) => redirect_with(
+    let source = ConnectorSource::Definition { connector, oauth_client: OAuthClientChange::Keep };
+    match state.app.create_connector(&signed.principal, source).await {
+        Ok(record) => redirect_with(
             &state,
             &signed,
-            &format!("/connectors/{}/security", view.id),
+            &format!("/connectors/{}/security", record.id),
             Flash::success(format!(
                 "Connector “{}” created. Now choose how its connections authenticate.",
-                view.display_name
+                record.connector.metadata.display_name
             )),
         ),
-        Err(error) => invalid(spread(&error, general_field)),
+        Err(error) => invalid(spread(&error.into(), general_field)),
     }
 }
 
@@ -390,8 +390,9 @@ async fn import(
     };
     let (import, file_fields) = import;
     let is_power_platform = kind.as_deref() == Some("powerPlatform");
-    match crate::connectors::create_from_import(&state, &signed.caller, import).await {
-        Ok(view) => {
+    match state.app.create_connector(&signed.principal, ConnectorSource::Import(import)).await.map_err(ApiError::from) {
+        Ok(record) => {
+            let view = crate::views::ConnectorView::new(&record, false);
             let warnings = view.warnings.len();
             let message = match warnings {
                 0 => format!("Imported “{}”.", view.display_name),
@@ -473,7 +474,7 @@ enum Tab {
 }
 
 async fn find(state: &AppState, signed: &Signed, id: &str) -> Result<ConnectorRecord, Response> {
-    crate::connectors::find(state, &signed.caller, id).await.map_err(|error| error_page(signed, &error))
+    state.app.connector(&signed.principal, id).await.map_err(|error| error_page(signed, &error.into()))
 }
 
 fn connector_page(
@@ -499,7 +500,7 @@ fn connector_page(
         div.page-head {
             div {
                 h1 { (m.display_name) }
-                p.muted { code { (m.name) } " · " (security::describe_auth(&record.connector, &state.catalog)) }
+                p.muted { code { (m.name) } " · " (security::describe_auth(&record.connector, &state.app.catalog)) }
             }
             a.button.primary href={ "/connections/new?connector=" (record.id) } { "New connection" }
         }
@@ -546,7 +547,7 @@ fn general_page(
                     dt { "Name" } dd { code { (m.name) } }
                     @if let Some(description) = &m.description { dt { "Description" } dd { (description) } }
                     dt { "Backend" } dd { code.wrap { @match &c.backend.host_template { Some(t) => (t.to_string()), None => (c.backend.base_url()) } } }
-                    dt { "Authentication" } dd { (security::describe_auth(c, &state.catalog)) }
+                    dt { "Authentication" } dd { (security::describe_auth(c, &state.app.catalog)) }
                     dt { "Operations" } dd { (c.operations.len()) }
                     @if let Some(test) = &c.test_operation { dt { "Test operation" } dd { code { (test) } } }
                     @if let Some(version) = &m.version { dt { "Version" } dd { (version) } }
@@ -590,12 +591,17 @@ fn general_page(
     connector_page(state, signed, record, Tab::General, status, body)
 }
 
-/// Sends a changed connector through the API's replace: the model's validation, the
-/// re-check of existing connections, the cache invalidation.
-async fn replace(state: &Arc<AppState>, signed: &Signed, id: &str, body: Value) -> Result<(), ApiError> {
-    crate::connectors::replace(State(state.clone()), signed.caller.clone(), Path(id.to_owned()), Ok(Json(body)))
-        .await
-        .map(|_| ())
+/// Sends a changed connector through the use case that replaces it: the model's validation,
+/// the re-check of existing connections, the cache invalidation.
+async fn replace(
+    state: &AppState,
+    signed: &Signed,
+    id: &str,
+    connector: Connector,
+    oauth_client: OAuthClientChange,
+) -> Result<(), ApiError> {
+    let source = ConnectorSource::Definition { connector, oauth_client };
+    state.app.replace_connector(&signed.principal, id, source).await.map(|_| ()).map_err(ApiError::from)
 }
 
 async fn save_general(State(state): State<Arc<AppState>>, Path(id): Path<String>, posted: Posted) -> Response {
@@ -623,7 +629,7 @@ async fn save_general(State(state): State<Arc<AppState>>, Path(id): Path<String>
             }
         }
     }
-    match replace(&state, &signed, &id, json!({"definition": connector})).await {
+    match replace(&state, &signed, &id, connector, OAuthClientChange::Keep).await {
         Ok(()) => redirect_with(&state, &signed, &format!("/connectors/{id}"), Flash::success("Saved.")),
         Err(error) => {
             let errors = spread(&error, general_field);
@@ -656,7 +662,7 @@ fn security_tab(
                 p { "This connector offers a choice of ways to connect (from its imported files):" }
                 ul {
                     @for set in record.connector.connection.sets() {
-                        li { strong { (set.ui.as_ref().map(|u| u.label.as_str()).filter(|l| !l.is_empty()).unwrap_or(&set.name)) } " — " (security::describe_set(set, &state.catalog)) }
+                        li { strong { (set.ui.as_ref().map(|u| u.label.as_str()).filter(|l| !l.is_empty()).unwrap_or(&set.name)) } " — " (security::describe_set(set, &state.app.catalog)) }
                     }
                 }
                 p.muted { "Each is shown to users as a choice when they create a connection. Change them in the connector's files and import it again." }
@@ -666,10 +672,10 @@ fn security_tab(
     };
     let auth_options: Vec<(String, String)> =
         AUTH_TYPES.iter().map(|(v, t)| ((*v).to_owned(), (*t).to_owned())).collect();
-    let providers = security::providers(&state.catalog, &form.oauth_provider);
+    let providers = security::providers(&state.app.catalog, &form.oauth_provider);
     let locations = [("header".to_owned(), "Header".to_owned()), ("query".to_owned(), "Query".to_owned())];
     let secret_set = record.oauth_client_secret.is_some();
-    let redirect_url = state.redirect_uri();
+    let redirect_url = state.app.redirect_uri();
     // The chosen provider's own endpoints, shown where the URLs would be typed.
     let own = provider_urls(state, &form.oauth_provider);
     let body = html! {
@@ -739,7 +745,7 @@ const EXAMPLE_TOKEN_URL: &str = "https://login.example.com/oauth2/token";
 
 /// The authorization and token URLs of a catalog provider that has its own (not a generic one).
 fn provider_urls(state: &AppState, provider: &str) -> (Option<String>, Option<String>) {
-    match state.catalog.get(provider) {
+    match state.app.catalog.get(provider) {
         Some(entry) if !entry.generic => (entry.authorization_url.clone(), entry.token_url.clone()),
         _ => (None, None),
     }
@@ -786,16 +792,8 @@ async fn save_security(State(state): State<Arc<AppState>>, Path(id): Path<String
             return invalid(&form, &errors);
         }
     };
-    let stored_secret = || {
-        let sealed = record.oauth_client_secret.as_ref()?;
-        let plain = state.master_key.open(&sealed.0, record.id.as_bytes()).ok()?;
-        Some(String::from_utf8_lossy(&plain).into_owned())
-    };
-    let mut body = json!({"definition": connector});
-    if let Some(client) = form.oauth_client(&record, stored_secret) {
-        body["oauthClient"] = client;
-    }
-    let result = replace(&state, &signed, &id, body).await;
+    let oauth_client = form.oauth_client(&record);
+    let result = replace(&state, &signed, &id, connector.clone(), oauth_client).await;
     form.oauth_client_secret.clear();
     match result {
         Ok(()) => redirect_with(
@@ -865,12 +863,14 @@ async fn test_tab(
         Ok(record) => record,
         Err(response) => return response,
     };
-    let connections = match state.store.list_connections(&signed.caller.tenant_id, Some(id), None, 200).await {
+    let filter = ConnectionFilter { connector_id: Some(id.to_owned()) };
+    let connections = match state.app.list_connections(&signed.principal, &filter, None, 200).await {
         Ok(page) => page.items,
         Err(error) => return error_page(signed, &error.into()),
     };
     let options: Vec<(String, String)> = connections
         .iter()
+        .map(|c| &c.record)
         .map(|c| (c.id.clone(), format!("{} — {}", c.display_name, super::connections::status_words(c.status).0)))
         .collect();
     let what = match &record.connector.test_operation {
@@ -902,9 +902,11 @@ async fn run_test(State(state): State<Arc<AppState>>, Path(id): Path<String>, po
     let Posted { signed, fields } = posted;
     let connection = fields.trimmed("connection").to_owned();
     // Only this connector's connections are offered; another one is refused like a missing one.
-    let outcome = match state.store.connection(&signed.caller.tenant_id, &connection).await {
-        Ok(Some(record)) if record.connector_id == id => Some(test_connection(&state, &signed, &connection).await),
-        Ok(_) => Some((false, "There is no such connection of this connector.".to_owned())),
+    let outcome = match state.app.connection(&signed.principal, &connection).await {
+        Ok(info) if info.record.connector_id == id => Some(test_connection(&state, &signed, &connection).await),
+        Ok(_) | Err(portico_app::Error::NotFound(_)) => {
+            Some((false, "There is no such connection of this connector.".to_owned()))
+        }
         Err(error) => Some((false, describe(&error.into()))),
     };
     test_tab(&state, &signed, &id, Some(&connection), outcome).await
@@ -913,11 +915,10 @@ async fn run_test(State(state): State<Arc<AppState>>, Path(id): Path<String>, po
 /// Runs the API's connection test: whether it passed, in words.
 pub async fn test_connection(state: &AppState, signed: &Signed, connection: &str) -> (bool, String) {
     let upstream = portico_runtime::UpstreamSlot::default();
-    match crate::proxy::run_test(state, &upstream, &signed.caller, connection).await {
+    match state.app.test_connection(&signed.principal, &upstream, connection).await {
         Ok(report) => {
-            let ok = report["ok"].as_bool().unwrap_or(false);
-            let latency = report["latencyMs"].as_u64().unwrap_or(0);
-            let message = match (ok, report["status"].as_u64(), report["error"].as_str()) {
+            let (ok, latency) = (report.ok, report.latency_ms);
+            let message = match (ok, report.status, report.error.as_deref()) {
                 (true, Some(status), _) => {
                     format!("The test passed: the backend answered HTTP {status} in {latency} ms.")
                 }
@@ -929,7 +930,7 @@ pub async fn test_connection(state: &AppState, signed: &Signed, connection: &str
             };
             (ok, message)
         }
-        Err(error) => (false, format!("The test could not run: {}", describe(&error))),
+        Err(error) => (false, format!("The test could not run: {}", describe(&error.into()))),
     }
 }
 
@@ -938,8 +939,9 @@ async fn delete_page(State(state): State<Arc<AppState>>, signed: Signed, Path(id
         Ok(record) => record,
         Err(response) => return response,
     };
-    let connections = match state.store.list_connections(&signed.caller.tenant_id, Some(&id), None, 201).await {
-        Ok(page) => page.items.len(),
+    let filter = ConnectionFilter { connector_id: Some(id.clone()) };
+    let connections = match state.app.list_connections(&signed.principal, &filter, None, 200).await {
+        Ok(page) => page.items.len() + usize::from(page.next.is_some()),
         Err(error) => return error_page(&signed, &error.into()),
     };
     let name = &record.connector.metadata.display_name;
@@ -971,10 +973,7 @@ async fn delete_page(State(state): State<Arc<AppState>>, signed: Signed, Path(id
 async fn delete(State(state): State<Arc<AppState>>, Path(id): Path<String>, posted: Posted) -> Response {
     let Posted { signed, fields } = posted;
     let cascade = fields.get("cascade") == Some("true");
-    let options = crate::connectors::DeleteOptions { cascade };
-    match crate::connectors::delete(State(state.clone()), signed.caller.clone(), Path(id.clone()), Ok(Query(options)))
-        .await
-    {
+    match state.app.delete_connector(&signed.principal, &id, cascade).await.map_err(ApiError::from) {
         Ok(_) => redirect_with(&state, &signed, "/connectors", Flash::success("Connector deleted.")),
         Err(ApiError::Conflict(message)) => redirect_with(
             &state,

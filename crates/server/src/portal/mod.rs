@@ -135,6 +135,7 @@ pub fn describe(error: &ApiError) -> String {
             let each: Vec<String> = errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect();
             format!("{detail} ({})", each.join("; "))
         }
+        ApiError::Forbidden(d) => format!("You may not do that here: {}", sentence(d)),
         ApiError::BadRequest(d)
         | ApiError::Conflict(d)
         | ApiError::UnsupportedMediaType(d)
@@ -197,6 +198,9 @@ pub fn error_page(signed: &Signed, error: &ApiError) -> Response {
             &format!("There is no such {what}, or it belongs to another tenant."),
         ),
         ApiError::Unauthorized => Redirect::to("/sign-in").into_response(),
+        ApiError::Forbidden(_) => {
+            layout::problem_page(StatusCode::FORBIDDEN, Some(signed), "Not allowed", &describe(error))
+        }
         ApiError::Internal | ApiError::Unavailable => layout::problem_page(
             StatusCode::INTERNAL_SERVER_ERROR,
             Some(signed),
@@ -215,7 +219,7 @@ pub fn redirect_with(state: &AppState, signed: &Signed, to: &str, flash: session
 
 /// `<public url><path>`.
 pub fn public(state: &AppState, path: &str) -> String {
-    format!("{}{path}", state.public_url.as_str().trim_end_matches('/'))
+    format!("{}{path}", state.app.public_url.as_str().trim_end_matches('/'))
 }
 
 /// `?next=` of the sign-in page.
@@ -231,7 +235,7 @@ async fn sign_in_page(
 ) -> Response {
     let next = session::safe_next(query.next.as_deref()).to_owned();
     if let Some(id) = session::cookie(&headers, SESSION_COOKIE)
-        && Signed::from_cookie(&state, id).is_some()
+        && Signed::from_cookie(&state, id).await.is_some()
     {
         return Redirect::to(&next).into_response();
     }
@@ -285,19 +289,21 @@ async fn sign_in(State(state): State<Arc<AppState>>, headers: HeaderMap, request
         errors.add("api_key", "Enter an API key.");
         return sign_in_form(&state, StatusCode::UNPROCESSABLE_ENTITY, &next, &errors);
     }
-    let caller = match state.api_keys.resolve(state.store.as_ref(), key).await {
-        Ok(Some(caller)) => caller,
-        Ok(None) => {
+    let generation = state.app.keys.generation();
+    let principal = match state.app.authenticate(key).await {
+        Ok(principal) => principal,
+        Err(portico_app::Error::Unauthenticated) => {
             errors.add("api_key", "This API key is not valid.");
             return sign_in_form(&state, StatusCode::UNPROCESSABLE_ENTITY, &next, &errors);
         }
         Err(error) => {
-            errors.general(describe(&error));
+            errors.general(describe(&error.into()));
             return sign_in_form(&state, StatusCode::SERVICE_UNAVAILABLE, &next, &errors);
         }
     };
-    tracing::info!(tenant = %caller.tenant_id, key = %caller.key_id, "portal sign-in");
-    let id = state.portal.create(caller);
+    tracing::info!(tenant = %principal.tenant_id, principal = %principal.reference(), "portal sign-in");
+    let proof = session::Proof::Key(portico_secrets::api_key_digest(key));
+    let id = state.portal.create(principal, proof, generation);
     let mut response = Redirect::to(&next).into_response();
     let headers = response.headers_mut();
     headers.append(

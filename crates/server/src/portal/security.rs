@@ -3,12 +3,13 @@
 //! API's own replace (and so the model's validation); the model's findings come back with paths
 //! such as `definition.connection.credential.tokenUrl`, which [`field_of`] maps to form fields.
 
+use portico_app::connectors::{ClientSecret, OAuthClientChange};
 use portico_model::{
     ApiKey, ApiKeyLocation, ConnectionParameter, ConnectionSpec, Connector, Credential, IdentityProvider,
     IdentityProviderCatalog, OAuth2, ParameterSet, ParameterType, UiText,
 };
+use portico_secrets::SecretString;
 use portico_store::ConnectorRecord;
-use serde_json::{Value, json};
 
 use super::Fields;
 
@@ -184,31 +185,23 @@ impl SecurityForm {
         Ok(connector)
     }
 
-    /// The `oauthClient` of the replace body: `None` keeps the stored client.
-    pub fn oauth_client(
-        &self,
-        record: &ConnectorRecord,
-        stored_secret: impl FnOnce() -> Option<String>,
-    ) -> Option<Value> {
-        if self.auth != "oauth2" {
-            return record.oauth_client_id.is_some().then_some(Value::Null);
+    /// What happens to the connector's OAuth client: a blank secret field keeps the stored
+    /// secret, also when the client id is corrected.
+    pub fn oauth_client(&self, record: &ConnectorRecord) -> OAuthClientChange {
+        let had_client = record.oauth_client_id.is_some();
+        if self.auth != "oauth2" || self.oauth_client_id.is_empty() {
+            return if had_client { OAuthClientChange::Remove } else { OAuthClientChange::Keep };
         }
-        if self.oauth_client_id.is_empty() {
-            return record.oauth_client_id.is_some().then_some(Value::Null);
-        }
+        let client_id = self.oauth_client_id.clone();
         if !self.oauth_client_secret.is_empty() {
-            return Some(json!({"clientId": self.oauth_client_id, "clientSecret": self.oauth_client_secret}));
+            let secret = ClientSecret::Given(SecretString::from(self.oauth_client_secret.as_str()));
+            return OAuthClientChange::Set { client_id, secret };
         }
-        let same_id = record.oauth_client_id.as_deref() == Some(self.oauth_client_id.as_str());
-        match (same_id, record.oauth_client_secret.is_some()) {
-            (true, _) => None,
-            // A corrected client id keeps the secret that was set: a blank field means "unchanged".
-            (false, true) => match stored_secret() {
-                Some(secret) => Some(json!({"clientId": self.oauth_client_id, "clientSecret": secret})),
-                None => Some(json!({"clientId": self.oauth_client_id})),
-            },
-            (false, false) => Some(json!({"clientId": self.oauth_client_id})),
+        if record.oauth_client_id.as_deref() == Some(self.oauth_client_id.as_str()) {
+            return OAuthClientChange::Keep;
         }
+        let secret = if record.oauth_client_secret.is_some() { ClientSecret::Unchanged } else { ClientSecret::None };
+        OAuthClientChange::Set { client_id, secret }
     }
 
     /// Which form field an API finding belongs to; `None` for the list above the form.
@@ -325,6 +318,8 @@ pub fn describe_set(set: &ParameterSet, catalog: &IdentityProviderCatalog) -> St
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     fn connector(credential: Credential, parameters: Vec<ConnectionParameter>) -> Connector {
@@ -416,17 +411,21 @@ mod tests {
         };
         let mut f = form("oauth2");
         f.oauth_client_id = "app".into();
-        assert_eq!(f.oauth_client(&record(Some("app"), true), || None), None);
-        assert_eq!(
-            f.oauth_client(&record(Some("old"), true), || Some("s".into())),
-            Some(json!({"clientId": "app", "clientSecret": "s"}))
-        );
+        assert!(matches!(f.oauth_client(&record(Some("app"), true)), OAuthClientChange::Keep));
+        assert!(matches!(
+            f.oauth_client(&record(Some("old"), true)),
+            OAuthClientChange::Set { client_id, secret: ClientSecret::Unchanged } if client_id == "app"
+        ));
+        assert!(matches!(
+            f.oauth_client(&record(Some("old"), false)),
+            OAuthClientChange::Set { secret: ClientSecret::None, .. }
+        ));
         f.oauth_client_secret = "new".into();
-        assert_eq!(
-            f.oauth_client(&record(Some("app"), true), || None),
-            Some(json!({"clientId": "app", "clientSecret": "new"}))
-        );
-        assert_eq!(form("none").oauth_client(&record(Some("app"), true), || None), Some(Value::Null));
-        assert_eq!(form("none").oauth_client(&record(None, false), || None), None);
+        assert!(matches!(
+            f.oauth_client(&record(Some("app"), true)),
+            OAuthClientChange::Set { secret: ClientSecret::Given(s), .. } if s.expose() == "new"
+        ));
+        assert!(matches!(form("none").oauth_client(&record(Some("app"), true)), OAuthClientChange::Remove));
+        assert!(matches!(form("none").oauth_client(&record(None, false)), OAuthClientChange::Keep));
     }
 }

@@ -1,7 +1,9 @@
 //! Browser sessions: a tenant API key, given once at sign-in, becomes an opaque random session
-//! id in an HttpOnly cookie. The key itself is never kept: the session holds the caller it
-//! resolved to. Sessions live in memory (a restart signs everyone out) and are kept by the
-//! SHA-256 of their id, so that the map holds nothing a cookie could be rebuilt from.
+//! id in an HttpOnly cookie. The key itself is never kept: the session holds the principal it
+//! resolved to and the key's SHA-256, with which the principal is looked up again whenever a
+//! key or member may have changed (a revoked key ends its sessions at their next request).
+//! Sessions live in memory (a restart signs everyone out) and are kept by the SHA-256 of their
+//! id, so that the map holds nothing a cookie could be rebuilt from.
 //!
 //! Every form carries the session's CSRF token in a hidden field, checked on every POST; the
 //! sign-in form, which has no session yet, pairs a short-lived cookie with its hidden field.
@@ -15,8 +17,8 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Redirect, Response};
 
-use crate::auth::Caller;
 use crate::state::AppState;
+use portico_app::Principal;
 
 pub const SESSION_COOKIE: &str = "portico_session";
 /// The sign-in form's CSRF cookie (double submit: there is no session to keep it in yet).
@@ -31,9 +33,19 @@ const IDLE: Duration = Duration::from_secs(2 * 3600);
 /// OAuth sign-ins started from the portal that a session remembers at most.
 const PENDING_SIGN_INS: usize = 32;
 
+/// How a session's principal is looked up again.
+#[derive(Clone)]
+pub enum Proof {
+    /// The SHA-256 of the API key signed in with.
+    Key([u8; 32]),
+}
+
 /// What a signed-in browser has.
 struct Session {
-    caller: Caller,
+    principal: Principal,
+    proof: Proof,
+    /// The key cache's generation when the principal was looked up.
+    generation: u64,
     csrf: String,
     ends_at: Instant,
     idle_until: Instant,
@@ -73,12 +85,15 @@ pub struct Sessions {
 }
 
 impl Sessions {
-    /// A new session for `caller`: the id to put in the cookie.
-    pub fn create(&self, caller: Caller) -> portico_secrets::SecretString {
+    /// A new session for `principal`, proven by `proof` in the key cache's `generation`: the
+    /// id to put in the cookie.
+    pub fn create(&self, principal: Principal, proof: Proof, generation: u64) -> portico_secrets::SecretString {
         let id = portico_secrets::random_token();
         let now = Instant::now();
         let session = Session {
-            caller,
+            principal,
+            proof,
+            generation,
             csrf: portico_secrets::random_token().expose().to_owned(),
             ends_at: now + LIFETIME,
             idle_until: now + IDLE,
@@ -96,7 +111,7 @@ impl Sessions {
     }
 
     /// The live session with this id, its idle time restarted.
-    fn touch(&self, id: &str) -> Option<Signed> {
+    fn touch(&self, id: &str) -> Option<Touched> {
         let digest = portico_secrets::api_key_digest(id);
         let now = Instant::now();
         let mut map = self.lock();
@@ -106,7 +121,19 @@ impl Sessions {
             return None;
         }
         session.idle_until = now + IDLE;
-        Some(Signed { digest, caller: session.caller.clone(), csrf: session.csrf.clone() })
+        Some(Touched {
+            signed: Signed { digest, principal: session.principal.clone(), csrf: session.csrf.clone() },
+            proof: session.proof.clone(),
+            generation: session.generation,
+        })
+    }
+
+    /// A session's principal, looked up again in `generation`.
+    fn renew(&self, digest: &[u8; 32], principal: Principal, generation: u64) {
+        self.with(digest, |s| {
+            s.principal = principal;
+            s.generation = generation;
+        });
     }
 
     fn remove(&self, digest: &[u8; 32]) {
@@ -124,19 +151,49 @@ impl Session {
     }
 }
 
+/// A live session as found, before its principal is checked again.
+struct Touched {
+    signed: Signed,
+    proof: Proof,
+    generation: u64,
+}
+
 /// A signed-in browser: the extractor of every portal page but sign-in. Without a live
 /// session, the browser is sent to the sign-in page.
 #[derive(Clone)]
 pub struct Signed {
     digest: [u8; 32],
-    pub caller: Caller,
+    pub principal: Principal,
     pub csrf: String,
 }
 
 impl Signed {
-    /// The live session of a session cookie's value.
-    pub fn from_cookie(state: &AppState, id: &str) -> Option<Signed> {
-        state.portal.touch(id)
+    /// The live session of a session cookie's value, its principal still valid: looked up
+    /// again when a key or member may have changed since, and the session ended when it is
+    /// not valid any more.
+    pub async fn from_cookie(state: &AppState, id: &str) -> Option<Signed> {
+        let Touched { mut signed, proof, generation } = state.portal.touch(id)?;
+        let current = state.app.keys.generation();
+        if generation == current {
+            return Some(signed);
+        }
+        let renewed = match &proof {
+            Proof::Key(key_digest) => state.app.authenticate_digest(key_digest).await,
+        };
+        match renewed {
+            Ok(principal) => {
+                state.portal.renew(&signed.digest, principal.clone(), current);
+                signed.principal = principal;
+                Some(signed)
+            }
+            Err(portico_app::Error::Unauthenticated) => {
+                tracing::info!("portal session ended: its key or membership is no longer valid");
+                state.portal.remove(&signed.digest);
+                None
+            }
+            // The store is away: the session stays as it was, checked again on the next page.
+            Err(_) => Some(signed),
+        }
     }
 
     /// Whether `given` is this session's CSRF token.
@@ -182,7 +239,9 @@ impl FromRequestParts<Arc<AppState>> for Signed {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
-        if let Some(signed) = cookie(&parts.headers, SESSION_COOKIE).and_then(|id| state.portal.touch(id)) {
+        if let Some(id) = cookie(&parts.headers, SESSION_COOKIE)
+            && let Some(signed) = Signed::from_cookie(state, id).await
+        {
             return Ok(signed);
         }
         // Back to the page asked for after signing in (GET pages only: a form post is lost).
@@ -210,7 +269,7 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 
 /// `Set-Cookie` for a cookie only this site's pages send back, never scripts.
 pub fn set_cookie(state: &AppState, name: &str, value: &str, max_age: Option<Duration>) -> HeaderValue {
-    let secure = if state.public_url.scheme() == "https" { "; Secure" } else { "" };
+    let secure = if state.app.public_url.scheme() == "https" { "; Secure" } else { "" };
     let max_age = max_age.map(|d| format!("; Max-Age={}", d.as_secs())).unwrap_or_default();
     HeaderValue::from_str(&format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax{secure}{max_age}"))
         .unwrap_or_else(|_| HeaderValue::from_static(""))
@@ -241,16 +300,16 @@ pub fn safe_next(next: Option<&str>) -> &str {
 mod tests {
     use super::*;
 
-    fn caller() -> Caller {
-        Caller { tenant_id: "t".into(), key_id: "k".into() }
+    fn created(sessions: &Sessions) -> portico_secrets::SecretString {
+        sessions.create(Principal::operator("t"), Proof::Key([0; 32]), 0)
     }
 
     #[test]
     fn a_session_is_found_by_its_id_only() {
         let sessions = Sessions::default();
-        let id = sessions.create(caller());
-        let signed = sessions.touch(id.expose()).expect("a live session");
-        assert_eq!(&*signed.caller.tenant_id, "t");
+        let id = created(&sessions);
+        let signed = sessions.touch(id.expose()).expect("a live session").signed;
+        assert_eq!(&*signed.principal.tenant_id, "t");
         assert!(sessions.touch("not-a-session").is_none());
         // The map is keyed by a digest: the id itself is not stored.
         assert!(!sessions.lock().contains_key(id.expose().as_bytes()));
@@ -261,8 +320,8 @@ mod tests {
     #[test]
     fn csrf_tokens_are_compared_whole() {
         let sessions = Sessions::default();
-        let id = sessions.create(caller());
-        let signed = sessions.touch(id.expose()).unwrap();
+        let id = created(&sessions);
+        let signed = sessions.touch(id.expose()).unwrap().signed;
         assert!(signed.csrf_matches(Some(&signed.csrf.clone())));
         assert!(!signed.csrf_matches(Some(&signed.csrf[..10])));
         assert!(!signed.csrf_matches(Some("")));

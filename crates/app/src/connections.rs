@@ -1,0 +1,346 @@
+//! Connections: a user creates one by giving the values its connector asks for (or by signing
+//! in with OAuth 2.0), and reads, changes, re-authorizes and deletes it. Secret values are
+//! sealed before they reach the store and never shown again.
+
+use std::collections::BTreeMap;
+
+use portico_model::{CheckedValues, ConnectionSpec, Credential, FieldError, GrantType, Ownership, ParameterSet};
+use portico_store::{Change, ConnectionRecord, ConnectionStatus, ConnectorRecord, Page};
+use serde_json::{Map, Value};
+
+use crate::access::{self, Action, Need};
+use crate::connectors::cut;
+use crate::error::{Error, Result};
+use crate::sealing::Secrets;
+use crate::{App, Principal};
+
+/// What a user gives to create a connection.
+#[derive(Debug, Default)]
+pub struct NewConnection {
+    pub connector_id: String,
+    /// Defaults to the connector's display name.
+    pub display_name: Option<String>,
+    /// For connectors with several parameter sets: the chosen one.
+    pub parameter_set: Option<String>,
+    /// Parameter name → value, as the connection form describes.
+    pub parameters: Map<String, Value>,
+    /// OAuth 2.0: where the browser goes after signing in.
+    pub return_url: Option<String>,
+}
+
+/// Changes to a connection: what is `None` stays.
+#[derive(Debug, Default)]
+pub struct ConnectionChanges {
+    pub display_name: Option<String>,
+    /// Values to change; `null` removes an optional value. Others stay as they are.
+    pub parameters: Option<Map<String, Value>>,
+}
+
+/// Which connections to list, within what the principal may see.
+#[derive(Debug, Default)]
+pub struct ConnectionFilter {
+    pub connector_id: Option<String>,
+}
+
+/// A connection as a front door may show it: its record, the names of its secret values (never
+/// the values) and, when a sign-in was just started, where to send the browser.
+#[derive(Debug)]
+pub struct ConnectionInfo {
+    pub record: ConnectionRecord,
+    pub secret_names: Vec<String>,
+    pub authorize_url: Option<String>,
+}
+
+fn choose_set<'a>(spec: &'a ConnectionSpec, name: Option<&str>) -> Result<&'a ParameterSet> {
+    spec.set(name).ok_or_else(|| {
+        let names: Vec<_> = spec.sets().iter().map(|s| s.name.as_str()).collect();
+        let message = match (spec, name) {
+            (ConnectionSpec::Single(_), Some(_)) => {
+                "this connector has a single parameter set: leave it out".to_owned()
+            }
+            (_, Some(n)) => format!("no parameter set '{n}': choose one of {}", names.join(", ")),
+            (_, None) => format!("is required: choose one of {}", names.join(", ")),
+        };
+        Error::invalid_field("invalid parameter set", "parameterSet", message)
+    })
+}
+
+fn prefixed(errors: Vec<FieldError>) -> Vec<FieldError> {
+    errors.into_iter().map(|e| FieldError { field: format!("parameters.{}", e.field), ..e }).collect()
+}
+
+/// All values of a connection, secret ones included, as the form's input.
+fn current_values(record: &ConnectionRecord, secrets: &Secrets) -> Map<String, Value> {
+    let mut values: Map<String, Value> = record.parameters.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    for (name, secret) in secrets {
+        values.insert(name.clone(), Value::String(secret.expose().to_owned()));
+    }
+    values
+}
+
+/// A value that was sealed stays sealed, even where the connector now declares its parameter
+/// plain (an author changed `securestring` to `string`): carried over unchanged, it moves from
+/// `public` back to `secret`. Only a value `given` anew is stored as the connector now says.
+fn keep_sealed(
+    public: &mut BTreeMap<String, Value>,
+    secret: &mut BTreeMap<String, String>,
+    sealed: &Secrets,
+    given: &[String],
+) {
+    let carried: Vec<String> = public
+        .iter()
+        .filter(|(name, value)| {
+            value.is_string()
+                && sealed.keys().any(|s| s.eq_ignore_ascii_case(name))
+                && !given.iter().any(|g| g.eq_ignore_ascii_case(name))
+        })
+        .map(|(name, _)| name.clone())
+        .collect();
+    for name in carried {
+        if let Some(Value::String(text)) = public.remove(&name) {
+            secret.insert(name, text);
+        }
+    }
+}
+
+impl App {
+    /// Who owns connection `record` and who it is shared with.
+    pub(crate) async fn ownership(&self, _record: &ConnectionRecord) -> Result<Ownership> {
+        Ok(Ownership::default())
+    }
+
+    /// The connection `id` if `principal` may do what `need` says with it.
+    pub(crate) async fn find_connection(
+        &self,
+        principal: &Principal,
+        id: &str,
+        need: Need,
+    ) -> Result<ConnectionRecord> {
+        let record = self.store.connection(&principal.tenant_id, id).await?.ok_or(Error::NotFound("connection"))?;
+        access::connection(principal, id, &self.ownership(&record).await?, need)?;
+        Ok(record)
+    }
+
+    fn info(&self, record: ConnectionRecord) -> Result<ConnectionInfo> {
+        let secret_names = self.secret_names(&record)?;
+        Ok(ConnectionInfo { record, secret_names, authorize_url: None })
+    }
+
+    pub async fn create_connection(&self, principal: &Principal, new: NewConnection) -> Result<ConnectionInfo> {
+        access::require(principal, Action::CreateConnection)?;
+        let connector = self
+            .store
+            .connector(&principal.tenant_id, &new.connector_id)
+            .await?
+            .ok_or_else(|| Error::invalid_field("unknown connector", "connectorId", "no such connector"))?;
+        let set = choose_set(&connector.connector.connection, new.parameter_set.as_deref())?;
+        let CheckedValues { public, secret } = set
+            .check_values(&new.parameters)
+            .map_err(|errors| Error::invalid_fields("invalid connection parameters", prefixed(errors)))?;
+        let id = portico_store::new_id();
+        let now = portico_store::now_millis();
+        // An OAuth 2.0 connection waits for its sign-in (or fetches a client-credentials token).
+        let flow = match &set.credential {
+            Credential::OAuth2(oauth) => {
+                let opened: Secrets =
+                    secret.iter().map(|(k, v)| (k.clone(), portico_secrets::SecretString::from(v.as_str()))).collect();
+                let flow = self.flow(&connector, oauth, &public, &opened)?;
+                // Before anything is stored: a provider that cannot be discovered leaves nothing behind.
+                Some(self.discovered(flow).await?)
+            }
+            _ => None,
+        };
+        let return_url = self.check_return_url(new.return_url.as_deref())?;
+        if flow.is_none() && return_url.is_some() {
+            return Err(Error::invalid_field("invalid returnUrl", "returnUrl", "only OAuth 2.0 connections sign in"));
+        }
+        let record = ConnectionRecord {
+            secrets: self.seal_secrets(&id, &secret),
+            tokens: None,
+            token_expires_at: None,
+            id,
+            tenant_id: principal.tenant_id.to_string(),
+            connector_id: connector.id.clone(),
+            created_by_key: principal.key_id().unwrap_or_default().to_owned(),
+            display_name: new.display_name.unwrap_or_else(|| connector.connector.metadata.display_name.clone()),
+            parameter_set: new
+                .parameter_set
+                .filter(|_| matches!(connector.connector.connection, ConnectionSpec::Choice { .. })),
+            status: if flow.is_some() { ConnectionStatus::Pending } else { ConnectionStatus::Connected },
+            status_reason: None,
+            parameters: public,
+            created_at: now,
+            updated_at: now,
+        };
+        self.store.insert_connection(&record).await?;
+        tracing::info!(connection = %record.id, connector = %record.connector_id,
+            principal = %principal.reference(), "connection created");
+        let authorize_url = match flow {
+            None => None,
+            Some(flow) if flow.grant == GrantType::ClientCredentials => {
+                if let Err(error) = self.client_credentials(&record.tenant_id, &record.id, flow).await {
+                    // Nothing half-made stays behind.
+                    self.store.delete_connection(&record.tenant_id, &record.id).await?;
+                    return Err(error);
+                }
+                None
+            }
+            Some(flow) => Some(self.start_sign_in(&record.tenant_id, &record.id, &flow, return_url).await?),
+        };
+        let record =
+            self.store.connection(&record.tenant_id, &record.id).await?.ok_or(Error::NotFound("connection"))?;
+        Ok(ConnectionInfo { record, secret_names: secret.into_keys().collect(), authorize_url })
+    }
+
+    /// A page of the connections `principal` may see, by id.
+    pub async fn list_connections(
+        &self,
+        principal: &Principal,
+        filter: &ConnectionFilter,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<ConnectionInfo>> {
+        access::require(principal, Action::ListConnections)?;
+        let page =
+            self.store.list_connections(&principal.tenant_id, filter.connector_id.as_deref(), after, limit + 1).await?;
+        let page = cut(page, limit, |record| &record.id);
+        let items = page.items.into_iter().map(|record| self.info(record)).collect::<Result<_>>()?;
+        Ok(Page { items, next: page.next })
+    }
+
+    pub async fn connection(&self, principal: &Principal, id: &str) -> Result<ConnectionInfo> {
+        let record = self.find_connection(principal, id, Need::Read).await?;
+        self.info(record)
+    }
+
+    pub async fn update_connection(
+        &self,
+        principal: &Principal,
+        id: &str,
+        changes: ConnectionChanges,
+    ) -> Result<ConnectionInfo> {
+        let mut record = self.find_connection(principal, id, Need::Edit).await?;
+        if let Some(name) = changes.display_name {
+            record.display_name = name;
+        }
+        let secrets = self.open_secrets(&record)?;
+        let mut secret_names: Vec<String> = secrets.keys().cloned().collect();
+        if let Some(changes) = changes.parameters {
+            let connector = self
+                .store
+                .connector(&principal.tenant_id, &record.connector_id)
+                .await?
+                .ok_or(Error::NotFound("connector"))?;
+            let set = choose_set(&connector.connector.connection, record.parameter_set.as_deref())?;
+            let mut values = current_values(&record, &secrets);
+            let given: Vec<String> = changes.keys().cloned().collect();
+            for (name, value) in changes {
+                // Changes may name a parameter in any case; they replace the stored spelling.
+                values.retain(|k, _| !k.eq_ignore_ascii_case(&name));
+                if !value.is_null() {
+                    values.insert(name, value);
+                }
+            }
+            let CheckedValues { mut public, mut secret } = set
+                .check_values(&values)
+                .map_err(|errors| Error::invalid_fields("invalid connection parameters", prefixed(errors)))?;
+            keep_sealed(&mut public, &mut secret, &secrets, &given);
+            record.parameters = public;
+            record.secrets = self.seal_secrets(&record.id, &secret);
+            secret_names = secret.into_keys().collect();
+            if record.status == ConnectionStatus::NeedsReauth && !matches!(set.credential, Credential::OAuth2(_)) {
+                record.status = ConnectionStatus::Connected;
+                record.status_reason = None;
+            }
+        }
+        record.updated_at = portico_store::now_millis();
+        if !self.store.update_connection(&record).await? {
+            return Err(Error::NotFound("connection"));
+        }
+        self.changed(Change::Connection(record.id.clone()));
+        tracing::info!(connection = %record.id, principal = %principal.reference(), "connection changed");
+        Ok(ConnectionInfo { record, secret_names, authorize_url: None })
+    }
+
+    /// Deletes a connection: its sealed secrets go with the row; its OAuth tokens are revoked
+    /// at the identity provider in the background.
+    pub async fn delete_connection(&self, principal: &Principal, id: &str) -> Result<()> {
+        let record = self.find_connection(principal, id, Need::Manage).await?;
+        let connector = self.store.connector(&principal.tenant_id, &record.connector_id).await?;
+        if !self.store.delete_connection(&principal.tenant_id, id).await? {
+            return Err(Error::NotFound("connection"));
+        }
+        if let Some(connector) = &connector {
+            self.revoke_in_background(connector, &record);
+        }
+        self.changed(Change::Connection(id.to_owned()));
+        tracing::info!(connection = %id, principal = %principal.reference(), "connection deleted");
+        Ok(())
+    }
+
+    /// Starts a new sign-in for an OAuth 2.0 connection (or fetches a new client-credentials
+    /// token): the answer carries the URL to send the browser to.
+    pub async fn reauthorize(
+        &self,
+        principal: &Principal,
+        id: &str,
+        return_url: Option<&str>,
+    ) -> Result<ConnectionInfo> {
+        let record = self.find_connection(principal, id, Need::Edit).await?;
+        let connector = self
+            .store
+            .connector(&principal.tenant_id, &record.connector_id)
+            .await?
+            .ok_or(Error::NotFound("connector"))?;
+        let Some((_, oauth)) = crate::oauth::oauth_set(&connector, &record) else {
+            return Err(Error::Conflict("only OAuth 2.0 connections sign in again".to_owned()));
+        };
+        let secrets = self.open_secrets(&record)?;
+        let flow = self.flow(&connector, oauth, &record.parameters, &secrets)?;
+        let return_url = self.check_return_url(return_url)?;
+        let authorize_url = if flow.grant == GrantType::ClientCredentials {
+            self.client_credentials(&record.tenant_id, &record.id, flow).await?;
+            self.changed(Change::Connection(record.id.clone()));
+            None
+        } else {
+            let flow = self.discovered(flow).await?;
+            Some(self.start_sign_in(&record.tenant_id, &record.id, &flow, return_url).await?)
+        };
+        tracing::info!(connection = %id, principal = %principal.reference(), "connection re-authorization started");
+        let record = self.store.connection(&principal.tenant_id, id).await?.ok_or(Error::NotFound("connection"))?;
+        Ok(ConnectionInfo { record, secret_names: secrets.into_keys().collect(), authorize_url })
+    }
+
+    /// After a connector's parameters changed: connections whose values no longer fit need
+    /// their user to reconnect.
+    pub(crate) async fn recheck_connections(&self, connector: &ConnectorRecord) -> Result<()> {
+        let mut after = None;
+        loop {
+            let page =
+                self.store.list_connections(&connector.tenant_id, Some(&connector.id), after.as_deref(), 200).await?;
+            for mut record in page.items {
+                let reason = match connector.connector.connection.set(record.parameter_set.as_deref()) {
+                    None => Some("the connector no longer has this connection's parameter set".to_owned()),
+                    Some(set) => {
+                        let values = current_values(&record, &self.open_secrets(&record)?);
+                        set.check_values(&values).err().map(|errors| {
+                            let errors: Vec<_> = errors.iter().map(|e| format!("{} {}", e.field, e.message)).collect();
+                            format!("the connector's parameters changed: {}", errors.join("; "))
+                        })
+                    }
+                };
+                if let Some(reason) = reason {
+                    record.status = ConnectionStatus::NeedsReauth;
+                    record.status_reason = Some(reason);
+                    record.updated_at = portico_store::now_millis();
+                    self.store.update_connection(&record).await?;
+                    tracing::info!(connection = %record.id, "connection needs re-authentication");
+                }
+            }
+            match page.next {
+                Some(next) => after = Some(next),
+                None => return Ok(()),
+            }
+        }
+    }
+}

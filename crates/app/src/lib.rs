@@ -1,0 +1,124 @@
+//! Portico's use cases: every action a principal can take — register a connector, create,
+//! share, authorize and call through a connection, create and revoke a key — with its
+//! permission check ([`access`]) and what it writes. Front doors (the HTTP API, the portal, the
+//! command line, and later connect pages and MCP) only translate their requests into calls on
+//! [`App`] and its answers back; none of them checks a permission or touches the store itself.
+//!
+//! Architecture invariant: this crate knows nothing of HTTP servers (no status codes, no
+//! routers, no pages). Its errors ([`Error`]) say what went wrong in the domain's words.
+
+pub mod access;
+pub mod bootstrap;
+pub mod calls;
+pub mod connections;
+pub mod connectors;
+mod error;
+pub mod keys;
+pub mod oauth;
+mod principal;
+mod sealing;
+
+use std::sync::Arc;
+
+use portico_model::IdentityProviderCatalog;
+use portico_runtime::{ConnectionCache, Metrics, UpstreamOptions};
+use portico_secrets::MasterKey;
+use portico_store::{Change, Store};
+use url::Url;
+
+pub use error::{Error, Result};
+pub use principal::{Actor, KeyCache, Principal};
+
+/// What the use cases need beside the store and the master key.
+pub struct AppConfig {
+    /// The base URL users' browsers reach (OAuth redirect URIs are made from it).
+    pub public_url: Url,
+    /// Origins besides the public URL's that a sign-in may return to.
+    pub allowed_return_origins: Vec<Url>,
+    pub catalog: IdentityProviderCatalog,
+    /// How many prepared connections are kept in memory.
+    pub cached_connections: usize,
+    pub upstream: UpstreamOptions,
+}
+
+/// The use cases and what they share. One per process; every front door holds it.
+pub struct App {
+    pub store: Arc<dyn Store>,
+    master_key: MasterKey,
+    /// API keys seen before, as principals.
+    pub keys: KeyCache,
+    pub catalog: IdentityProviderCatalog,
+    pub public_url: Url,
+    /// Prepared connections, so that a call makes no store query.
+    pub connections: ConnectionCache,
+    pub metrics: Metrics,
+    pub upstream: UpstreamOptions,
+    oauth: oauth::OAuthSupport,
+}
+
+impl App {
+    /// Token requests and change notices run on the runtime current here, not on the threads
+    /// that serve calls.
+    pub fn new(store: Arc<dyn Store>, master_key: MasterKey, config: AppConfig) -> App {
+        let return_origins = config.allowed_return_origins.iter().map(Url::origin).collect();
+        App {
+            store,
+            master_key,
+            keys: KeyCache::default(),
+            catalog: config.catalog,
+            public_url: config.public_url,
+            connections: ConnectionCache::new(config.cached_connections),
+            metrics: Metrics::default(),
+            upstream: config.upstream,
+            oauth: oauth::OAuthSupport::new(tokio::runtime::Handle::current(), return_origins),
+        }
+    }
+
+    /// Applies another process's change notices as they come, for as long as the process
+    /// runs. A store used by one process has none.
+    pub async fn follow_changes(self: &Arc<App>) -> Result<()> {
+        if let Some(mut changes) = self.store.subscribe_changes().await? {
+            let app = self.clone();
+            tokio::spawn(async move {
+                while let Some(change) = changes.recv().await {
+                    app.apply_change(&change);
+                }
+            });
+        }
+        Ok(())
+    }
+
+    /// After a write: what this process prepared or remembered from the old state is dropped
+    /// here, and every other process on the store is told to drop its own.
+    pub(crate) fn changed(&self, change: Change) {
+        self.apply_change(&change);
+        let store = self.store.clone();
+        self.oauth.background.spawn(async move {
+            if let Err(error) = store.publish_change(&change).await {
+                tracing::warn!(%error, "cannot tell other instances about a change");
+            }
+        });
+    }
+
+    /// Drops what was prepared or remembered from the state a change replaced.
+    pub fn apply_change(&self, change: &Change) {
+        match change {
+            Change::Connection(id) => self.connections.invalidate(id),
+            Change::Connector(id) => self.connections.invalidate_connector(id),
+            Change::Everything => {
+                self.connections.clear();
+                self.keys.forget_all();
+            }
+        }
+    }
+
+    /// `<public url>/oauth/callback`: the redirect URI to register with identity providers.
+    pub fn redirect_uri(&self) -> String {
+        format!("{}/oauth/callback", self.public_url.as_str().trim_end_matches('/'))
+    }
+
+    /// Is the store reachable?
+    pub async fn ready(&self) -> Result<()> {
+        Ok(self.store.ping().await?)
+    }
+}

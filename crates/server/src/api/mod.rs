@@ -1,0 +1,79 @@
+//! The HTTP API: handlers that only translate between HTTP and the use cases of
+//! `portico-app`, and its OpenAPI description, made from the same route list that serves it.
+
+pub mod connections;
+pub mod connectors;
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use serde::Deserialize;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{IntoParams, Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::error::{ApiError, Problem};
+use crate::state::AppState;
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct Paging {
+    /// At most this many items (1–200, default 50).
+    pub limit: Option<u32>,
+    /// The `next` cursor of the previous page.
+    pub after: Option<String>,
+}
+
+impl Paging {
+    pub fn limit(&self) -> u32 {
+        self.limit.unwrap_or(50).clamp(1, 200)
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Portico", description = "Custom connectors and their connections."),
+    modifiers(&ApiKeyScheme),
+    paths(crate::proxy::described::proxy, crate::proxy::described::operation, crate::proxy::described::test),
+    tags((name = "connectors", description = "Connector definitions, for connector authors"),
+         (name = "connections", description = "Authenticated connections, for users"),
+         (name = "calls", description = "Calls to backends through connections"),
+         (name = "health", description = "Liveness and readiness")),
+)]
+struct ApiDoc;
+
+struct ApiKeyScheme;
+
+impl Modify for ApiKeyScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("apiKey", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+    }
+}
+
+/// The routes and their OpenAPI description, from one list so that they cannot drift apart.
+pub fn routes() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(connectors::create, connectors::list))
+        .routes(routes!(connectors::get, connectors::replace, connectors::delete))
+        .routes(routes!(connectors::connection_form))
+        .routes(routes!(connections::create, connections::list))
+        .routes(routes!(connections::get, connections::update, connections::delete))
+        .routes(routes!(connections::reauthorize))
+        .routes(routes!(connections::oauth_callback))
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+}
+
+#[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, description = "The process is up")))]
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+#[utoipa::path(get, path = "/readyz", tag = "health",
+    responses((status = 200, description = "The store answers"), (status = 503, body = Problem)))]
+async fn readyz(State(state): State<Arc<AppState>>) -> Result<&'static str, ApiError> {
+    state.app.ready().await?;
+    Ok("ready")
+}
