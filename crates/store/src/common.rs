@@ -55,6 +55,14 @@ macro_rules! connection_columns {
 }
 pub(crate) use connection_columns;
 
+/// The columns of [`OAuthStateRow`].
+macro_rules! oauth_state_columns {
+    () => {
+        "state_hash, tenant_id, connection_id, verifier, redirect_uri, return_url, created_at, expires_at"
+    };
+}
+pub(crate) use oauth_state_columns;
+
 #[derive(sqlx::FromRow)]
 pub(crate) struct OAuthStateRow {
     pub(crate) state_hash: String,

@@ -1,15 +1,31 @@
 //! Portico's persistent store.
 //!
-//! One trait, [`Store`], with two implementations of the same behaviour: the embedded SQLite
-//! file ([`SqliteStore`], the default) and a PostgreSQL database that several instances share
-//! ([`PgStore`]); [`open`] picks one by the URL's scheme. Every query about connectors and connections is scoped by tenant: a row of
-//! another tenant is indistinguishable from a missing one.
+//! One trait, [`Store`], with two engines behind the same behaviour: the embedded SQLite file
+//! ([`SqliteStore`], the default) and a PostgreSQL database that several instances share
+//! ([`PgStore`]); [`open`] picks one by the URL's scheme. Every query about connectors and
+//! connections is scoped by tenant: a row of another tenant is indistinguishable from a missing
+//! one.
+//!
+//! Both engines run one implementation of the trait, [`SqlStore`], in which every query is
+//! written once (with `$n` placeholders, which SQLite takes too). What the engines do differently stays apart and
+//! small: how a connector's delete keeps connections from being added meanwhile (SQLite's
+//! `BEGIN IMMEDIATE`, PostgreSQL's `FOR UPDATE`), LISTEN/NOTIFY on PostgreSQL, and how each opens
+//! its pool. A new table or query is therefore written once.
+//!
+//! The schema comes from migrations run at open: each engine's own (`migrations/sqlite`,
+//! `migrations/postgres`, 0001 to 0003, never to be edited: databases recorded their
+//! checksums), then the shared ones (`migrations/shared`), written once in SQLite's SQL and
+//! rendered for PostgreSQL (`BLOB` becomes `BYTEA`, `COLLATE BINARY` becomes `COLLATE "C"`) with
+//! the same version numbers. `migrations/shared/README.md` says how to write one;
+//! [`SqliteStore::migrator`] and [`PgStore::migrator`] list what each engine applies.
 //!
 //! Architecture invariant: the store never sees a plaintext secret. Connection secrets and
 //! OAuth client secrets arrive sealed ([`SealedBytes`]) and leave sealed.
 
 mod common;
+mod migrations;
 pub mod postgres;
+mod sql;
 mod sqlite;
 
 use std::collections::BTreeMap;
@@ -19,6 +35,7 @@ use async_trait::async_trait;
 use portico_model::{Connector, Diagnostic};
 pub use postgres::{PgOptions, PgStore, redact_url};
 use serde::{Deserialize, Serialize};
+pub use sql::SqlStore;
 pub use sqlite::SqliteStore;
 
 /// Opens the store at `url`, choosing the engine by its scheme: `sqlite:` (a file, created

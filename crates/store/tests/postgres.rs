@@ -216,7 +216,7 @@ async fn instances_starting_together_migrate_once_and_agree() {
     assert!(results.iter().all(|(_, _, check)| *check == results[0].2), "one setting for all");
     let (migrations,): (i64,) =
         sqlx::query_as("SELECT COUNT(*) FROM _sqlx_migrations").fetch_one(results[0].0.pool()).await.unwrap();
-    assert_eq!(migrations, 3);
+    assert_eq!(usize::try_from(migrations).unwrap(), PgStore::migrator().iter().count());
     assert_eq!(results[0].0.tenant_count().await.unwrap(), 1);
     for (store, ..) in results {
         store.close().await;
@@ -237,7 +237,9 @@ async fn a_migration_from_a_newer_version_does_not_stop_an_older_instance() {
     .unwrap();
     let older = ctx.reopen().await;
     older.store().ping().await.unwrap();
-    assert_eq!(older.applied_migrations().await, 4);
+    let mut expected = older.known_migrations();
+    expected.push(9999);
+    assert_eq!(older.applied_migrations(), expected);
     older.finish().await;
     ctx.finish().await;
 }
@@ -245,7 +247,7 @@ async fn a_migration_from_a_newer_version_does_not_stop_an_older_instance() {
 #[tokio::test]
 async fn open_picks_postgres_by_scheme() {
     let Some(ctx) = Ctx::postgres().await else { return };
-    let url = ctx.pg_url().to_owned();
+    let url = ctx.database().url().to_owned();
     for url in [url.clone(), url.replacen("postgres://", "postgresql://", 1)] {
         let store = portico_store::open(&url).await.unwrap();
         store.create_tenant(&new_id()).await.unwrap();
@@ -258,7 +260,7 @@ async fn open_picks_postgres_by_scheme() {
 async fn a_missing_database_is_unavailable_and_the_password_is_not_shown() {
     let Some(ctx) = Ctx::postgres().await else { return };
     // Trust authentication ignores the password; the database does not exist.
-    let url = with_database(ctx.pg_url(), "portico_no_such_database").replacen(
+    let url = with_database(ctx.database().url(), "portico_no_such_database").replacen(
         "://postgres@",
         "://postgres:hunter2-secret@",
         1,
@@ -296,7 +298,7 @@ fn the_pool_defaults_are_as_documented() {
 async fn a_statement_stuck_on_a_lock_fails_after_the_statement_timeout() {
     let Some(ctx) = Ctx::postgres().await else { return };
     let options = PgOptions { statement_timeout: Some(Duration::from_millis(300)), ..test_pg_options() };
-    let store = PgStore::open_with(ctx.pg_url(), options).await.unwrap();
+    let store = PgStore::open_with(ctx.database().url(), options).await.unwrap();
     let tenant = store.create_tenant("acme").await.unwrap().id;
     let connector = connector_record(&tenant);
     store.insert_connector(&connector).await.unwrap();

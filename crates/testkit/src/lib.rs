@@ -3,11 +3,12 @@
 //! A test that needs a service this machine lacks (PostgreSQL, Node.js, Chromium, the corpus)
 //! calls [`skip_or_fail`]: under `CI=true` that is a failure, elsewhere a `SKIPPED: …` line on
 //! the real standard error, so that no skip is silent. [`pg`] makes PostgreSQL databases and
-//! clusters for tests.
+//! clusters for tests; [`database`] a database of one test on either engine.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
+pub mod database;
 pub mod pg;
 
 /// Whether this run is CI's (`CI=true` or `CI=1`), where nothing may be skipped.

@@ -119,30 +119,13 @@ impl TestDatabase {
 
     /// Runs statements (no parameters) on this database.
     pub fn execute(&self, sql: &str) {
-        let (url, sql) = (self.url.clone(), sql.to_owned());
-        blocking(async move {
-            let mut connection = connect(&url).await.expect("the test database");
-            sqlx::raw_sql(sqlx::AssertSqlSafe(sql.clone()))
-                .execute(&mut connection)
-                .await
-                .unwrap_or_else(|e| panic!("{sql}: {e}"));
-            let _ = connection.close().await;
-        });
+        blocking(crate::database::execute::<sqlx::Postgres>(self.url.clone(), sql.to_owned(), Vec::new()));
     }
 
     /// The first column of every row of `sql`, which must be text (cast it: `x::text`); `NULL`
     /// as "NULL".
     pub fn strings(&self, sql: &str) -> Vec<String> {
-        let (url, sql) = (self.url.clone(), sql.to_owned());
-        blocking(async move {
-            let mut connection = connect(&url).await.expect("the test database");
-            let values: Vec<Option<String>> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.clone()))
-                .fetch_all(&mut connection)
-                .await
-                .unwrap_or_else(|e| panic!("{sql}: {e}"));
-            let _ = connection.close().await;
-            values.into_iter().map(|value| value.unwrap_or_else(|| "NULL".to_owned())).collect()
-        })
+        blocking(crate::database::strings::<sqlx::Postgres>(self.url.clone(), sql.to_owned()))
     }
 
     /// Everything the database holds: every value of every column of every table, text as

@@ -1,16 +1,11 @@
-//! PostgreSQL for the end-to-end tests.
+//! PostgreSQL for the end-to-end tests. The databases (and when a test skips for want of a
+//! server) are `portico_testkit`'s, as for the store's tests; what is here is the suite's own.
 //!
-//! With `PORTICO_TEST_DATABASE=postgres`, every [`super::Portico`] runs on a database of its
-//! own (`portico_test_<random>`, made on the server at `PORTICO_TEST_POSTGRES`, default
-//! `postgres://postgres@127.0.0.1:5432/postgres`) with [`TEST_MASTER_KEY`], and the database is
-//! dropped with the last Portico on it; a Portico started again on the same data directory
-//! meanwhile finds the same database, as it would find its SQLite file. Without the variable
-//! the suite runs on SQLite, as always.
-//!
-//! The tests of several instances (tests/instances.rs) use PostgreSQL whatever the variable
-//! says: [`TestDatabase::try_create`] skips them loudly when the server is unreachable, and fails
-//! them under `CI=true`. [`PrivateCluster`] is a server of one's own (initdb, pg_ctl) that a
-//! test may stop and start. Both come from `portico-testkit`, shared with the store's tests.
+//! With `PORTICO_TEST_DATABASE=postgres`, every [`super::Portico`] runs on a [`TestDatabase`] of
+//! its own with [`TEST_MASTER_KEY`], dropped with the last Portico on it; a Portico started again
+//! on the same data directory meanwhile finds the same database, as it would find its SQLite
+//! file. Without the variable the suite runs on SQLite, as always. The tests of several
+//! instances (tests/instances.rs) use PostgreSQL whatever the variable says.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Weak};

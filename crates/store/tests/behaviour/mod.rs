@@ -480,9 +480,7 @@ pub async fn everything_survives_a_restart_and_migrations_run_once(ctx: &Ctx) {
         assert_eq!(stored, connection);
         assert_eq!(stored.secrets.unwrap().0, awkward_bytes(7));
 
-        let migrations = reopened_ctx.applied_migrations().await;
-        let files = reopened_ctx.migration_files();
-        assert_eq!(migrations, i64::try_from(files).unwrap(), "each migration ran once");
+        assert_eq!(reopened_ctx.applied_migrations(), reopened_ctx.known_migrations(), "each migration ran once");
         reopened_ctx.close().await;
     }
 }
@@ -495,9 +493,12 @@ pub async fn undecodable_json_is_reported_as_corrupt_without_its_contents(ctx: &
     let connection = connection_record(&acme, &connector.id);
     store.insert_connection(&connection).await.unwrap();
 
-    ctx.execute("UPDATE connectors SET definition = '{\"metadata\": \"sk_live_SECRET\"}' WHERE id = $1", &connector.id)
-        .await;
-    ctx.execute("UPDATE connections SET parameters = '[\"sk_live_SECRET\"' WHERE id = $1", &connection.id).await;
+    let database = ctx.database();
+    database.execute(
+        "UPDATE connectors SET definition = '{\"metadata\": \"sk_live_SECRET\"}' WHERE id = $1",
+        &[&connector.id],
+    );
+    database.execute("UPDATE connections SET parameters = '[\"sk_live_SECRET\"' WHERE id = $1", &[&connection.id]);
 
     let errors = [
         store.connector(&acme, &connector.id).await.unwrap_err(),

@@ -1,17 +1,13 @@
 //! What the store's tests share: the records they write, and [`Ctx`], a fresh store on either
-//! engine (a SQLite file in a temporary directory, or a PostgreSQL database of its own that is
-//! dropped afterwards).
-//!
-//! PostgreSQL: the maintenance database at `PORTICO_TEST_POSTGRES` (default
-//! `postgres://postgres@127.0.0.1:5432/postgres`) creates and drops one `portico_test_<random>`
-//! database per test. When it is unreachable, the tests print `SKIPPED: …` and pass, except
-//! under `CI=true`, where they fail.
+//! engine, on a database of one test from `portico-testkit` (a SQLite file in a temporary
+//! directory, or a PostgreSQL database of its own, dropped afterwards; see
+//! `portico_testkit::pg` for the server it is made on and when its tests are skipped).
 
 // Each test crate uses a part of this module.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use portico_model::{Connector, Diagnostic};
@@ -19,8 +15,8 @@ use portico_store::{
     ConnectionRecord, ConnectionStatus, ConnectorRecord, OAuthStateRecord, PgOptions, PgStore, SealedBytes,
     SqliteStore, Store, new_id, now_millis,
 };
+use portico_testkit::database::{Database, Engine};
 use serde_json::json;
-use tempfile::TempDir;
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
 
@@ -111,12 +107,6 @@ pub async fn two_tenants(store: &dyn Store) -> (String, String, ConnectorRecord,
 // ---------------------------------------------------------------------------------------------
 // Engines.
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Engine {
-    Sqlite,
-    Postgres,
-}
-
 /// A store of one engine on a fresh database, which goes away with the last `Ctx` on it.
 pub struct Ctx {
     store: EngineStore,
@@ -129,18 +119,10 @@ enum EngineStore {
     Postgres(PgStore),
 }
 
-enum Database {
-    Sqlite { _dir: TempDir, path: PathBuf },
-    Postgres(TestDatabase),
-}
-
 impl Ctx {
     /// A store on a new SQLite file.
     pub async fn sqlite() -> Ctx {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("portico.db");
-        let store = SqliteStore::open(path.to_str().unwrap()).await.unwrap();
-        Ctx { store: EngineStore::Sqlite(store), database: Arc::new(Database::Sqlite { _dir: dir, path }) }
+        Ctx::open(Arc::new(Database::sqlite())).await
     }
 
     /// [`Ctx::sqlite`], in the shape of [`Ctx::postgres`] for the test macro.
@@ -151,16 +133,18 @@ impl Ctx {
     /// A store on a new PostgreSQL database; `None` (after saying so) when PostgreSQL is not
     /// reachable and the run is not CI.
     pub async fn postgres() -> Option<Ctx> {
-        let database = TestDatabase::try_create()?;
-        let store = PgStore::open_with(&database.url, test_pg_options()).await.unwrap();
-        Some(Ctx { store: EngineStore::Postgres(store), database: Arc::new(Database::Postgres(database)) })
+        Some(Ctx::open(Arc::new(Database::try_postgres()?)).await)
     }
 
-    pub fn engine(&self) -> Engine {
-        match self.store {
-            EngineStore::Sqlite(_) => Engine::Sqlite,
-            EngineStore::Postgres(_) => Engine::Postgres,
-        }
+    /// A store on `database`, as a process opens it: the migrations run.
+    async fn open(database: Arc<Database>) -> Ctx {
+        let store = match database.engine() {
+            Engine::Sqlite => EngineStore::Sqlite(SqliteStore::open(database.url()).await.unwrap()),
+            Engine::Postgres => {
+                EngineStore::Postgres(PgStore::open_with(database.url(), test_pg_options()).await.unwrap())
+            }
+        };
+        Ctx { store, database }
     }
 
     pub fn store(&self) -> &dyn Store {
@@ -185,12 +169,9 @@ impl Ctx {
         }
     }
 
-    /// The PostgreSQL database's URL (panics on SQLite).
-    pub fn pg_url(&self) -> &str {
-        match &*self.database {
-            Database::Postgres(database) => &database.url,
-            Database::Sqlite { .. } => panic!("not a PostgreSQL store"),
-        }
+    /// The store's database, for statements beside the store.
+    pub fn database(&self) -> &Database {
+        &self.database
     }
 
     /// Closes this store's connections.
@@ -204,46 +185,22 @@ impl Ctx {
     /// Another store on the same database, as a restarted process (or another instance)
     /// opens it: the migrations run again.
     pub async fn reopen(&self) -> Ctx {
-        let store = match &*self.database {
-            Database::Sqlite { path, .. } => {
-                EngineStore::Sqlite(SqliteStore::open(path.to_str().unwrap()).await.unwrap())
-            }
-            Database::Postgres(database) => {
-                EngineStore::Postgres(PgStore::open_with(&database.url, test_pg_options()).await.unwrap())
-            }
-        };
-        Ctx { store, database: self.database.clone() }
+        Ctx::open(self.database.clone()).await
     }
 
-    /// Runs a statement with one text parameter, `$1` (both engines take that form).
-    pub async fn execute(&self, sql: &'static str, parameter: &str) {
-        match &self.store {
-            EngineStore::Sqlite(store) => {
-                sqlx::query(sql).bind(parameter).execute(store.pool()).await.unwrap();
-            }
-            EngineStore::Postgres(store) => {
-                sqlx::query(sql).bind(parameter).execute(store.pool()).await.unwrap();
-            }
-        }
+    /// The versions of the migrations that the database records as applied.
+    pub fn applied_migrations(&self) -> Vec<i64> {
+        let versions = self.database.strings("SELECT CAST(version AS TEXT) FROM _sqlx_migrations ORDER BY version");
+        versions.iter().map(|version| version.parse().unwrap()).collect()
     }
 
-    /// How many migrations the database records as applied.
-    pub async fn applied_migrations(&self) -> i64 {
-        const SQL: &str = "SELECT COUNT(*) FROM _sqlx_migrations";
-        let (count,): (i64,) = match &self.store {
-            EngineStore::Sqlite(store) => sqlx::query_as(SQL).fetch_one(store.pool()).await.unwrap(),
-            EngineStore::Postgres(store) => sqlx::query_as(SQL).fetch_one(store.pool()).await.unwrap(),
+    /// The versions of the migrations that the store applies on its engine.
+    pub fn known_migrations(&self) -> Vec<i64> {
+        let migrator = match self.store {
+            EngineStore::Sqlite(_) => SqliteStore::migrator(),
+            EngineStore::Postgres(_) => PgStore::migrator(),
         };
-        count
-    }
-
-    /// How many migration files the engine has.
-    pub fn migration_files(&self) -> usize {
-        let dir = match self.engine() {
-            Engine::Sqlite => "sqlite",
-            Engine::Postgres => "postgres",
-        };
-        std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations").join(dir)).unwrap().count()
+        migrator.iter().map(|migration| migration.version).collect()
     }
 
     /// Closes the store; the database goes with the last `Ctx` on it.
@@ -256,11 +213,6 @@ impl Ctx {
 pub fn test_pg_options() -> PgOptions {
     PgOptions { max_connections: 5, ..PgOptions::default() }
 }
-
-// ---------------------------------------------------------------------------------------------
-// PostgreSQL databases of one test: from `portico-testkit`, shared with the end-to-end tests.
-
-use portico_testkit::pg::TestDatabase;
 
 /// Instantiates every engine-generic test of `behaviour` on one engine: `$open` is an async
 /// expression giving `Option<Ctx>` (`None`: skipped).

@@ -1,0 +1,686 @@
+//! The one implementation of [`Store`], for both engines: every query is written here once, with
+//! `$n` placeholders (which SQLite takes too), and runs on whichever pool the store has. What the
+//! engines do differently is data ([`Dialect`]) or a hook of the engine's module (LISTEN/NOTIFY
+//! on PostgreSQL); opening, pool options and pragmas stay in `sqlite.rs` and `postgres.rs`.
+
+use async_trait::async_trait;
+use sqlx::postgres::PgPool;
+use sqlx::sqlite::SqlitePool;
+
+use crate::common::{
+    ConnectionRow, ConnectorRow, OAuthStateRow, connection_columns, connector_columns, count_of, encode_json,
+    insert_error, oauth_state_columns, page, store_error,
+};
+use crate::{
+    ApiKeyRecord, Change, ConnectionRecord, ConnectionStatus, ConnectorRecord, DeleteConnector, Millis,
+    OAuthStateRecord, Page, Result, SealedBytes, Store, StoreError, StoredApiKey, Tenant, new_id, now_millis,
+};
+
+/// The [`Store`] on a pool of either engine: [`crate::SqliteStore`] on a `SqlitePool`,
+/// [`crate::PgStore`] on a `PgPool`.
+#[derive(Debug, Clone)]
+pub struct SqlStore<P> {
+    pub(crate) pool: P,
+}
+
+impl<P> SqlStore<P> {
+    /// The connection pool, for checks beyond the [`Store`] trait.
+    pub fn pool(&self) -> &P {
+        &self.pool
+    }
+}
+
+/// A store's pool, as the engine it is on.
+pub(crate) enum Engine<'a> {
+    Sqlite(&'a SqlitePool),
+    Postgres(&'a PgPool),
+}
+
+/// The pool of an engine that [`SqlStore`] runs on.
+pub(crate) trait EnginePool: Send + Sync + 'static {
+    fn engine(&self) -> Engine<'_>;
+    fn dialect(&self) -> &'static Dialect;
+}
+
+impl EnginePool for SqlitePool {
+    fn engine(&self) -> Engine<'_> {
+        Engine::Sqlite(self)
+    }
+
+    fn dialect(&self) -> &'static Dialect {
+        &SQLITE
+    }
+}
+
+impl EnginePool for PgPool {
+    fn engine(&self) -> Engine<'_> {
+        Engine::Postgres(self)
+    }
+
+    fn dialect(&self) -> &'static Dialect {
+        &POSTGRES
+    }
+}
+
+/// What the engines' SQL says differently, where a query written once needs it, and the
+/// types that [`crate::migrations`] substitutes in shared migrations.
+pub(crate) struct Dialect {
+    /// Begins a transaction that reads before it writes.
+    pub(crate) begin_write: &'static str,
+    /// [`find_connector!`] holding the connector until the transaction ends, so that no
+    /// connection is added to it meanwhile.
+    pub(crate) lock_connector: &'static str,
+    /// The type of a byte string.
+    pub(crate) bytes_type: &'static str,
+    /// The collation that compares text byte by byte (the order of ids and cursors).
+    pub(crate) byte_order_collation: &'static str,
+}
+
+/// A connector by tenant (`$1`) and id (`$2`), as [`Dialect::lock_connector`] reads it.
+macro_rules! find_connector {
+    () => {
+        "SELECT id FROM connectors WHERE tenant_id = $1 AND id = $2"
+    };
+}
+
+pub(crate) const SQLITE: Dialect = Dialect {
+    // IMMEDIATE takes the write lock first, so the reads and the writes see one state.
+    begin_write: "BEGIN IMMEDIATE",
+    lock_connector: find_connector!(),
+    bytes_type: "BLOB",
+    byte_order_collation: "BINARY",
+};
+
+pub(crate) const POSTGRES: Dialect = Dialect {
+    begin_write: "BEGIN",
+    // FOR UPDATE conflicts with the KEY SHARE lock that a new connection's foreign key check
+    // takes on its connector: connections being inserted are committed before the count (and
+    // counted), and later ones wait for this transaction and then fail.
+    lock_connector: concat!(find_connector!(), " FOR UPDATE"),
+    bytes_type: "BYTEA",
+    byte_order_collation: "\"C\"",
+};
+
+/// `$body` with `$pool` bound to the store's pool: written once, compiled for each engine
+/// (`$pool` is a `&SqlitePool` in one arm and a `&PgPool` in the other).
+macro_rules! on_pool {
+    ($store:expr, |$pool:ident| $body:expr) => {
+        match $store.pool.engine() {
+            Engine::Sqlite($pool) => $body,
+            Engine::Postgres($pool) => $body,
+        }
+    };
+}
+
+#[async_trait]
+impl<P: EnginePool> Store for SqlStore<P> {
+    async fn create_tenant(&self, name: &str) -> Result<Tenant> {
+        let tenant = Tenant { id: new_id(), name: name.to_owned(), created_at: now_millis() };
+        insert_tenant(self, &tenant)
+            .await
+            .map_err(|error| insert_error(error, || format!("tenant '{name}'"), || format!("tenant '{name}'")))?;
+        Ok(tenant)
+    }
+
+    async fn tenant_by_name(&self, name: &str) -> Result<Option<Tenant>> {
+        let row: Option<(String, String, i64)> = on_pool!(self, |pool| {
+            sqlx::query_as("SELECT id, name, created_at FROM tenants WHERE name = $1")
+                .bind(name)
+                .fetch_optional(pool)
+                .await
+        })
+        .map_err(store_error)?;
+        Ok(row.map(|(id, name, created_at)| Tenant { id, name, created_at }))
+    }
+
+    async fn tenant_count(&self) -> Result<u64> {
+        let (count,): (i64,) =
+            on_pool!(self, |pool| sqlx::query_as("SELECT COUNT(*) FROM tenants").fetch_one(pool).await)
+                .map_err(store_error)?;
+        Ok(count_of(count))
+    }
+
+    async fn add_api_key(&self, tenant_id: &str, key_hash: &str) -> Result<ApiKeyRecord> {
+        let key = StoredApiKey {
+            id: new_id(),
+            tenant_id: tenant_id.to_owned(),
+            key_hash: key_hash.to_owned(),
+            created_at: now_millis(),
+        };
+        insert_api_key(self, &key).await.map_err(|error| {
+            insert_error(
+                error,
+                || "an API key with this hash".to_owned(),
+                || format!("the API key cannot be added: tenant {tenant_id} is missing, or a key with this hash"),
+            )
+        })?;
+        Ok(ApiKeyRecord { id: key.id, tenant_id: key.tenant_id, created_at: key.created_at })
+    }
+
+    async fn api_key_by_hash(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>> {
+        let row: Option<(String, String, i64)> = on_pool!(self, |pool| {
+            sqlx::query_as("SELECT id, tenant_id, created_at FROM api_keys WHERE key_hash = $1")
+                .bind(key_hash)
+                .fetch_optional(pool)
+                .await
+        })
+        .map_err(store_error)?;
+        Ok(row.map(|(id, tenant_id, created_at)| ApiKeyRecord { id, tenant_id, created_at }))
+    }
+
+    async fn insert_connector(&self, record: &ConnectorRecord) -> Result<()> {
+        let definition = encode_json(&record.connector, "connector definition")?;
+        let warnings = encode_json(&record.warnings, "connector warnings")?;
+        on_pool!(self, |pool| {
+            sqlx::query(concat!(
+                "INSERT INTO connectors (",
+                connector_columns!(),
+                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+            ))
+            .bind(&record.id)
+            .bind(&record.tenant_id)
+            .bind(&definition)
+            .bind(&warnings)
+            .bind(&record.oauth_client_id)
+            .bind(record.oauth_client_secret.as_ref().map(|sealed| sealed.0.as_slice()))
+            .bind(record.created_at)
+            .bind(record.updated_at)
+            .execute(pool)
+            .await
+            .map(drop)
+        })
+        .map_err(|error| {
+            insert_error(
+                error,
+                || format!("connector {}", record.id),
+                || {
+                    format!(
+                        "connector {} cannot be added: tenant {} is missing, or a connector with this id",
+                        record.id, record.tenant_id
+                    )
+                },
+            )
+        })?;
+        Ok(())
+    }
+
+    async fn connector(&self, tenant_id: &str, id: &str) -> Result<Option<ConnectorRecord>> {
+        let row: Option<ConnectorRow> = on_pool!(self, |pool| {
+            sqlx::query_as(concat!(
+                "SELECT ",
+                connector_columns!(),
+                " FROM connectors WHERE tenant_id = $1 AND id = $2"
+            ))
+            .bind(tenant_id)
+            .bind(id)
+            .fetch_optional(pool)
+            .await
+        })
+        .map_err(store_error)?;
+        row.map(ConnectorRow::into_record).transpose()
+    }
+
+    async fn list_connectors(&self, tenant_id: &str, after: Option<&str>, limit: u32) -> Result<Page<ConnectorRecord>> {
+        let limit = limit.max(1);
+        // No cursor is the empty string: every id sorts after it (ids are compared byte by
+        // byte). One statement either way, and one that the (tenant_id, id) index serves.
+        let rows: Vec<ConnectorRow> = on_pool!(self, |pool| {
+            sqlx::query_as(concat!(
+                "SELECT ",
+                connector_columns!(),
+                " FROM connectors WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT $3"
+            ))
+            .bind(tenant_id)
+            .bind(after.unwrap_or(""))
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await
+        })
+        .map_err(store_error)?;
+        let items = rows.into_iter().map(ConnectorRow::into_record).collect::<Result<Vec<_>>>()?;
+        Ok(page(items, limit, |record| &record.id))
+    }
+
+    async fn update_connector(&self, record: &ConnectorRecord) -> Result<bool> {
+        let definition = encode_json(&record.connector, "connector definition")?;
+        let warnings = encode_json(&record.warnings, "connector warnings")?;
+        let changed = on_pool!(self, |pool| {
+            sqlx::query(
+                "UPDATE connectors SET definition = $1, warnings = $2, oauth_client_id = $3, oauth_client_secret = $4, \
+                 updated_at = $5 WHERE tenant_id = $6 AND id = $7",
+            )
+            .bind(&definition)
+            .bind(&warnings)
+            .bind(&record.oauth_client_id)
+            .bind(record.oauth_client_secret.as_ref().map(|sealed| sealed.0.as_slice()))
+            .bind(record.updated_at)
+            .bind(&record.tenant_id)
+            .bind(&record.id)
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected())
+        })
+        .map_err(store_error)?;
+        Ok(changed > 0)
+    }
+
+    async fn delete_connector(&self, tenant_id: &str, id: &str, cascade: bool) -> Result<DeleteConnector> {
+        on_pool!(self, |pool| {
+            // The count and the deletes see one state: no connection is added to the
+            // connector until this commits.
+            let dialect = pool.dialect();
+            let mut tx = pool.begin_with(dialect.begin_write).await.map_err(store_error)?;
+            let found: Option<String> = sqlx::query_scalar(dialect.lock_connector)
+                .bind(tenant_id)
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(store_error)?;
+            if found.is_none() {
+                return Ok(DeleteConnector::NotFound);
+            }
+            let (connections,): (i64,) =
+                sqlx::query_as("SELECT COUNT(*) FROM connections WHERE tenant_id = $1 AND connector_id = $2")
+                    .bind(tenant_id)
+                    .bind(id)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(store_error)?;
+            let connections = count_of(connections);
+            if connections > 0 && !cascade {
+                return Ok(DeleteConnector::InUse { connections });
+            }
+            sqlx::query("DELETE FROM connections WHERE tenant_id = $1 AND connector_id = $2")
+                .bind(tenant_id)
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(store_error)?;
+            sqlx::query("DELETE FROM connectors WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant_id)
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(store_error)?;
+            tx.commit().await.map_err(store_error)?;
+            Ok(DeleteConnector::Deleted { connections })
+        })
+    }
+
+    async fn insert_connection(&self, record: &ConnectionRecord) -> Result<()> {
+        // Tokens come later, through `set_connection_tokens`.
+        insert_connection_with_tokens(self, record, None, None).await
+    }
+
+    async fn connection(&self, tenant_id: &str, id: &str) -> Result<Option<ConnectionRecord>> {
+        let row: Option<ConnectionRow> = on_pool!(self, |pool| {
+            sqlx::query_as(concat!(
+                "SELECT ",
+                connection_columns!(),
+                " FROM connections WHERE tenant_id = $1 AND id = $2"
+            ))
+            .bind(tenant_id)
+            .bind(id)
+            .fetch_optional(pool)
+            .await
+        })
+        .map_err(store_error)?;
+        row.map(ConnectionRow::into_record).transpose()
+    }
+
+    async fn list_connections(
+        &self,
+        tenant_id: &str,
+        connector_id: Option<&str>,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<ConnectionRecord>> {
+        let limit = limit.max(1);
+        // Two statements rather than `$2 IS NULL OR …`, so that each gets its own index; no
+        // cursor is the empty string, as in `list_connectors`.
+        let rows: Vec<ConnectionRow> = on_pool!(self, |pool| {
+            let query = match connector_id {
+                Some(connector_id) => sqlx::query_as(concat!(
+                    "SELECT ",
+                    connection_columns!(),
+                    " FROM connections WHERE tenant_id = $1 AND connector_id = $2 AND id > $3 ORDER BY id LIMIT $4"
+                ))
+                .bind(tenant_id)
+                .bind(connector_id),
+                None => sqlx::query_as(concat!(
+                    "SELECT ",
+                    connection_columns!(),
+                    " FROM connections WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT $3"
+                ))
+                .bind(tenant_id),
+            };
+            query.bind(after.unwrap_or("")).bind(i64::from(limit)).fetch_all(pool).await
+        })
+        .map_err(store_error)?;
+        let items = rows.into_iter().map(ConnectionRow::into_record).collect::<Result<Vec<_>>>()?;
+        Ok(page(items, limit, |record| &record.id))
+    }
+
+    async fn update_connection(&self, record: &ConnectionRecord) -> Result<bool> {
+        let parameters = encode_json(&record.parameters, "connection parameters")?;
+        let changed = on_pool!(self, |pool| {
+            sqlx::query(
+                "UPDATE connections SET display_name = $1, parameter_set = $2, status = $3, status_reason = $4, \
+                 parameters = $5, secrets = $6, updated_at = $7 WHERE tenant_id = $8 AND id = $9",
+            )
+            .bind(&record.display_name)
+            .bind(&record.parameter_set)
+            .bind(record.status.as_str())
+            .bind(&record.status_reason)
+            .bind(&parameters)
+            .bind(record.secrets.as_ref().map(|sealed| sealed.0.as_slice()))
+            .bind(record.updated_at)
+            .bind(&record.tenant_id)
+            .bind(&record.id)
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected())
+        })
+        .map_err(store_error)?;
+        Ok(changed > 0)
+    }
+
+    async fn delete_connection(&self, tenant_id: &str, id: &str) -> Result<bool> {
+        let deleted = on_pool!(self, |pool| {
+            sqlx::query("DELETE FROM connections WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant_id)
+                .bind(id)
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected())
+        })
+        .map_err(store_error)?;
+        Ok(deleted > 0)
+    }
+
+    async fn set_connection_tokens(
+        &self,
+        tenant_id: &str,
+        id: &str,
+        tokens: Option<&SealedBytes>,
+        token_expires_at: Option<Millis>,
+        status: ConnectionStatus,
+        status_reason: Option<&str>,
+    ) -> Result<bool> {
+        let changed = on_pool!(self, |pool| {
+            sqlx::query(
+                "UPDATE connections SET tokens = $1, token_expires_at = $2, status = $3, status_reason = $4, \
+                 updated_at = $5 WHERE tenant_id = $6 AND id = $7",
+            )
+            .bind(tokens.map(|sealed| sealed.0.as_slice()))
+            .bind(token_expires_at)
+            .bind(status.as_str())
+            .bind(status_reason)
+            .bind(now_millis())
+            .bind(tenant_id)
+            .bind(id)
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected())
+        })
+        .map_err(store_error)?;
+        Ok(changed == 1)
+    }
+
+    async fn insert_oauth_state(&self, record: &OAuthStateRecord) -> Result<()> {
+        on_pool!(self, |pool| {
+            sqlx::query("DELETE FROM oauth_states WHERE expires_at < $1")
+                .bind(now_millis())
+                .execute(pool)
+                .await
+                .map(drop)
+        })
+        .map_err(store_error)?;
+        self.import_oauth_state(record).await
+    }
+
+    async fn take_oauth_state(&self, state_hash: &str, now: Millis) -> Result<Option<OAuthStateRecord>> {
+        // One statement: of two instances racing for a state, the second deletes nothing.
+        let row: Option<OAuthStateRow> = on_pool!(self, |pool| {
+            sqlx::query_as(concat!("DELETE FROM oauth_states WHERE state_hash = $1 RETURNING ", oauth_state_columns!()))
+                .bind(state_hash)
+                .fetch_optional(pool)
+                .await
+        })
+        .map_err(store_error)?;
+        Ok(row.filter(|r| r.expires_at >= now).map(OAuthStateRow::into_record))
+    }
+
+    async fn acquire_lease(&self, name: &str, holder: &str, now: Millis, until: Millis) -> Result<bool> {
+        // Atomic across processes: a concurrent INSERT of the same name waits for the other's
+        // row, then takes the ON CONFLICT path on the row as committed, locked.
+        let taken = on_pool!(self, |pool| {
+            sqlx::query(
+                "INSERT INTO leases (name, holder, expires_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at \
+                 WHERE leases.expires_at < $4 OR leases.holder = excluded.holder",
+            )
+            .bind(name)
+            .bind(holder)
+            .bind(until)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected())
+        })
+        .map_err(store_error)?;
+        Ok(taken == 1)
+    }
+
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<()> {
+        on_pool!(self, |pool| {
+            sqlx::query("DELETE FROM leases WHERE name = $1 AND holder = $2")
+                .bind(name)
+                .bind(holder)
+                .execute(pool)
+                .await
+                .map(drop)
+        })
+        .map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn setting(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        on_pool!(self, |pool| {
+            sqlx::query_scalar("SELECT value FROM settings WHERE name = $1").bind(name).fetch_optional(pool).await
+        })
+        .map_err(store_error)
+    }
+
+    async fn init_setting(&self, name: &str, value: &[u8]) -> Result<Vec<u8>> {
+        on_pool!(self, |pool| {
+            sqlx::query("INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
+                .bind(name)
+                .bind(value)
+                .execute(pool)
+                .await
+                .map(drop)
+        })
+        .map_err(store_error)?;
+        let stored = self.setting(name).await?;
+        stored.ok_or_else(|| StoreError::Corrupt(format!("setting {name} vanished after it was written")))
+    }
+
+    async fn ping(&self) -> Result<()> {
+        on_pool!(self, |pool| sqlx::query("SELECT 1").execute(pool).await.map(drop)).map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn list_tenants(&self) -> Result<Vec<Tenant>> {
+        let rows: Vec<(String, String, i64)> = on_pool!(self, |pool| {
+            sqlx::query_as("SELECT id, name, created_at FROM tenants ORDER BY id").fetch_all(pool).await
+        })
+        .map_err(store_error)?;
+        Ok(rows.into_iter().map(|(id, name, created_at)| Tenant { id, name, created_at }).collect())
+    }
+
+    async fn list_api_keys(&self, tenant_id: &str) -> Result<Vec<StoredApiKey>> {
+        let rows: Vec<(String, String, String, i64)> = on_pool!(self, |pool| {
+            sqlx::query_as("SELECT id, tenant_id, key_hash, created_at FROM api_keys WHERE tenant_id = $1 ORDER BY id")
+                .bind(tenant_id)
+                .fetch_all(pool)
+                .await
+        })
+        .map_err(store_error)?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, tenant_id, key_hash, created_at)| StoredApiKey { id, tenant_id, key_hash, created_at })
+            .collect())
+    }
+
+    async fn list_oauth_states(&self) -> Result<Vec<OAuthStateRecord>> {
+        let rows: Vec<OAuthStateRow> = on_pool!(self, |pool| {
+            sqlx::query_as(concat!("SELECT ", oauth_state_columns!(), " FROM oauth_states ORDER BY state_hash"))
+                .fetch_all(pool)
+                .await
+        })
+        .map_err(store_error)?;
+        Ok(rows.into_iter().map(OAuthStateRow::into_record).collect())
+    }
+
+    async fn list_settings(&self) -> Result<Vec<(String, Vec<u8>)>> {
+        on_pool!(self, |pool| sqlx::query_as("SELECT name, value FROM settings ORDER BY name").fetch_all(pool).await)
+            .map_err(store_error)
+    }
+
+    async fn import_tenant(&self, tenant: &Tenant) -> Result<()> {
+        insert_tenant(self, tenant).await.map_err(|error| {
+            let taken = || format!("tenant {} or a tenant named '{}'", tenant.id, tenant.name);
+            insert_error(error, taken, taken)
+        })
+    }
+
+    async fn import_api_key(&self, key: &StoredApiKey) -> Result<()> {
+        insert_api_key(self, key).await.map_err(|error| {
+            insert_error(
+                error,
+                || format!("API key {} or a key with its hash", key.id),
+                || format!("API key {} cannot be added: tenant {} is missing, or the key", key.id, key.tenant_id),
+            )
+        })
+    }
+
+    async fn import_connection(&self, record: &ConnectionRecord) -> Result<()> {
+        insert_connection_with_tokens(self, record, record.tokens.as_ref(), record.token_expires_at).await
+    }
+
+    async fn import_oauth_state(&self, record: &OAuthStateRecord) -> Result<()> {
+        on_pool!(self, |pool| {
+            sqlx::query(concat!(
+                "INSERT INTO oauth_states (",
+                oauth_state_columns!(),
+                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+            ))
+            .bind(&record.state_hash)
+            .bind(&record.tenant_id)
+            .bind(&record.connection_id)
+            .bind(record.verifier.0.as_slice())
+            .bind(&record.redirect_uri)
+            .bind(&record.return_url)
+            .bind(record.created_at)
+            .bind(record.expires_at)
+            .execute(pool)
+            .await
+            .map(drop)
+        })
+        .map_err(|error| insert_error(error, || "sign-in state".to_owned(), || "sign-in state".to_owned()))?;
+        Ok(())
+    }
+
+    async fn publish_change(&self, change: &Change) -> Result<()> {
+        match self.pool.engine() {
+            // One process on a SQLite file: nobody else to tell.
+            Engine::Sqlite(_) => Ok(()),
+            Engine::Postgres(pool) => crate::postgres::publish_change(pool, change).await,
+        }
+    }
+
+    async fn subscribe_changes(&self) -> Result<Option<tokio::sync::mpsc::Receiver<Change>>> {
+        match self.pool.engine() {
+            Engine::Sqlite(_) => Ok(None),
+            Engine::Postgres(pool) => crate::postgres::subscribe_changes(pool).await.map(Some),
+        }
+    }
+}
+
+// The INSERTs that a method and its `import_*` twin share.
+
+/// Refusals are worded by the caller.
+async fn insert_tenant<P: EnginePool>(store: &SqlStore<P>, tenant: &Tenant) -> Result<(), sqlx::Error> {
+    on_pool!(store, |pool| {
+        sqlx::query("INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3)")
+            .bind(&tenant.id)
+            .bind(&tenant.name)
+            .bind(tenant.created_at)
+            .execute(pool)
+            .await
+            .map(drop)
+    })
+}
+
+/// Refusals are worded by the caller.
+async fn insert_api_key<P: EnginePool>(store: &SqlStore<P>, key: &StoredApiKey) -> Result<(), sqlx::Error> {
+    on_pool!(store, |pool| {
+        sqlx::query("INSERT INTO api_keys (id, tenant_id, key_hash, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(&key.id)
+            .bind(&key.tenant_id)
+            .bind(&key.key_hash)
+            .bind(key.created_at)
+            .execute(pool)
+            .await
+            .map(drop)
+    })
+}
+
+/// A connection as it is, but with these tokens.
+async fn insert_connection_with_tokens<P: EnginePool>(
+    store: &SqlStore<P>,
+    record: &ConnectionRecord,
+    tokens: Option<&SealedBytes>,
+    token_expires_at: Option<Millis>,
+) -> Result<()> {
+    let parameters = encode_json(&record.parameters, "connection parameters")?;
+    on_pool!(store, |pool| {
+        sqlx::query(concat!(
+            "INSERT INTO connections (",
+            connection_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+        ))
+        .bind(&record.id)
+        .bind(&record.tenant_id)
+        .bind(&record.connector_id)
+        .bind(&record.created_by_key)
+        .bind(&record.display_name)
+        .bind(&record.parameter_set)
+        .bind(record.status.as_str())
+        .bind(&record.status_reason)
+        .bind(&parameters)
+        .bind(record.secrets.as_ref().map(|sealed| sealed.0.as_slice()))
+        .bind(tokens.map(|sealed| sealed.0.as_slice()))
+        .bind(token_expires_at)
+        .bind(record.created_at)
+        .bind(record.updated_at)
+        .execute(pool)
+        .await
+        .map(drop)
+    })
+    .map_err(|error| {
+        insert_error(
+            error,
+            || format!("connection {}", record.id),
+            // The (tenant, connector) foreign key: the connector is gone (deleted meanwhile),
+            // or is another tenant's.
+            || {
+                format!(
+                    "connection {} cannot be added: connector {} is not in the tenant, or a connection with this id",
+                    record.id, record.connector_id
+                )
+            },
+        )
+    })
+}
