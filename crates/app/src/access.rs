@@ -95,8 +95,8 @@ impl Need {
     }
 }
 
-/// What `principal` may do with the connection `id`; `None` when it may not even see it.
-fn grant(principal: &Principal, id: &str, ownership: &Ownership) -> Option<Need> {
+/// The most `principal` may do with the connection `id`; `None` when it may not even see it.
+pub fn grant(principal: &Principal, id: &str, ownership: &Ownership) -> Option<Need> {
     if let Some(ids) = &principal.connections
         && !ids.iter().any(|allowed| allowed == id)
     {
@@ -158,6 +158,12 @@ pub fn visible_connections(principal: &Principal) -> Visible {
         },
         ids: principal.connections.as_deref().map(<[String]>::to_vec),
     }
+}
+
+/// May `principal` call through every connection it may see? (Admins and users may: a user
+/// sees only what it owns or what is shared with it, to use at least; authors may call none.)
+pub fn calls_what_it_sees(principal: &Principal) -> bool {
+    principal.role != Role::Author
 }
 
 /// May `principal` list the connections owned by `end_user` (the `endUserId` filter)?

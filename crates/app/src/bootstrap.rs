@@ -6,8 +6,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
+use portico_model::Role;
 use portico_secrets::{MasterKey, SecretString};
-use portico_store::{Store, StoreError};
+use portico_store::{MemberRecord, Store, StoreError};
+
+use crate::keys::{CreatedKey, NewKey};
 
 /// The name of the tenant created on the first start.
 pub const DEFAULT_TENANT: &str = "default";
@@ -120,10 +123,9 @@ pub async fn ensure_default_tenant(store: &dyn Store, data_dir: &Path) -> anyhow
         Err(StoreError::Conflict(_)) => return Ok(None),
         Err(e) => return Err(e.into()),
     };
-    let key = portico_secrets::generate_api_key();
-    store.add_api_key(&tenant.id, &portico_secrets::api_key_hash(key.expose())).await?;
+    let created = insert_key(store, &tenant.id, admin_key("admin")).await?;
     let path = data_dir.join(ADMIN_KEY_FILE);
-    write_private_file(&path, key.expose().as_bytes())?;
+    write_private_file(&path, created.key.expose().as_bytes())?;
     Ok(Some(path))
 }
 
@@ -152,8 +154,46 @@ fn write_private_file(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A new tenant and its first API key.
-pub async fn create_tenant(store: &dyn Store, name: &str) -> anyhow::Result<SecretString> {
+/// An admin key named `name`.
+pub fn admin_key(name: &str) -> NewKey {
+    NewKey { name: name.to_owned(), role: Role::Admin, end_user_id: None, connection_ids: None, expires_at: None }
+}
+
+/// Checks and stores a key the operator makes; the answer holds the key, shown this once.
+async fn insert_key(store: &dyn Store, tenant_id: &str, new: NewKey) -> anyhow::Result<CreatedKey> {
+    if new.connection_ids.is_some() {
+        bail!("keys narrowed to connections are made through the API (POST /v1/api-keys), which checks them");
+    }
+    let created =
+        crate::keys::make_key(tenant_id, "operator".to_owned(), new, portico_store::now_millis()).map_err(|error| {
+            match error {
+                crate::Error::Invalid { errors, .. } => anyhow::anyhow!(
+                    "{}",
+                    errors
+                        .iter()
+                        .map(|e| format!("{} {}", flag_of(&e.field), e.message))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                ),
+                other => anyhow::anyhow!("{other}"),
+            }
+        })?;
+    store.insert_api_key(&created.record, &portico_secrets::api_key_hash(created.key.expose())).await?;
+    Ok(created)
+}
+
+/// The command-line flag that gives a key's field.
+fn flag_of(field: &str) -> &str {
+    match field {
+        "name" => "--key-name",
+        "role" => "--role",
+        "endUserId" => "--end-user",
+        other => other,
+    }
+}
+
+/// A new tenant and its first API key (an admin key).
+pub async fn create_tenant(store: &dyn Store, name: &str) -> anyhow::Result<CreatedKey> {
     let name = name.trim();
     if name.is_empty() {
         bail!("a tenant needs a name");
@@ -164,15 +204,24 @@ pub async fn create_tenant(store: &dyn Store, name: &str) -> anyhow::Result<Secr
         }
         other => other?,
     };
-    let key = portico_secrets::generate_api_key();
-    store.add_api_key(&tenant.id, &portico_secrets::api_key_hash(key.expose())).await?;
-    Ok(key)
+    insert_key(store, &tenant.id, admin_key("admin")).await
 }
 
 /// One more API key for an existing tenant; earlier keys stay valid.
-pub async fn add_key(store: &dyn Store, name: &str) -> anyhow::Result<SecretString> {
-    let Some(tenant) = store.tenant_by_name(name).await? else { bail!("no tenant named '{name}'") };
-    let key = portico_secrets::generate_api_key();
-    store.add_api_key(&tenant.id, &portico_secrets::api_key_hash(key.expose())).await?;
-    Ok(key)
+pub async fn add_key(store: &dyn Store, tenant: &str, new: NewKey) -> anyhow::Result<CreatedKey> {
+    let Some(tenant) = store.tenant_by_name(tenant).await? else { bail!("no tenant named '{tenant}'") };
+    insert_key(store, &tenant.id, new).await
+}
+
+/// Adds a person to a tenant by e-mail address, with a role (the first admin of a tenant
+/// whose people sign in with OpenID Connect is added this way).
+pub async fn add_member(store: &dyn Store, tenant: &str, email: &str, role: Role) -> anyhow::Result<MemberRecord> {
+    let Some(tenant) = store.tenant_by_name(tenant).await? else { bail!("no tenant named '{tenant}'") };
+    let member = crate::members::make_member(&tenant.id, email, role, "operator".to_owned())
+        .map_err(|_| anyhow::anyhow!("'{email}' is not an e-mail address"))?;
+    match store.insert_member(&member).await {
+        Err(StoreError::Conflict(_)) => bail!("{} is a member of tenant '{}' already", member.email, tenant.name),
+        other => other?,
+    }
+    Ok(member)
 }

@@ -14,6 +14,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response};
+use portico_model::Ownership;
 use portico_runtime::{
     OperationCall, OutBody, Outcome, PrepareError, PreparedConnection, RequestError, UpstreamError, UpstreamSlot,
 };
@@ -195,10 +196,14 @@ impl App {
         let prepared = match self.connections.get(id) {
             Some(prepared) => prepared,
             None => {
+                let generation = self.connections.generation();
+                let record =
+                    self.store.connection(&principal.tenant_id, id).await?.ok_or(Error::NotFound("connection"))?;
+                let ownership = self.ownership(&record).await?;
                 // Checked before anything is prepared: a caller who may not see the connection
                 // learns nothing of its state.
-                self.find_connection(principal, id, Need::Call).await?;
-                self.load(&principal.tenant_id, id).await?
+                access::connection(principal, id, &ownership, Need::Call)?;
+                self.prepare(record, ownership, generation).await?
             }
         };
         self.authorize_call(principal, &prepared)?;
@@ -208,17 +213,30 @@ impl App {
         Ok(prepared)
     }
 
-    /// Reads a connection and its connector from the store and prepares them (and caches the
-    /// result unless something changed meanwhile).
+    /// Reads a connection from the store and prepares it (see [`App::prepare`]).
     pub(crate) async fn load(&self, tenant_id: &str, id: &str) -> Result<Arc<PreparedConnection>> {
         let generation = self.connections.generation();
         let record = self.store.connection(tenant_id, id).await?.ok_or(Error::NotFound("connection"))?;
+        let ownership = self.ownership(&record).await?;
+        self.prepare(record, ownership, generation).await
+    }
+
+    /// Prepares a connection read in the cache's `generation` with its connector, and caches
+    /// the result unless something changed meanwhile.
+    async fn prepare(
+        &self,
+        record: ConnectionRecord,
+        ownership: Ownership,
+        generation: u64,
+    ) -> Result<Arc<PreparedConnection>> {
         if record.status != ConnectionStatus::Connected {
             return Err(not_ready(&record));
         }
-        let connector =
-            self.store.connector(tenant_id, &record.connector_id).await?.ok_or(Error::NotFound("connection"))?;
-        let ownership = self.ownership(&record).await?;
+        let connector = self
+            .store
+            .connector(&record.tenant_id, &record.connector_id)
+            .await?
+            .ok_or(Error::NotFound("connection"))?;
         let secrets = self.open_secrets(&record)?;
         let bearer = self.bearer(&connector, &record)?;
         let metrics = self.metrics.connector(&connector.id, &connector.connector.metadata.name);

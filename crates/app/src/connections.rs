@@ -4,8 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use portico_model::{CheckedValues, ConnectionSpec, Credential, FieldError, GrantType, Ownership, ParameterSet};
-use portico_store::{Change, ConnectionRecord, ConnectionStatus, ConnectorRecord, Page};
+use portico_model::{CheckedValues, ConnectionSpec, Credential, FieldError, GrantType, Ownership, ParameterSet, Share};
+use portico_store::{Change, ConnectionQuery, ConnectionRecord, ConnectionStatus, ConnectorRecord, Page};
 use serde_json::{Map, Value};
 
 use crate::access::{self, Action, Need};
@@ -26,6 +26,8 @@ pub struct NewConnection {
     pub parameters: Map<String, Value>,
     /// OAuth 2.0: where the browser goes after signing in.
     pub return_url: Option<String>,
+    /// The end user who will own it: an admin's choice; a user's own end user by default.
+    pub end_user_id: Option<String>,
 }
 
 /// Changes to a connection: what is `None` stays.
@@ -40,6 +42,8 @@ pub struct ConnectionChanges {
 #[derive(Debug, Default)]
 pub struct ConnectionFilter {
     pub connector_id: Option<String>,
+    /// Only those this end user owns.
+    pub end_user_id: Option<String>,
 }
 
 /// A connection as a front door may show it: its record, the names of its secret values (never
@@ -105,8 +109,15 @@ fn keep_sealed(
 
 impl App {
     /// Who owns connection `record` and who it is shared with.
-    pub(crate) async fn ownership(&self, _record: &ConnectionRecord) -> Result<Ownership> {
-        Ok(Ownership::default())
+    pub(crate) async fn ownership(&self, record: &ConnectionRecord) -> Result<Ownership> {
+        let shares = self.store.list_shares(&record.tenant_id, &record.id).await?;
+        Ok(Ownership {
+            owner: record.end_user_id.clone(),
+            shares: shares
+                .into_iter()
+                .map(|share| Share { end_user_id: share.end_user_id, permission: share.permission })
+                .collect(),
+        })
     }
 
     /// The connection `id` if `principal` may do what `need` says with it.
@@ -127,7 +138,13 @@ impl App {
     }
 
     pub async fn create_connection(&self, principal: &Principal, new: NewConnection) -> Result<ConnectionInfo> {
-        access::require(principal, Action::CreateConnection)?;
+        let requested = new
+            .end_user_id
+            .as_deref()
+            .map(portico_model::end_user_id)
+            .transpose()
+            .map_err(|message| Error::invalid_field("invalid end user", "endUserId", message))?;
+        let owner = access::owner_of_new_connection(principal, requested.as_deref())?;
         let connector = self
             .store
             .connector(&principal.tenant_id, &new.connector_id)
@@ -161,7 +178,9 @@ impl App {
             id,
             tenant_id: principal.tenant_id.to_string(),
             connector_id: connector.id.clone(),
-            created_by_key: principal.key_id().unwrap_or_default().to_owned(),
+            end_user_id: owner,
+            created_by: principal.reference(),
+            updated_by: None,
             display_name: new.display_name.unwrap_or_else(|| connector.connector.metadata.display_name.clone()),
             parameter_set: new
                 .parameter_set
@@ -185,7 +204,7 @@ impl App {
                 }
                 None
             }
-            Some(flow) => Some(self.start_sign_in(&record.tenant_id, &record.id, &flow, return_url).await?),
+            Some(flow) => Some(self.start_sign_in(principal, &record.id, &flow, return_url).await?),
         };
         let record =
             self.store.connection(&record.tenant_id, &record.id).await?.ok_or(Error::NotFound("connection"))?;
@@ -201,11 +220,28 @@ impl App {
         limit: u32,
     ) -> Result<Page<ConnectionInfo>> {
         access::require(principal, Action::ListConnections)?;
-        let page =
-            self.store.list_connections(&principal.tenant_id, filter.connector_id.as_deref(), after, limit + 1).await?;
+        let owner =
+            filter.end_user_id.as_deref().map(|id| portico_model::end_user_id(id).unwrap_or_else(|_| id.to_owned()));
+        if let Some(owner) = &owner {
+            access::filter_by_owner(principal, owner)?;
+        }
+        let visible = access::visible_connections(principal);
+        let query = ConnectionQuery {
+            connector_id: filter.connector_id.as_deref(),
+            owner: owner.as_deref(),
+            visible_to: visible.end_user.as_deref(),
+            ids: visible.ids.as_deref(),
+        };
+        let page = self.store.list_connections(&principal.tenant_id, &query, after, limit + 1).await?;
         let page = cut(page, limit, |record| &record.id);
         let items = page.items.into_iter().map(|record| self.info(record)).collect::<Result<_>>()?;
         Ok(Page { items, next: page.next })
+    }
+
+    /// The most `principal` may do with connection `id` (what a front door offers it).
+    pub async fn connection_access(&self, principal: &Principal, id: &str) -> Result<Need> {
+        let record = self.store.connection(&principal.tenant_id, id).await?.ok_or(Error::NotFound("connection"))?;
+        access::grant(principal, id, &self.ownership(&record).await?).ok_or(Error::NotFound("connection"))
     }
 
     pub async fn connection(&self, principal: &Principal, id: &str) -> Result<ConnectionInfo> {
@@ -254,6 +290,7 @@ impl App {
             }
         }
         record.updated_at = portico_store::now_millis();
+        record.updated_by = Some(principal.reference());
         if !self.store.update_connection(&record).await? {
             return Err(Error::NotFound("connection"));
         }
@@ -304,7 +341,7 @@ impl App {
             None
         } else {
             let flow = self.discovered(flow).await?;
-            Some(self.start_sign_in(&record.tenant_id, &record.id, &flow, return_url).await?)
+            Some(self.start_sign_in(principal, &record.id, &flow, return_url).await?)
         };
         tracing::info!(connection = %id, principal = %principal.reference(), "connection re-authorization started");
         let record = self.store.connection(&principal.tenant_id, id).await?.ok_or(Error::NotFound("connection"))?;
@@ -316,8 +353,8 @@ impl App {
     pub(crate) async fn recheck_connections(&self, connector: &ConnectorRecord) -> Result<()> {
         let mut after = None;
         loop {
-            let page =
-                self.store.list_connections(&connector.tenant_id, Some(&connector.id), after.as_deref(), 200).await?;
+            let query = ConnectionQuery { connector_id: Some(&connector.id), ..ConnectionQuery::default() };
+            let page = self.store.list_connections(&connector.tenant_id, &query, after.as_deref(), 200).await?;
             for mut record in page.items {
                 let reason = match connector.connector.connection.set(record.parameter_set.as_deref()) {
                     None => Some("the connector no longer has this connection's parameter set".to_owned()),

@@ -202,6 +202,8 @@ impl App {
             warnings: input.warnings,
             oauth_client_id: None,
             oauth_client_secret: None,
+            created_by: Some(principal.reference()),
+            updated_by: None,
             created_at: now,
             updated_at: now,
         };
@@ -277,6 +279,7 @@ impl App {
         record.connector = input.connector;
         record.warnings = input.warnings;
         record.updated_at = portico_store::now_millis();
+        record.updated_by = Some(principal.reference());
         if !self.store.update_connector(&record).await? {
             return Err(Error::NotFound("connector"));
         }

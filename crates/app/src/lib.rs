@@ -14,9 +14,12 @@ pub mod connections;
 pub mod connectors;
 mod error;
 pub mod keys;
+pub mod members;
 pub mod oauth;
+pub mod people;
 mod principal;
 mod sealing;
+pub mod shares;
 
 use std::sync::Arc;
 
@@ -39,6 +42,8 @@ pub struct AppConfig {
     /// How many prepared connections are kept in memory.
     pub cached_connections: usize,
     pub upstream: UpstreamOptions,
+    /// How people sign in to the portal, besides with an API key.
+    pub people: Option<people::PeopleSettings>,
 }
 
 /// The use cases and what they share. One per process; every front door holds it.
@@ -54,14 +59,16 @@ pub struct App {
     pub metrics: Metrics,
     pub upstream: UpstreamOptions,
     oauth: oauth::OAuthSupport,
+    people: Option<people::People>,
 }
 
 impl App {
     /// Token requests and change notices run on the runtime current here, not on the threads
     /// that serve calls.
-    pub fn new(store: Arc<dyn Store>, master_key: MasterKey, config: AppConfig) -> App {
+    pub fn new(store: Arc<dyn Store>, master_key: MasterKey, config: AppConfig) -> anyhow::Result<App> {
         let return_origins = config.allowed_return_origins.iter().map(Url::origin).collect();
-        App {
+        let people = config.people.map(|settings| people::People::new(settings, &config.public_url)).transpose()?;
+        Ok(App {
             store,
             master_key,
             keys: KeyCache::default(),
@@ -71,7 +78,8 @@ impl App {
             metrics: Metrics::default(),
             upstream: config.upstream,
             oauth: oauth::OAuthSupport::new(tokio::runtime::Handle::current(), return_origins),
-        }
+            people,
+        })
     }
 
     /// Applies another process's change notices as they come, for as long as the process
@@ -105,6 +113,8 @@ impl App {
         match change {
             Change::Connection(id) => self.connections.invalidate(id),
             Change::Connector(id) => self.connections.invalidate_connector(id),
+            Change::ApiKey(id) => self.keys.forget_key(id),
+            Change::Member(_) => self.keys.bump(),
             Change::Everything => {
                 self.connections.clear();
                 self.keys.forget_all();

@@ -17,9 +17,9 @@ use portico_secrets::SecretString;
 use portico_store::{Change, ConnectionRecord, ConnectionStatus, ConnectorRecord, Millis, OAuthStateRecord};
 use serde_json::Value;
 
-use crate::App;
 use crate::error::{Error, Result};
 use crate::sealing::{Secrets, StoredTokens};
+use crate::{App, Principal};
 
 /// How long a sign-in may take.
 pub const STATE_TTL: Millis = 10 * 60 * 1000;
@@ -244,7 +244,7 @@ impl App {
     /// connection, and the authorization URL.
     pub(crate) async fn start_sign_in(
         &self,
-        tenant_id: &str,
+        principal: &Principal,
         connection_id: &str,
         flow: &Flow,
         return_url: Option<String>,
@@ -261,8 +261,9 @@ impl App {
             .insert_oauth_state(&OAuthStateRecord {
                 verifier: self.seal_verifier(&state_hash, &pkce.verifier),
                 state_hash,
-                tenant_id: tenant_id.to_owned(),
+                tenant_id: principal.tenant_id.to_string(),
                 connection_id: connection_id.to_owned(),
+                started_by: Some(principal.reference()),
                 redirect_uri,
                 return_url,
                 created_at: now,
@@ -379,7 +380,8 @@ impl App {
             .await?;
         self.changed(Change::Connection(record.id.clone()));
         self.oauth.recovered(&record.id);
-        tracing::info!(connection = %record.id, "OAuth 2.0 sign-in completed");
+        tracing::info!(connection = %record.id, principal = sign_in.started_by.as_deref().unwrap_or("unknown"),
+            "OAuth 2.0 sign-in completed");
         Ok(CallbackOutcome::Connected { return_url: sign_in.return_url })
     }
 

@@ -141,6 +141,18 @@ impl KeyCache {
         }
     }
 
+    /// Forgets one key (revoked, or changed elsewhere), and tells every memo to look again.
+    pub(crate) fn forget_key(&self, key_id: &str) {
+        let mut map = self.by_digest.write().unwrap_or_else(|e| e.into_inner());
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        map.retain(|_, principal| principal.key_id() != Some(key_id));
+    }
+
+    /// Tells every memo to look again without forgetting any key (a member changed).
+    pub(crate) fn bump(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
     /// Forgets every key (changes may have been missed), and tells every memo to look again.
     pub(crate) fn forget_all(&self) {
         let mut map = self.by_digest.write().unwrap_or_else(|e| e.into_inner());
@@ -158,7 +170,22 @@ mod tests {
     }
 
     #[test]
-    fn forgetting_bumps_the_generation_and_stale_lookups_are_not_stored() {
+    fn a_forgotten_key_is_gone_and_stale_lookups_are_not_stored() {
+        let cache = KeyCache::default();
+        let generation = cache.generation();
+        cache.insert([1; 32], key("a"), generation);
+        cache.insert([2; 32], key("b"), generation);
+        cache.forget_key("a");
+        assert!(cache.get(&[1; 32]).is_none());
+        assert!(cache.get(&[2; 32]).is_some());
+        assert_ne!(cache.generation(), generation);
+        // A lookup that began before the revocation cannot put the key back.
+        cache.insert([1; 32], key("a"), generation);
+        assert!(cache.get(&[1; 32]).is_none());
+    }
+
+    #[test]
+    fn forgetting_all_bumps_the_generation_and_stale_lookups_are_not_stored() {
         let cache = KeyCache::default();
         let generation = cache.generation();
         cache.insert([1; 32], key("a"), generation);

@@ -1,9 +1,10 @@
 //! `portico migrate --from URL --to URL`: moves a whole store to another, typically the
 //! embedded SQLite file of one machine to the PostgreSQL database that several instances share.
 //!
-//! What moves: settings (the master-key check), tenants, API keys (their hashes), connectors
-//! (definitions, warnings, sealed OAuth client secrets), connections (values, sealed secrets and
-//! tokens, statuses, times) and the sign-ins in progress that have not expired. Nothing is
+//! What moves: settings (the master-key check), tenants, API keys (their hashes, roles, end
+//! users, scopes, expiries, revocations), members, connectors (definitions, warnings, sealed
+//! OAuth client secrets), connections (owners, values, sealed secrets and tokens, statuses,
+//! times), their shares and the sign-ins in progress that have not expired. Nothing is
 //! opened or re-sealed: ids are kept, and sealed values are bound to their row's id, so they
 //! open at the destination with the same master key. Leases (held for seconds during a token
 //! renewal) are not moved.
@@ -20,7 +21,8 @@ use anyhow::{Context, bail};
 use clap::Args;
 use portico_secrets::MasterKey;
 use portico_store::{
-    ConnectionRecord, ConnectorRecord, OAuthStateRecord, Page, SealedBytes, Store, StoreError, now_millis,
+    ConnectionQuery, ConnectionRecord, ConnectorRecord, OAuthStateRecord, Page, SealedBytes, Store, StoreError,
+    now_millis,
 };
 
 /// Records read per query.
@@ -49,7 +51,8 @@ struct Tally {
     present: u64,
 }
 
-const KINDS: [&str; 6] = ["settings", "tenants", "API keys", "connectors", "connections", "sign-ins"];
+const KINDS: [&str; 8] =
+    ["settings", "tenants", "API keys", "members", "connectors", "connections", "shares", "sign-ins"];
 
 pub async fn run(args: MigrateArgs) -> anyhow::Result<()> {
     let (from, to) = (args.from.trim(), args.to.trim());
@@ -68,13 +71,9 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<()> {
     let (source, destination) = (source.as_ref(), destination.as_ref());
 
     let now = now_millis();
-    let mut tallies = BTreeMap::new();
+    let mut tallies: BTreeMap<&'static str, Tally> = KINDS.iter().map(|kind| (*kind, Tally::default())).collect();
     tallies.insert("settings", copy_settings(source, destination).await?);
-    let (tenants, keys, connectors, connections) = copy_tenants(source, destination).await?;
-    tallies.insert("tenants", tenants);
-    tallies.insert("API keys", keys);
-    tallies.insert("connectors", connectors);
-    tallies.insert("connections", connections);
+    copy_tenants(source, destination, &mut tallies).await?;
     let (sign_ins, expired) = copy_sign_ins(source, destination, now).await?;
     tallies.insert("sign-ins", sign_ins);
 
@@ -151,13 +150,16 @@ async fn copy_settings(source: &dyn Store, destination: &dyn Store) -> anyhow::R
     Ok(tally)
 }
 
-/// Tenants, and with each its API keys, connectors and connections.
-async fn copy_tenants(source: &dyn Store, destination: &dyn Store) -> anyhow::Result<(Tally, Tally, Tally, Tally)> {
-    let (mut tenants, mut keys, mut connectors, mut connections) =
-        (Tally::default(), Tally::default(), Tally::default(), Tally::default());
+/// Tenants, and with each its API keys, members, connectors, connections and shares.
+async fn copy_tenants(
+    source: &dyn Store,
+    destination: &dyn Store,
+    tallies: &mut BTreeMap<&'static str, Tally>,
+) -> anyhow::Result<()> {
     let present: BTreeMap<String, String> =
         destination.list_tenants().await?.into_iter().map(|tenant| (tenant.id, tenant.name)).collect();
     for tenant in source.list_tenants().await? {
+        let tenants = tallies.entry("tenants").or_default();
         tenants.source += 1;
         if present.contains_key(&tenant.id) {
             tenants.present += 1;
@@ -172,67 +174,85 @@ async fn copy_tenants(source: &dyn Store, destination: &dyn Store) -> anyhow::Re
                 Err(other) => return Err(other.into()),
             }
         }
-        copy_keys(source, destination, &tenant.id, &mut keys).await?;
-        copy_connectors(source, destination, &tenant.id, &mut connectors).await?;
-        copy_connections(source, destination, &tenant.id, &mut connections).await?;
-    }
-    Ok((tenants, keys, connectors, connections))
-}
+        let tenant = tenant.id.as_str();
 
-async fn copy_keys(source: &dyn Store, destination: &dyn Store, tenant: &str, tally: &mut Tally) -> anyhow::Result<()> {
-    let present: Vec<String> = destination.list_api_keys(tenant).await?.into_iter().map(|key| key.id).collect();
-    for key in source.list_api_keys(tenant).await? {
-        tally.source += 1;
-        if present.contains(&key.id) {
-            tally.present += 1;
-        } else {
-            destination.import_api_key(&key).await.with_context(|| format!("API key {}", key.id))?;
-            tally.copied += 1;
-        }
+        let mut keys = source.export_api_keys(tenant).await?.into_iter();
+        copy_each(
+            tallies.entry("API keys").or_default(),
+            async || Ok(keys.next()),
+            async |key| destination.import_api_key(key).await,
+            async |key| Ok(destination.api_key(tenant, &key.record.id).await?.is_some()),
+            |key| format!("API key {}", key.record.id),
+        )
+        .await?;
+
+        let mut members = Pages::default();
+        copy_each(
+            tallies.entry("members").or_default(),
+            async || members.next(async |after| source.list_members(tenant, after.as_deref(), PAGE).await).await,
+            async |member| destination.insert_member(member).await,
+            async |member| Ok(destination.member(tenant, &member.id).await?.is_some()),
+            |member| format!("member {}", member.id),
+        )
+        .await?;
+
+        // Most records are new: each is inserted, and looked for only when that conflicts.
+        let mut connectors = Pages::default();
+        copy_each(
+            tallies.entry("connectors").or_default(),
+            async || connectors.next(async |after| source.list_connectors(tenant, after.as_deref(), PAGE).await).await,
+            async |record| destination.insert_connector(record).await,
+            async |record| Ok(destination.connector(tenant, &record.id).await?.is_some()),
+            |record| format!("connector {}", record.id),
+        )
+        .await?;
+
+        let mut connections = Pages::default();
+        let every = ConnectionQuery::default();
+        copy_each(
+            tallies.entry("connections").or_default(),
+            async || {
+                connections
+                    .next(async |after| source.list_connections(tenant, &every, after.as_deref(), PAGE).await)
+                    .await
+            },
+            async |record| destination.import_connection(record).await,
+            async |record| Ok(destination.connection(tenant, &record.id).await?.is_some()),
+            |record| format!("connection {}", record.id),
+        )
+        .await?;
+
+        let mut shares = source.export_shares(tenant).await?.into_iter();
+        copy_each(
+            tallies.entry("shares").or_default(),
+            async || Ok(shares.next()),
+            async |share| destination.import_share(share).await,
+            async |share| {
+                let there = destination.list_shares(tenant, &share.connection_id).await?;
+                Ok(there.iter().any(|s| s.end_user_id == share.end_user_id))
+            },
+            |share| format!("the share of connection {}", share.connection_id),
+        )
+        .await?;
     }
     Ok(())
 }
 
-async fn copy_connectors(
-    source: &dyn Store,
-    destination: &dyn Store,
-    tenant: &str,
+/// Copies each record `next` gives: inserted as it is; one that conflicts is counted as
+/// already there when `present` finds it at the destination, and is an error otherwise.
+async fn copy_each<T>(
     tally: &mut Tally,
+    mut next: impl AsyncFnMut() -> anyhow::Result<Option<T>>,
+    insert: impl AsyncFn(&T) -> portico_store::Result<()>,
+    present: impl AsyncFn(&T) -> portico_store::Result<bool>,
+    name: impl Fn(&T) -> String,
 ) -> anyhow::Result<()> {
-    let mut pages = Pages::default();
-    while let Some(record) =
-        pages.next(|after| async move { source.list_connectors(tenant, after.as_deref(), PAGE).await }).await?
-    {
+    while let Some(record) = next().await? {
         tally.source += 1;
-        // Most records are new: insert, and look only when that conflicts.
-        match destination.insert_connector(&record).await {
+        match insert(&record).await {
             Ok(()) => tally.copied += 1,
-            Err(StoreError::Conflict(_)) if destination.connector(tenant, &record.id).await?.is_some() => {
-                tally.present += 1
-            }
-            Err(error) => return Err(error).with_context(|| format!("connector {}", record.id)),
-        }
-    }
-    Ok(())
-}
-
-async fn copy_connections(
-    source: &dyn Store,
-    destination: &dyn Store,
-    tenant: &str,
-    tally: &mut Tally,
-) -> anyhow::Result<()> {
-    let mut pages = Pages::default();
-    while let Some(record) =
-        pages.next(|after| async move { source.list_connections(tenant, None, after.as_deref(), PAGE).await }).await?
-    {
-        tally.source += 1;
-        match destination.import_connection(&record).await {
-            Ok(()) => tally.copied += 1,
-            Err(StoreError::Conflict(_)) if destination.connection(tenant, &record.id).await?.is_some() => {
-                tally.present += 1
-            }
-            Err(error) => return Err(error).with_context(|| format!("connection {}", record.id)),
+            Err(StoreError::Conflict(_)) if present(&record).await? => tally.present += 1,
+            Err(error) => return Err(error).with_context(|| name(&record)),
         }
     }
     Ok(())
@@ -396,12 +416,26 @@ async fn verify(source: &dyn Store, destination: &dyn Store, now: i64) -> anyhow
         let tenant = tenant.id.as_str();
         check.lists(
             "API keys",
-            source.list_api_keys(tenant).await?,
-            destination.list_api_keys(tenant).await?,
-            |k| k.id.clone(),
+            source.export_api_keys(tenant).await?,
+            destination.export_api_keys(tenant).await?,
+            |k| k.record.id.clone(),
             |check, a, b| {
                 if a != b {
-                    check.differ(format!("API key {} differs", a.id));
+                    check.differ(format!("API key {} differs", a.record.id));
+                }
+            },
+        );
+        let members = async |store: &dyn Store| {
+            all(|after| async move { store.list_members(tenant, after.as_deref(), PAGE).await }).await
+        };
+        check.lists(
+            "members",
+            members(source).await?,
+            members(destination).await?,
+            |m| m.id.clone(),
+            |check, a, b| {
+                if a != b {
+                    check.differ(format!("member {} differs", a.id));
                 }
             },
         );
@@ -410,12 +444,28 @@ async fn verify(source: &dyn Store, destination: &dyn Store, now: i64) -> anyhow
         let destination_connectors =
             all(|after| async move { destination.list_connectors(tenant, after.as_deref(), PAGE).await }).await?;
         check.lists("connectors", source_connectors, destination_connectors, |c| c.id.clone(), compare_connectors);
-        let source_connections =
-            all(|after| async move { source.list_connections(tenant, None, after.as_deref(), PAGE).await }).await?;
-        let destination_connections =
-            all(|after| async move { destination.list_connections(tenant, None, after.as_deref(), PAGE).await })
-                .await?;
-        check.lists("connections", source_connections, destination_connections, |c| c.id.clone(), compare_connections);
+        let connections = async |store: &dyn Store| {
+            let every = ConnectionQuery::default();
+            all(|after| async move { store.list_connections(tenant, &every, after.as_deref(), PAGE).await }).await
+        };
+        check.lists(
+            "connections",
+            connections(source).await?,
+            connections(destination).await?,
+            |c| c.id.clone(),
+            compare_connections,
+        );
+        check.lists(
+            "shares",
+            source.export_shares(tenant).await?,
+            destination.export_shares(tenant).await?,
+            |s| format!("{}/{}", s.connection_id, s.end_user_id),
+            |check, a, b| {
+                if a != b {
+                    check.differ(format!("the share of connection {} with {} differs", a.connection_id, a.end_user_id));
+                }
+            },
+        );
     }
 
     let live =

@@ -67,6 +67,20 @@ pub struct ServeArgs {
     /// below the server's max_connections [default: 10]
     #[arg(long, env = "PORTICO_DATABASE_POOL_SIZE", value_parser = clap::value_parser!(u32).range(1..))]
     database_pool_size: Option<u32>,
+    /// People sign in to the portal with this OpenID Connect provider (its issuer URL), as well
+    /// as with API keys; register <public url>/sign-in/oidc/callback as a redirect URI there
+    #[arg(long, env = "PORTICO_OIDC_ISSUER")]
+    oidc_issuer: Option<Url>,
+    /// The portal's client id at the OpenID Connect provider
+    #[arg(long, env = "PORTICO_OIDC_CLIENT_ID")]
+    oidc_client_id: Option<String>,
+    /// The portal's client secret at the provider (prefer the environment variable: a flag
+    /// shows in the process list); none for a public client
+    #[arg(long, env = "PORTICO_OIDC_CLIENT_SECRET", hide_env_values = true)]
+    oidc_client_secret: Option<String>,
+    /// What the portal's sign-in button calls the provider [default: its host name]
+    #[arg(long, env = "PORTICO_OIDC_NAME")]
+    oidc_name: Option<String>,
     /// A TOML file with any of these settings (flags and environment variables win)
     #[arg(long, env = "PORTICO_CONFIG")]
     config: Option<PathBuf>,
@@ -90,6 +104,10 @@ struct FileConfig {
     #[serde(default)]
     allowed_return_origins: Vec<Url>,
     idp_catalog: Option<PathBuf>,
+    oidc_issuer: Option<Url>,
+    oidc_client_id: Option<String>,
+    oidc_client_secret: Option<String>,
+    oidc_name: Option<String>,
 }
 
 fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
@@ -102,6 +120,30 @@ fn seconds(value: Option<f64>) -> anyhow::Result<Option<std::time::Duration>> {
         .map(|s| std::time::Duration::try_from_secs_f64(s).ok().filter(|d| !d.is_zero()))
         .map(|d| d.ok_or_else(|| anyhow::anyhow!("timeouts must be positive numbers of seconds")))
         .transpose()
+}
+
+/// The OpenID Connect client of the portal: all of issuer and client id, or none.
+fn people(
+    issuer: Option<Url>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    display_name: Option<String>,
+) -> anyhow::Result<Option<portico_app::people::PeopleSettings>> {
+    match (issuer, client_id) {
+        (None, None) if client_secret.is_none() => Ok(None),
+        (Some(issuer), Some(client_id)) if !client_id.trim().is_empty() => {
+            Ok(Some(portico_app::people::PeopleSettings {
+                issuer,
+                client_id,
+                client_secret: client_secret.filter(|s| !s.is_empty()).map(SecretString::from),
+                display_name,
+            }))
+        }
+        _ => anyhow::bail!(
+            "people's sign-in with OpenID Connect needs both --oidc-issuer and --oidc-client-id \
+             (PORTICO_OIDC_ISSUER, PORTICO_OIDC_CLIENT_ID)"
+        ),
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -138,6 +180,12 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         },
         idp_catalog: args.idp_catalog.or(file.idp_catalog),
         database_pool_size: args.database_pool_size.or(file.database_pool_size).filter(|n| *n > 0),
+        people: people(
+            args.oidc_issuer.or(file.oidc_issuer),
+            args.oidc_client_id.or(file.oidc_client_id),
+            args.oidc_client_secret.or(file.oidc_client_secret),
+            args.oidc_name.or(file.oidc_name),
+        )?,
         data_dir,
     };
     let data_dir = config.data_dir.clone();

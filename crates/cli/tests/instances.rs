@@ -4,7 +4,8 @@
 //!
 //! - the first instance creates the `default` tenant and its key file, the others do not;
 //! - a connection changed or deleted through one instance is not used with its old
-//!   credentials by the other after a second;
+//!   credentials by the other after a second, and a key revoked through one is refused by
+//!   the other within a second;
 //! - a sign-in started on one instance finishes on the other;
 //! - 200 calls on an expired token, split across both, renew it once;
 //! - PostgreSQL restarted under load (a private cluster, never the shared server): clean 503
@@ -147,6 +148,26 @@ where
     }
 }
 
+/// Calls `/ok` through `connection` until a call is refused with `refusal` (a status and a
+/// problem type), within [`PROPAGATION`]; `served` checks each call served before it. How long
+/// the refusal took.
+async fn until_refused(api: &Api, connection: &str, refusal: (u16, &str), served: impl Fn()) -> Duration {
+    let (status, kind) = refusal;
+    let since = Instant::now();
+    within(PROPAGATION, &format!("a {status} through {connection}"), || async {
+        let reply = call(api, connection, "/ok").await;
+        if reply.status == status {
+            reply.expect_problem(status, kind);
+            return Some(());
+        }
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        served();
+        None
+    })
+    .await;
+    since.elapsed()
+}
+
 // ---------------------------------------------------------------------------------------------
 // The first start.
 
@@ -247,25 +268,50 @@ async fn a_connection_changed_or_deleted_through_one_instance_is_not_used_by_the
 
     // Deleted through A: B refuses it within a second, and the backend hears nothing more.
     api_a.delete(&path).await.expect_empty(204);
-    let deleted = Instant::now();
-    within(PROPAGATION, "B refuses the deleted connection", || async {
-        let reply = call(&api_b, &connection, "/ok").await;
-        if reply.status == 404 {
-            reply.expect_problem(404, "not-found");
-            return Some(());
-        }
-        assert_eq!(reply.status, 200, "{}", reply.text);
+    let refused_after = until_refused(&api_b, &connection, (404, "not-found"), || {
         assert_eq!(backend.take_one().header("x-api-key"), Some(second.as_str()));
-        None
     })
     .await;
-    let refused_after = deleted.elapsed();
     for _ in 0..3 {
         call(&api_b, &connection, "/ok").await.expect_problem(404, "not-found");
         api_b.get(&path).await.expect_problem(404, "not-found");
     }
     assert!(backend.take().is_empty(), "nothing reaches the backend after the refusal");
     println!("B refused the deleted connection after {refused_after:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_revoked_through_one_instance_is_refused_by_the_other_within_a_second() {
+    let Some(pair) = Pair::start(&[]) else { return };
+    let backend = Backend::start().await;
+    let api_a = pair.api_a();
+    let connector = api_a.create_connector(&calls_connector("api-key-header.json", &backend.authority())).await;
+    let body = json!({"connectorId": connector["id"], "endUserId": "ann", "parameters": {"api_key": "ann's"}});
+    let connection = id(&api_a.create_connection(&body).await);
+    let created = api_a
+        .post("/v1/api-keys", &json!({"name": "revoked through A", "role": "user", "endUserId": "ann"}))
+        .await
+        .expect_json(201);
+    let key = created["key"].as_str().expect("the key, shown once");
+
+    // B knows the key: in its key cache, and on its client connection (one client calling in
+    // turn keeps one connection alive), which remembers the `Authorization` it last sent.
+    let on_b = pair.b.client(Some(key));
+    for _ in 0..3 {
+        assert_eq!(call(&on_b, &connection, "/ok").await.status, 200);
+    }
+    on_b.get(&format!("/v1/connections/{connection}")).await.expect_json(200);
+
+    // Revoked through A: B refuses it within a second, on that client connection and any other.
+    api_a.delete(&format!("/v1/api-keys/{}", id(&created))).await.expect_empty(204);
+    let refused_after = until_refused(&on_b, &connection, (401, "unauthorized"), || {}).await;
+    backend.take();
+    on_b.get(&format!("/v1/connections/{connection}")).await.expect_problem(401, "unauthorized");
+    for portico in [&pair.a, &pair.b] {
+        call(&portico.client(Some(key)), &connection, "/ok").await.expect_problem(401, "unauthorized");
+    }
+    assert!(backend.take().is_empty(), "nothing reaches the backend after the refusal");
+    println!("B refused the revoked key after {refused_after:?}");
 }
 
 // ---------------------------------------------------------------------------------------------

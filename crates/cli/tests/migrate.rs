@@ -1,16 +1,24 @@
 //! `portico migrate`, engine-neutral: from the store of a Portico of this run (its SQLite file,
-//! or its PostgreSQL database with `PORTICO_TEST_DATABASE=postgres`) to a new SQLite file. The
-//! move from SQLite to PostgreSQL with two instances afterwards is in tests/instances.rs.
+//! or its PostgreSQL database with `PORTICO_TEST_DATABASE=postgres`) to a new SQLite file; and
+//! the access model (keys of every role, members, owned and shared connections) from a SQLite
+//! store to PostgreSQL, record by record. The move from SQLite to PostgreSQL with two instances
+//! afterwards is in tests/instances.rs.
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Output;
 
-use common::pg::TEST_MASTER_KEY;
-use common::{Api, Portico, fixture};
+use common::pg::{TEST_MASTER_KEY, TestDatabase};
+use common::{Api, Portico, fixture, random};
+use portico_model::{Role, SharePermission};
+use portico_store::{
+    ApiKeyRecord, ConnectionQuery, ConnectionRecord, ConnectionStatus, ConnectorRecord, MemberRecord, OAuthStateRecord,
+    SealedBytes, ShareRecord, SqliteStore, Store, StoredApiKey, Tenant, new_id, now_millis,
+};
+use portico_testkit::database::Database;
 use serde_json::{Value, json};
-use sqlx::Connection as _;
 
 /// Another master key (base64 of 32 bytes).
 const OTHER_MASTER_KEY: &str = "b3RoZXItdGVzdC1tYXN0ZXIta2V5LW9mLTMyLWJ5dGU=";
@@ -47,25 +55,6 @@ fn counts(stdout: &str, kind: &str) -> [u64; 3] {
     let numbers: Vec<u64> =
         line[line.find(kind).unwrap() + kind.len()..].split_whitespace().map_while(|word| word.parse().ok()).collect();
     numbers.try_into().unwrap_or_else(|numbers| panic!("three counts for {kind}, not {numbers:?}: {line}"))
-}
-
-/// Runs statements on a SQLite store.
-async fn sqlite_execute(url: &str, sql: &str) {
-    let mut connection = sqlx::SqliteConnection::connect(url).await.expect("the SQLite store");
-    sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
-        .execute(&mut connection)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
-    connection.close().await.expect("closed");
-}
-
-/// The first column of `sql` on a SQLite store, as text.
-async fn sqlite_strings(url: &str, sql: &str) -> Vec<String> {
-    let mut connection = sqlx::SqliteConnection::connect(url).await.expect("the SQLite store");
-    let values: Vec<String> =
-        sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned())).fetch_all(&mut connection).await.expect(sql);
-    connection.close().await.expect("closed");
-    values
 }
 
 fn id(value: &Value) -> String {
@@ -132,16 +121,16 @@ async fn a_move_is_checked_and_a_second_run_completes_an_interrupted_one() {
 
     // An interrupted move: some of it is missing at the destination. A second run copies that,
     // and only that.
-    let missing = sqlite_strings(&to, "SELECT id FROM connections ORDER BY id LIMIT 2").await;
-    sqlite_execute(
-        &to,
+    let moved_store = Database::at(&to);
+    let missing = moved_store.strings("SELECT id FROM connections ORDER BY id LIMIT 2");
+    moved_store.execute(
         &format!(
             "DELETE FROM connections WHERE id IN ('{}', '{}'); \
              DELETE FROM api_keys WHERE id = (SELECT MAX(id) FROM api_keys);",
             missing[0], missing[1]
         ),
-    )
-    .await;
+        &[],
+    );
     let stdout = migrated(&from, &to);
     assert_eq!(counts(&stdout, "connections"), [4, 2, 2], "{stdout}");
     assert_eq!(counts(&stdout, "API keys"), [2, 1, 1], "{stdout}");
@@ -163,16 +152,15 @@ async fn a_move_is_checked_and_a_second_run_completes_an_interrupted_one() {
     drop(moved);
 
     // The check finds what differs: a sealed value changed at the destination, a record there only.
-    let changed = sqlite_strings(&to, "SELECT id FROM connections WHERE secrets IS NOT NULL ORDER BY id LIMIT 1").await;
-    sqlite_execute(
-        &to,
+    let changed = moved_store.strings("SELECT id FROM connections WHERE secrets IS NOT NULL ORDER BY id LIMIT 1");
+    moved_store.execute(
         &format!(
             "UPDATE connections SET secrets = X'0102' WHERE id = '{}'; \
              INSERT INTO tenants (id, name, created_at) VALUES ('zz-extra', 'extra', 1);",
             changed[0]
         ),
-    )
-    .await;
+        &[],
+    );
     let output = migrate(&from, &to);
     let (stdout, stderr) = texts(&output);
     assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
@@ -200,7 +188,7 @@ async fn a_destination_in_use_or_sealed_with_another_key_is_refused_before_anyth
         stderr.contains("master_key_check differs") && stderr.contains("sealed with another master key"),
         "{stderr}"
     );
-    assert_eq!(sqlite_strings(&to, "SELECT name FROM tenants").await, ["default"], "nothing moved");
+    assert_eq!(Database::at(&to).strings("SELECT name FROM tenants"), ["default"], "nothing moved");
 
     // One that a Portico with the same key has used: it made a `default` tenant of its own
     // (and a master-key check of its own).
@@ -212,7 +200,7 @@ async fn a_destination_in_use_or_sealed_with_another_key_is_refused_before_anyth
     let (_, stderr) = texts(&output);
     assert!(!output.status.success());
     assert!(stderr.contains("a Portico has used the destination already"), "{stderr}");
-    assert_eq!(sqlite_strings(&to, "SELECT CAST(COUNT(*) AS TEXT) FROM connections").await, ["0"]);
+    assert_eq!(Database::at(&to).strings("SELECT CAST(COUNT(*) AS TEXT) FROM connections"), ["0"]);
 
     // No source, or the same store twice.
     let nowhere = format!("sqlite://{}", dirs.path().join("nowhere/portico.db").display());
@@ -221,4 +209,277 @@ async fn a_destination_in_use_or_sealed_with_another_key_is_refused_before_anyth
     assert!(!dirs.path().join("nowhere").exists(), "nothing was created");
     let (_, stderr) = texts(&migrate(&from, &from));
     assert!(stderr.contains("--from and --to name the same store"), "{stderr}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The access model, from SQLite to PostgreSQL.
+
+/// What a tenant holds, each kind in the order the store lists it.
+#[derive(Debug, PartialEq)]
+struct Holdings {
+    keys: Vec<StoredApiKey>,
+    members: Vec<MemberRecord>,
+    connectors: Vec<ConnectorRecord>,
+    connections: Vec<ConnectionRecord>,
+    shares: Vec<ShareRecord>,
+}
+
+impl Holdings {
+    /// What `store` holds of `tenant`.
+    async fn read(store: &dyn Store, tenant: &str) -> Holdings {
+        const ALL: u32 = 1_000;
+        Holdings {
+            keys: store.export_api_keys(tenant).await.unwrap(),
+            members: store.list_members(tenant, None, ALL).await.unwrap().items,
+            connectors: store.list_connectors(tenant, None, ALL).await.unwrap().items,
+            connections: store.list_connections(tenant, &ConnectionQuery::default(), None, ALL).await.unwrap().items,
+            shares: store.export_shares(tenant).await.unwrap(),
+        }
+    }
+
+    /// How many records of each kind, named as `portico migrate` names them.
+    fn counts(&self) -> [(&'static str, usize); 5] {
+        [
+            ("API keys", self.keys.len()),
+            ("members", self.members.len()),
+            ("connectors", self.connectors.len()),
+            ("connections", self.connections.len()),
+            ("shares", self.shares.len()),
+        ]
+    }
+}
+
+/// Hex digits that appear nowhere else: a key hash, a sign-in state hash.
+fn hex_hash() -> String {
+    format!("{:016x}{:016x}{:016x}{:016x}", random(), random(), random(), random())
+}
+
+/// A tenant `name` written into `store` as Portico's use cases would: a connector; connections
+/// of alice, of bob and of the tenant, each last changed by someone else; alice's shared with
+/// bob and carol, the tenant's with alice; keys of every role (an admin key, an author's that
+/// expires, alice's, one of hers narrowed to two connections, bob's revoked), a member of each
+/// role, and a sign-in of alice's in progress. What it wrote, in listing order.
+async fn write_tenant(store: &dyn Store, name: &str) -> (Tenant, Holdings) {
+    let tenant = store.create_tenant(name).await.unwrap();
+    let now = now_millis();
+    let by_member = || Some(format!("member:{}", new_id()));
+    let by_key = || Some(format!("key:{}", new_id()));
+
+    let connector = ConnectorRecord {
+        id: new_id(),
+        tenant_id: tenant.id.clone(),
+        connector: serde_json::from_value(fixture::json("definitions/metrics.json")).expect("a connector"),
+        warnings: Vec::new(),
+        oauth_client_id: Some("metrics-app".to_owned()),
+        oauth_client_secret: Some(SealedBytes(hex_hash().into_bytes())),
+        created_by: by_key(),
+        updated_by: by_member(),
+        created_at: now,
+        updated_at: now,
+    };
+    store.insert_connector(&connector).await.unwrap();
+
+    let mut connections = Vec::new();
+    for (owner, updated_by) in [(Some("alice"), by_member()), (Some("bob"), by_key()), (None, Some("operator".into()))]
+    {
+        let record = ConnectionRecord {
+            id: new_id(),
+            tenant_id: tenant.id.clone(),
+            connector_id: connector.id.clone(),
+            end_user_id: owner.map(str::to_owned),
+            created_by: by_key().unwrap(),
+            updated_by,
+            display_name: format!("{} in {name}", owner.unwrap_or("the tenant")),
+            parameter_set: None,
+            status: ConnectionStatus::Connected,
+            status_reason: None,
+            parameters: BTreeMap::from([("region".to_owned(), json!("eu"))]),
+            secrets: Some(SealedBytes(hex_hash().into_bytes())),
+            tokens: None,
+            token_expires_at: None,
+            created_at: now,
+            updated_at: now + 1,
+        };
+        store.insert_connection(&record).await.unwrap();
+        connections.push(record);
+    }
+    let (alices, tenants) = (&connections[0], &connections[2]);
+
+    let mut shares = Vec::new();
+    for (connection, end_user, permission) in [
+        (alices, "bob", SharePermission::Edit),
+        (alices, "carol", SharePermission::Use),
+        (tenants, "alice", SharePermission::Use),
+    ] {
+        let share = ShareRecord {
+            tenant_id: tenant.id.clone(),
+            connection_id: connection.id.clone(),
+            end_user_id: end_user.to_owned(),
+            permission,
+            created_by: by_member().unwrap(),
+            created_at: now,
+            updated_at: now + 2,
+        };
+        store.put_share(&share).await.unwrap();
+        shares.push(share);
+    }
+    shares.sort_by(|a, b| (&a.connection_id, &a.end_user_id).cmp(&(&b.connection_id, &b.end_user_id)));
+
+    let admin = ApiKeyRecord {
+        id: new_id(),
+        tenant_id: tenant.id.clone(),
+        name: "admin".to_owned(),
+        role: Role::Admin,
+        end_user_id: None,
+        connection_ids: None,
+        expires_at: None,
+        created_by: Some("operator".to_owned()),
+        created_at: now,
+        revoked_at: None,
+    };
+    let alice = Some("alice".to_owned());
+    let mut keys = Vec::new();
+    for record in [
+        ApiKeyRecord {
+            name: "docs build".to_owned(),
+            role: Role::Author,
+            expires_at: Some(now + 86_400_000),
+            created_by: by_member(),
+            ..admin.clone()
+        },
+        ApiKeyRecord {
+            name: "alice's phone".to_owned(),
+            role: Role::User,
+            end_user_id: alice.clone(),
+            created_by: by_key(),
+            ..admin.clone()
+        },
+        ApiKeyRecord {
+            name: "alice's report".to_owned(),
+            role: Role::User,
+            end_user_id: alice,
+            // Not in id order: the scope moves as it is.
+            connection_ids: Some(vec![tenants.id.clone(), alices.id.clone()]),
+            ..admin.clone()
+        },
+        ApiKeyRecord {
+            name: "bob's old laptop".to_owned(),
+            role: Role::User,
+            end_user_id: Some("bob".to_owned()),
+            revoked_at: Some(now + 3),
+            ..admin.clone()
+        },
+        admin,
+    ] {
+        let key = StoredApiKey { record: ApiKeyRecord { id: new_id(), ..record }, key_hash: hex_hash() };
+        store.insert_api_key(&key.record, &key.key_hash).await.unwrap();
+        keys.push(key);
+    }
+
+    let mut members = Vec::new();
+    for (who, role) in [("ada", Role::Admin), ("grace", Role::Author), ("alice", Role::User)] {
+        let member = MemberRecord {
+            id: new_id(),
+            tenant_id: tenant.id.clone(),
+            email: format!("{who}@{name}.test"),
+            role,
+            created_by: by_member(),
+            created_at: now,
+            updated_at: now + 4,
+        };
+        store.insert_member(&member).await.unwrap();
+        members.push(member);
+    }
+
+    let sign_in = OAuthStateRecord {
+        state_hash: hex_hash(),
+        tenant_id: tenant.id.clone(),
+        connection_id: alices.id.clone(),
+        verifier: SealedBytes(hex_hash().into_bytes()),
+        redirect_uri: "https://portico.example/oauth/callback".to_owned(),
+        return_url: None,
+        started_by: by_member(),
+        created_at: now,
+        expires_at: now + 600_000,
+    };
+    store.insert_oauth_state(&sign_in).await.unwrap();
+
+    (tenant, Holdings { keys, members, connectors: vec![connector], connections, shares })
+}
+
+/// Every tenant of `written` is at the destination holding exactly what was written, and each
+/// key is found by its hash as a caller's key is.
+async fn assert_holds(destination: &dyn Store, written: &[(Tenant, Holdings)]) {
+    for (tenant, holdings) in written {
+        assert_eq!(destination.tenant(&tenant.id).await.unwrap().as_ref(), Some(tenant));
+        assert_eq!(&Holdings::read(destination, &tenant.id).await, holdings, "{}", tenant.name);
+        for key in &holdings.keys {
+            assert_eq!(destination.api_key_by_hash(&key.key_hash).await.unwrap().as_ref(), Some(&key.record));
+        }
+    }
+}
+
+#[tokio::test]
+async fn keys_members_owners_and_shares_move_exactly_from_sqlite_to_postgresql() {
+    let Some(database) = TestDatabase::try_create() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let from = format!("sqlite://{}?mode=rwc", dir.path().join("portico.db").display());
+    let source = SqliteStore::open(&from).await.unwrap();
+    let mut written = Vec::new();
+    for name in ["acme", "globex"] {
+        written.push(write_tenant(&source, name).await);
+    }
+    let sign_ins = source.list_oauth_states().await.unwrap();
+    source.close().await;
+
+    let stdout = migrated(&from, &database.url);
+    // Every record of each kind is copied.
+    let total = |kind: &str| -> u64 {
+        let of_kind = written.iter().flat_map(|(_, holdings)| holdings.counts()).filter(|(name, _)| *name == kind);
+        of_kind.map(|(_, count)| count as u64).sum()
+    };
+    for (kind, _) in written[0].1.counts() {
+        let expected = total(kind);
+        assert_eq!(counts(&stdout, kind), [expected, expected, 0], "{kind}: {stdout}");
+    }
+    // One tenant, and one sign-in in progress, each.
+    let tenants = written.len() as u64;
+    for kind in ["tenants", "sign-ins"] {
+        assert_eq!(counts(&stdout, kind), [tenants, tenants, 0], "{kind}: {stdout}");
+    }
+    let destination = portico_store::open(&database.url).await.unwrap();
+    assert_holds(destination.as_ref(), &written).await;
+    assert_eq!(destination.list_oauth_states().await.unwrap(), sign_ins);
+
+    // An interrupted move: a shared connection (its shares went with it) and a member are
+    // missing at the destination. A second run copies them, and only them.
+    let acme = &written[0].1;
+    let shared = &acme.shares[0].connection_id;
+    let its_shares = acme.shares.iter().filter(|share| share.connection_id == *shared).count() as u64;
+    Database::at(&database.url).execute(
+        &format!(
+            "DELETE FROM connections WHERE id = '{shared}'; DELETE FROM members WHERE id = '{}'",
+            acme.members[1].id
+        ),
+        &[],
+    );
+    let stdout = migrated(&from, &database.url);
+    let (connections, shares, members) = (total("connections"), total("shares"), total("members"));
+    assert_eq!(counts(&stdout, "connections"), [connections, 1, connections - 1], "{stdout}");
+    assert_eq!(counts(&stdout, "shares"), [shares, its_shares, shares - its_shares], "{stdout}");
+    assert_eq!(counts(&stdout, "members"), [members, 1, members - 1], "{stdout}");
+    assert_holds(destination.as_ref(), &written).await;
+}
+
+#[tokio::test]
+async fn an_empty_store_moves_and_every_kind_is_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let from = format!("sqlite://{}", dir.path().join("from.db").display());
+    let to = format!("sqlite://{}", dir.path().join("to.db").display());
+    // An empty store, with its schema and nothing else.
+    portico_store::open(&format!("{from}?mode=rwc")).await.unwrap();
+    let stdout = migrated(&from, &to);
+    for kind in ["settings", "tenants", "API keys", "members", "connectors", "connections", "shares", "sign-ins"] {
+        assert_eq!(counts(&stdout, kind), [0, 0, 0], "{kind}: {stdout}");
+    }
 }

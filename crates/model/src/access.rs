@@ -95,9 +95,16 @@ impl Ownership {
 /// The longest end-user id: any string an app uses for its users, within reason.
 pub const END_USER_ID_MAX: usize = 255;
 
-/// Checks an end-user id: 1 to [`END_USER_ID_MAX`] characters, no control characters, not
-/// only spaces. The message completes "endUserId …".
-pub fn check_end_user_id(id: &str) -> Result<(), String> {
+/// An end-user id as it is kept: 1 to [`END_USER_ID_MAX`] characters, no control characters,
+/// not only spaces; an id that is an e-mail address is folded as [`normalize_email`] does, so
+/// that `Ann@Example.org` given by an app is the person who signs in as `ann@example.org`. The
+/// message completes "endUserId …".
+pub fn end_user_id(id: &str) -> Result<String, String> {
+    check_end_user_id(id)?;
+    Ok(normalize_email(id).unwrap_or_else(|| id.to_owned()))
+}
+
+fn check_end_user_id(id: &str) -> Result<(), String> {
     if id.trim().is_empty() {
         return Err("must not be empty".to_owned());
     }
@@ -141,12 +148,13 @@ mod tests {
     }
 
     #[test]
-    fn end_user_ids_are_bounded() {
-        assert!(check_end_user_id("user-42").is_ok());
-        assert!(check_end_user_id(&"é".repeat(255)).is_ok());
-        assert!(check_end_user_id(&"x".repeat(256)).is_err());
-        assert!(check_end_user_id("  ").is_err());
-        assert!(check_end_user_id("a\nb").is_err());
+    fn end_user_ids_are_bounded_and_addresses_folded() {
+        assert_eq!(end_user_id("User-42").as_deref(), Ok("User-42"));
+        assert_eq!(end_user_id(" Ann@Example.org").as_deref(), Ok("ann@example.org"));
+        assert!(end_user_id(&"é".repeat(255)).is_ok());
+        assert!(end_user_id(&"x".repeat(256)).is_err());
+        assert!(end_user_id("  ").is_err());
+        assert!(end_user_id("a\nb").is_err());
     }
 
     #[test]

@@ -19,7 +19,7 @@ mod policy;
 mod validate;
 mod values;
 
-pub use access::{END_USER_ID_MAX, Ownership, Role, Share, SharePermission, check_end_user_id, normalize_email};
+pub use access::{END_USER_ID_MAX, Ownership, Role, Share, SharePermission, end_user_id, normalize_email};
 pub use connection::{
     AllowedValue, ApiKey, ApiKeyLocation, ConnectionParameter, ConnectionSpec, Credential, ParameterSet, ParameterType,
     UiText,

@@ -63,6 +63,8 @@ pub struct ServerConfig {
     pub idp_catalog: Option<PathBuf>,
     /// Most connections to PostgreSQL; `None`: [`portico_store::PgOptions`]'s default (10).
     pub database_pool_size: Option<u32>,
+    /// People sign in to the portal with this OpenID Connect provider (as well as with keys).
+    pub people: Option<portico_app::people::PeopleSettings>,
 }
 
 impl ServerConfig {
@@ -83,6 +85,7 @@ impl ServerConfig {
             allowed_return_origins: Vec::new(),
             idp_catalog: None,
             database_pool_size: None,
+            people: None,
         }
     }
 }
@@ -152,8 +155,9 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
                 response_timeout: config.backend_timeout,
                 ..portico_runtime::UpstreamOptions::new(config.allow_private_backends)
             },
+            people: config.people,
         },
-    ));
+    )?);
     // Other instances' writes: drop what was prepared from the old state.
     app.follow_changes().await?;
     let state = Arc::new(AppState { app, max_body_bytes: config.max_body_bytes, portal: portal::Sessions::default() });

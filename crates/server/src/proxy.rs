@@ -256,7 +256,8 @@ pub mod described {
     #[utoipa::path(get, path = "/v1/connections/{id}/proxy/{path}", tag = "calls",
         params(("id" = String, Path), ("path" = String, Path, description = "Under the connector's base URL")),
         responses((status = 200, description = "The backend's answer, relayed"),
-            (status = 403, body = Problem, description = "Backend on a private address"),
+            (status = 403, body = Problem, description = "Backend on a private address, or the caller may not call through this connection"),
+            (status = 404, body = Problem, description = "No such connection, or one the caller may not see"),
             (status = 409, body = Problem, description = "The connection cannot carry calls"),
             (status = 502, body = Problem, description = "Backend unreachable"),
             (status = 504, body = Problem, description = "Backend too slow")),
@@ -267,7 +268,8 @@ pub mod described {
     #[utoipa::path(post, path = "/v1/connections/{id}/operations/{operationId}", tag = "calls",
         params(("id" = String, Path), ("operationId" = String, Path)),
         responses((status = 200, description = "The backend's answer, relayed"),
-            (status = 404, body = Problem, description = "No such operation"),
+            (status = 403, body = Problem, description = "The caller may not call through this connection"),
+            (status = 404, body = Problem, description = "No such connection or operation"),
             (status = 422, body = Problem, description = "Missing or unknown parameters")),
         security(("apiKey" = [])))]
     pub async fn operation() {}
@@ -275,6 +277,9 @@ pub mod described {
     /// Calls the connector's test operation (or its base URL) and reports the outcome:
     /// `{"ok", "status", "latencyMs", "error"}`.
     #[utoipa::path(post, path = "/v1/connections/{id}/test", tag = "calls", params(("id" = String, Path)),
-        responses((status = 200, description = "The outcome")), security(("apiKey" = [])))]
+        responses((status = 200, description = "The outcome"),
+            (status = 403, body = Problem, description = "The caller may not call through this connection"),
+            (status = 404, body = Problem, description = "No such connection, or one the caller may not see")),
+        security(("apiKey" = [])))]
     pub async fn test() {}
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use portico_app::connections::ConnectionInfo;
 use portico_import::summary::AuthSummary;
 use portico_model::Diagnostic;
-use portico_store::{ConnectorRecord, Millis};
+use portico_store::{ApiKeyRecord, ConnectorRecord, MemberRecord, Millis, ShareRecord};
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -47,6 +47,12 @@ pub struct ConnectorView {
     pub warnings: Vec<Diagnostic>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub oauth_client: Option<OAuthClientView>,
+    /// Who registered it: `key:<API key id>`, `member:<member id>` or `operator`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<String>,
+    /// Who last replaced it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub updated_by: Option<String>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -83,6 +89,8 @@ impl ConnectorView {
                 client_id: id.clone(),
                 client_secret_set: record.oauth_client_secret.is_some(),
             }),
+            created_by: record.created_by.clone(),
+            updated_by: record.updated_by.clone(),
             created_at: rfc3339(record.created_at),
             updated_at: rfc3339(record.updated_at),
         }
@@ -112,8 +120,13 @@ pub struct ConnectionView {
     /// Where to send the user's browser to sign in (answers that start a sign-in only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub authorize_url: Option<String>,
-    /// The id of the API key that created the connection.
+    /// The end user who owns it; `null` for a connection of the tenant itself.
+    pub end_user_id: Option<String>,
+    /// Who created it: `key:<API key id>`, `member:<member id>` or `operator`.
     pub created_by: String,
+    /// Who last changed its parameters or name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub updated_by: Option<String>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -137,8 +150,116 @@ impl ConnectionView {
             secrets: secret_names.into_iter().map(|n| (n, SecretState { set: true })).collect(),
             token_expires_at: record.token_expires_at.map(rfc3339),
             authorize_url,
-            created_by: record.created_by_key.clone(),
+            end_user_id: record.end_user_id.clone(),
+            created_by: principal_reference(&record.created_by),
+            updated_by: record.updated_by.clone(),
             created_at: rfc3339(record.created_at),
+            updated_at: rfc3339(record.updated_at),
+        }
+    }
+}
+
+/// Connections made before principals had kinds name the API key's bare id.
+fn principal_reference(stored: &str) -> String {
+    if stored.contains(':') || stored == "operator" { stored.to_owned() } else { format!("key:{stored}") }
+}
+
+/// An API key, without the key.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKeyView {
+    pub id: String,
+    pub name: String,
+    /// `admin`, `author` or `user`.
+    pub role: &'static str,
+    /// The end user a `user` key acts as.
+    pub end_user_id: Option<String>,
+    /// The connections a narrowed key may call through; `null`: all its role allows.
+    pub connection_ids: Option<Vec<String>>,
+    pub expires_at: Option<String>,
+    pub created_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<String>,
+    /// Only in lists that include revoked keys.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<String>,
+}
+
+impl ApiKeyView {
+    pub fn new(record: &ApiKeyRecord) -> Self {
+        ApiKeyView {
+            id: record.id.clone(),
+            name: record.name.clone(),
+            role: record.role.as_str(),
+            end_user_id: record.end_user_id.clone(),
+            connection_ids: record.connection_ids.clone(),
+            expires_at: record.expires_at.map(rfc3339),
+            created_at: rfc3339(record.created_at),
+            created_by: record.created_by.clone(),
+            revoked_at: record.revoked_at.map(rfc3339),
+        }
+    }
+}
+
+/// A new API key: the key itself appears in this answer only.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatedApiKeyView {
+    #[serde(flatten)]
+    pub api_key: ApiKeyView,
+    /// The key: send it as `Authorization: Bearer <key>`. It is not shown again.
+    pub key: String,
+}
+
+/// A connection shared with an end user.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ShareView {
+    pub connection_id: String,
+    pub end_user_id: String,
+    /// `use` (call through it, see its metadata) or `edit` (also change and re-authorize it).
+    pub permission: &'static str,
+    pub created_at: String,
+    pub created_by: String,
+    pub updated_at: String,
+}
+
+impl ShareView {
+    pub fn new(record: &ShareRecord) -> Self {
+        ShareView {
+            connection_id: record.connection_id.clone(),
+            end_user_id: record.end_user_id.clone(),
+            permission: record.permission.as_str(),
+            created_at: rfc3339(record.created_at),
+            created_by: record.created_by.clone(),
+            updated_at: rfc3339(record.updated_at),
+        }
+    }
+}
+
+/// A person of the tenant.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberView {
+    pub id: String,
+    /// Signing in with this address (OpenID Connect) makes the person this member; they act as
+    /// the end user of this id.
+    pub email: String,
+    pub role: &'static str,
+    pub created_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<String>,
+    pub updated_at: String,
+}
+
+impl MemberView {
+    pub fn new(record: &MemberRecord) -> Self {
+        MemberView {
+            id: record.id.clone(),
+            email: record.email.clone(),
+            role: record.role.as_str(),
+            created_at: rfc3339(record.created_at),
+            created_by: record.created_by.clone(),
             updated_at: rfc3339(record.updated_at),
         }
     }

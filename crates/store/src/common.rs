@@ -2,17 +2,19 @@
 //! encoding and the mapping of database errors onto [`StoreError`]. One copy, so that the
 //! engines cannot drift apart in wording or in what counts as corrupt.
 
-use portico_model::{Connector, Diagnostic};
+use portico_model::{Connector, Diagnostic, Role, SharePermission};
 use sqlx::error::ErrorKind;
 
 use crate::{
-    ConnectionRecord, ConnectionStatus, ConnectorRecord, OAuthStateRecord, Page, Result, SealedBytes, StoreError,
+    ApiKeyRecord, ConnectionRecord, ConnectionStatus, ConnectorRecord, MemberRecord, OAuthStateRecord, Page, Result,
+    SealedBytes, ShareRecord, StoreError,
 };
 
 /// The columns of [`ConnectorRow`]: a macro so that queries stay `&'static str` (`concat!`).
 macro_rules! connector_columns {
     () => {
-        "id, tenant_id, definition, warnings, oauth_client_id, oauth_client_secret, created_at, updated_at"
+        "id, tenant_id, definition, warnings, oauth_client_id, oauth_client_secret, created_at, updated_at, \
+         created_by, updated_by"
     };
 }
 pub(crate) use connector_columns;
@@ -27,6 +29,8 @@ pub(crate) struct ConnectorRow {
     pub(crate) oauth_client_secret: Option<Vec<u8>>,
     pub(crate) created_at: i64,
     pub(crate) updated_at: i64,
+    pub(crate) created_by: Option<String>,
+    pub(crate) updated_by: Option<String>,
 }
 
 impl ConnectorRow {
@@ -40,6 +44,8 @@ impl ConnectorRow {
             warnings,
             oauth_client_id: self.oauth_client_id,
             oauth_client_secret: self.oauth_client_secret.map(SealedBytes),
+            created_by: self.created_by,
+            updated_by: self.updated_by,
             created_at: self.created_at,
             updated_at: self.updated_at,
         })
@@ -50,7 +56,7 @@ impl ConnectorRow {
 macro_rules! connection_columns {
     () => {
         "id, tenant_id, connector_id, created_by_key, display_name, parameter_set, status, status_reason, \
-         parameters, secrets, tokens, token_expires_at, created_at, updated_at"
+         parameters, secrets, tokens, token_expires_at, created_at, updated_at, end_user_id, updated_by"
     };
 }
 pub(crate) use connection_columns;
@@ -58,7 +64,7 @@ pub(crate) use connection_columns;
 /// The columns of [`OAuthStateRow`].
 macro_rules! oauth_state_columns {
     () => {
-        "state_hash, tenant_id, connection_id, verifier, redirect_uri, return_url, created_at, expires_at"
+        "state_hash, tenant_id, connection_id, verifier, redirect_uri, return_url, created_at, expires_at, started_by"
     };
 }
 pub(crate) use oauth_state_columns;
@@ -73,6 +79,7 @@ pub(crate) struct OAuthStateRow {
     pub(crate) return_url: Option<String>,
     pub(crate) created_at: i64,
     pub(crate) expires_at: i64,
+    pub(crate) started_by: Option<String>,
 }
 
 impl OAuthStateRow {
@@ -84,6 +91,7 @@ impl OAuthStateRow {
             verifier: SealedBytes(self.verifier),
             redirect_uri: self.redirect_uri,
             return_url: self.return_url,
+            started_by: self.started_by,
             created_at: self.created_at,
             expires_at: self.expires_at,
         }
@@ -106,6 +114,8 @@ pub(crate) struct ConnectionRow {
     pub(crate) token_expires_at: Option<i64>,
     pub(crate) created_at: i64,
     pub(crate) updated_at: i64,
+    pub(crate) end_user_id: Option<String>,
+    pub(crate) updated_by: Option<String>,
 }
 
 impl ConnectionRow {
@@ -117,7 +127,9 @@ impl ConnectionRow {
             id: self.id,
             tenant_id: self.tenant_id,
             connector_id: self.connector_id,
-            created_by_key: self.created_by_key,
+            end_user_id: self.end_user_id,
+            created_by: self.created_by_key,
+            updated_by: self.updated_by,
             display_name: self.display_name,
             parameter_set: self.parameter_set,
             status,
@@ -130,6 +142,133 @@ impl ConnectionRow {
             updated_at: self.updated_at,
         })
     }
+}
+
+/// The columns of [`ApiKeyRow`].
+macro_rules! api_key_columns {
+    () => {
+        "id, tenant_id, name, role, end_user_id, connection_ids, expires_at, created_by, created_at, revoked_at"
+    };
+}
+pub(crate) use api_key_columns;
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct ApiKeyRow {
+    pub(crate) id: String,
+    pub(crate) tenant_id: String,
+    pub(crate) name: String,
+    pub(crate) role: String,
+    pub(crate) end_user_id: Option<String>,
+    /// A JSON array of ids.
+    pub(crate) connection_ids: Option<String>,
+    pub(crate) expires_at: Option<i64>,
+    pub(crate) created_by: Option<String>,
+    pub(crate) created_at: i64,
+    pub(crate) revoked_at: Option<i64>,
+}
+
+impl ApiKeyRow {
+    pub(crate) fn into_record(self) -> Result<ApiKeyRecord> {
+        let role = role(&self.role, || format!("API key {}", self.id))?;
+        let connection_ids = match &self.connection_ids {
+            Some(text) => Some(decode_json(text, || format!("API key {}: connection ids", self.id))?),
+            None => None,
+        };
+        Ok(ApiKeyRecord {
+            id: self.id,
+            tenant_id: self.tenant_id,
+            name: self.name,
+            role,
+            end_user_id: self.end_user_id,
+            connection_ids,
+            expires_at: self.expires_at,
+            created_by: self.created_by,
+            created_at: self.created_at,
+            revoked_at: self.revoked_at,
+        })
+    }
+}
+
+/// An [`ApiKeyRow`] with its hash, as a store moves to another.
+#[derive(sqlx::FromRow)]
+pub(crate) struct StoredApiKeyRow {
+    pub(crate) key_hash: String,
+    #[sqlx(flatten)]
+    pub(crate) key: ApiKeyRow,
+}
+
+/// The columns of [`ShareRow`].
+macro_rules! share_columns {
+    () => {
+        "tenant_id, connection_id, end_user_id, permission, created_by, created_at, updated_at"
+    };
+}
+pub(crate) use share_columns;
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct ShareRow {
+    pub(crate) tenant_id: String,
+    pub(crate) connection_id: String,
+    pub(crate) end_user_id: String,
+    pub(crate) permission: String,
+    pub(crate) created_by: String,
+    pub(crate) created_at: i64,
+    pub(crate) updated_at: i64,
+}
+
+impl ShareRow {
+    pub(crate) fn into_record(self) -> Result<ShareRecord> {
+        let permission = SharePermission::parse(&self.permission).ok_or_else(|| {
+            StoreError::Corrupt(format!("share of connection {}: unknown permission", self.connection_id))
+        })?;
+        Ok(ShareRecord {
+            tenant_id: self.tenant_id,
+            connection_id: self.connection_id,
+            end_user_id: self.end_user_id,
+            permission,
+            created_by: self.created_by,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        })
+    }
+}
+
+/// The columns of [`MemberRow`].
+macro_rules! member_columns {
+    () => {
+        "id, tenant_id, email, role, created_by, created_at, updated_at"
+    };
+}
+pub(crate) use member_columns;
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct MemberRow {
+    pub(crate) id: String,
+    pub(crate) tenant_id: String,
+    pub(crate) email: String,
+    pub(crate) role: String,
+    pub(crate) created_by: Option<String>,
+    pub(crate) created_at: i64,
+    pub(crate) updated_at: i64,
+}
+
+impl MemberRow {
+    pub(crate) fn into_record(self) -> Result<MemberRecord> {
+        let role = role(&self.role, || format!("member {}", self.id))?;
+        Ok(MemberRecord {
+            id: self.id,
+            tenant_id: self.tenant_id,
+            email: self.email,
+            role,
+            created_by: self.created_by,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        })
+    }
+}
+
+fn role(text: &str, what: impl FnOnce() -> String) -> Result<Role> {
+    Role::parse(text).ok_or_else(|| StoreError::Corrupt(format!("{}: unknown role", what())))
 }
 
 /// `next` is the last id when the page is full: there may be more.

@@ -32,7 +32,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use portico_model::{Connector, Diagnostic};
+use portico_model::{Connector, Diagnostic, Role, SharePermission};
 pub use postgres::{PgOptions, PgStore, redact_url};
 use serde::{Deserialize, Serialize};
 pub use sql::SqlStore;
@@ -55,11 +55,16 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
 /// Milliseconds since the Unix epoch.
 pub type Millis = i64;
 
-/// What changed, as far as prepared connections are concerned.
+/// What changed, as far as what processes keep in memory is concerned (prepared connections,
+/// known API keys, signed-in people).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
     Connection(String),
     Connector(String),
+    /// An API key was revoked.
+    ApiKey(String),
+    /// A member's role changed, or the member was removed.
+    Member(String),
     /// Changes may have been missed (the listening connection dropped): forget everything.
     Everything,
 }
@@ -70,6 +75,8 @@ impl Change {
         match self {
             Change::Connection(id) => format!("connection:{id}"),
             Change::Connector(id) => format!("connector:{id}"),
+            Change::ApiKey(id) => format!("api_key:{id}"),
+            Change::Member(id) => format!("member:{id}"),
             Change::Everything => "everything".to_owned(),
         }
     }
@@ -78,6 +85,8 @@ impl Change {
         match payload.split_once(':') {
             Some(("connection", id)) => Change::Connection(id.to_owned()),
             Some(("connector", id)) => Change::Connector(id.to_owned()),
+            Some(("api_key", id)) => Change::ApiKey(id.to_owned()),
+            Some(("member", id)) => Change::Member(id.to_owned()),
             _ => Change::Everything,
         }
     }
@@ -117,18 +126,65 @@ pub struct Tenant {
 pub struct ApiKeyRecord {
     pub id: String,
     pub tenant_id: String,
+    /// What the key is for.
+    pub name: String,
+    pub role: Role,
+    /// The end user a `user` key acts as.
+    pub end_user_id: Option<String>,
+    /// A key narrowed to calling through these connections only.
+    pub connection_ids: Option<Vec<String>>,
+    pub expires_at: Option<Millis>,
+    /// Who made it (`key:<id>`, `member:<id>`, `operator`); `None` for keys made before keys
+    /// had makers.
+    pub created_by: Option<String>,
     pub created_at: Millis,
+    /// When it was revoked: it names nobody any more.
+    pub revoked_at: Option<Millis>,
 }
 
 /// An API key as stored, its hash included: what moving a store to another carries
-/// ([`Store::list_api_keys`], [`Store::import_api_key`]).
+/// ([`Store::export_api_keys`], [`Store::import_api_key`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredApiKey {
-    pub id: String,
-    pub tenant_id: String,
+    pub record: ApiKeyRecord,
     /// The SHA-256 of the key, hex.
     pub key_hash: String,
+}
+
+/// A connection shared with another end user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShareRecord {
+    pub tenant_id: String,
+    pub connection_id: String,
+    pub end_user_id: String,
+    pub permission: SharePermission,
+    pub created_by: String,
     pub created_at: Millis,
+    pub updated_at: Millis,
+}
+
+/// A person of a tenant, known by their e-mail address (lower-cased).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberRecord {
+    pub id: String,
+    pub tenant_id: String,
+    pub email: String,
+    pub role: Role,
+    pub created_by: Option<String>,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+}
+
+/// Which of a tenant's connections a listing returns: every filter that is set applies.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ConnectionQuery<'a> {
+    pub connector_id: Option<&'a str>,
+    /// Owned by this end user.
+    pub owner: Option<&'a str>,
+    /// Owned by, or shared with, this end user.
+    pub visible_to: Option<&'a str>,
+    /// Only these.
+    pub ids: Option<&'a [String]>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -141,6 +197,9 @@ pub struct ConnectorRecord {
     pub oauth_client_id: Option<String>,
     /// Sealed with the connector id as associated data.
     pub oauth_client_secret: Option<SealedBytes>,
+    /// Who registered it, and who last replaced it (`key:<id>`, `member:<id>`, `operator`).
+    pub created_by: Option<String>,
+    pub updated_by: Option<String>,
     pub created_at: Millis,
     pub updated_at: Millis,
 }
@@ -180,8 +239,13 @@ pub struct ConnectionRecord {
     pub id: String,
     pub tenant_id: String,
     pub connector_id: String,
-    /// The API key that created the connection.
-    pub created_by_key: String,
+    /// The end user who owns it; `None` for a connection of the tenant itself.
+    pub end_user_id: Option<String>,
+    /// Who created it: `key:<id>`, `member:<id>` or `operator` (connections made before these
+    /// kinds existed hold the bare id of the API key).
+    pub created_by: String,
+    /// Who last changed its name or parameters.
+    pub updated_by: Option<String>,
     pub display_name: String,
     /// The chosen parameter set of a multi-auth connector.
     pub parameter_set: Option<String>,
@@ -218,6 +282,8 @@ pub struct OAuthStateRecord {
     pub redirect_uri: String,
     /// Where the browser goes after the sign-in.
     pub return_url: Option<String>,
+    /// Who started it (`key:<id>`, `member:<id>`).
+    pub started_by: Option<String>,
     pub created_at: Millis,
     pub expires_at: Millis,
 }
@@ -252,9 +318,23 @@ pub trait Store: Send + Sync + 'static {
     async fn create_tenant(&self, name: &str) -> Result<Tenant>;
     async fn tenant_by_name(&self, name: &str) -> Result<Option<Tenant>>;
     async fn tenant_count(&self) -> Result<u64>;
-    /// Stores the hash (hex SHA-256) of a new key of the tenant.
-    async fn add_api_key(&self, tenant_id: &str, key_hash: &str) -> Result<ApiKeyRecord>;
+    async fn tenant(&self, id: &str) -> Result<Option<Tenant>>;
+
+    // API keys, by the SHA-256 (hex) of the key.
+    /// Stores a new key; a conflict when its id or hash is taken or the tenant is missing.
+    async fn insert_api_key(&self, record: &ApiKeyRecord, key_hash: &str) -> Result<()>;
+    /// The key with this hash, revoked or not.
     async fn api_key_by_hash(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>>;
+    async fn api_key(&self, tenant_id: &str, id: &str) -> Result<Option<ApiKeyRecord>>;
+    async fn list_api_keys(
+        &self,
+        tenant_id: &str,
+        include_revoked: bool,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<ApiKeyRecord>>;
+    /// Marks a key revoked at `at`; false when there is no such key, or it was revoked already.
+    async fn revoke_api_key(&self, tenant_id: &str, id: &str, at: Millis) -> Result<bool>;
 
     // Connectors, always within one tenant.
     async fn insert_connector(&self, record: &ConnectorRecord) -> Result<()>;
@@ -270,7 +350,7 @@ pub trait Store: Send + Sync + 'static {
     async fn list_connections(
         &self,
         tenant_id: &str,
-        connector_id: Option<&str>,
+        query: &ConnectionQuery<'_>,
         after: Option<&str>,
         limit: u32,
     ) -> Result<Page<ConnectionRecord>>;
@@ -290,6 +370,25 @@ pub trait Store: Send + Sync + 'static {
         status: ConnectionStatus,
         status_reason: Option<&str>,
     ) -> Result<bool>;
+
+    // Shares of a connection with other end users.
+    /// Shares a connection, or changes an existing share's permission (keeping its creation);
+    /// a conflict when the connection is missing. Deleting the connection deletes its shares.
+    async fn put_share(&self, record: &ShareRecord) -> Result<()>;
+    async fn delete_share(&self, tenant_id: &str, connection_id: &str, end_user_id: &str) -> Result<bool>;
+    /// A connection's shares, by end user.
+    async fn list_shares(&self, tenant_id: &str, connection_id: &str) -> Result<Vec<ShareRecord>>;
+
+    // The people of a tenant.
+    /// A conflict when the tenant has a member with this address already.
+    async fn insert_member(&self, record: &MemberRecord) -> Result<()>;
+    async fn member(&self, tenant_id: &str, id: &str) -> Result<Option<MemberRecord>>;
+    /// Every tenant's member with this (lower-cased) address.
+    async fn members_by_email(&self, email: &str) -> Result<Vec<MemberRecord>>;
+    async fn list_members(&self, tenant_id: &str, after: Option<&str>, limit: u32) -> Result<Page<MemberRecord>>;
+    /// Replaces the member's role and update time; false when not found.
+    async fn update_member(&self, record: &MemberRecord) -> Result<bool>;
+    async fn delete_member(&self, tenant_id: &str, id: &str) -> Result<bool>;
 
     /// Records a sign-in in progress (and forgets expired ones).
     async fn insert_oauth_state(&self, record: &OAuthStateRecord) -> Result<()>;
@@ -312,12 +411,15 @@ pub trait Store: Send + Sync + 'static {
 
     // Moving a whole store to another (`portico migrate`): everything listed, and inserted
     // again as it is, ids and times included (sealed values are bound to their row's id, so
-    // they open unchanged). Connectors move with `list_connectors` and `insert_connector`.
+    // they open unchanged). Connectors move with `list_connectors` and `insert_connector`, members
+    // with `list_members` and `insert_member`.
 
     /// Every tenant, by id.
     async fn list_tenants(&self) -> Result<Vec<Tenant>>;
-    /// The tenant's API keys with their hashes, by id.
-    async fn list_api_keys(&self, tenant_id: &str) -> Result<Vec<StoredApiKey>>;
+    /// The tenant's API keys with their hashes, revoked ones included, by id.
+    async fn export_api_keys(&self, tenant_id: &str) -> Result<Vec<StoredApiKey>>;
+    /// The shares of the tenant's connections, by connection and end user.
+    async fn export_shares(&self, tenant_id: &str) -> Result<Vec<ShareRecord>>;
     /// Every sign-in in progress, expired ones included, by state hash.
     async fn list_oauth_states(&self) -> Result<Vec<OAuthStateRecord>>;
     /// Every store-wide setting, by name.
@@ -327,6 +429,8 @@ pub trait Store: Send + Sync + 'static {
     /// Inserts an API key with its id, hash and time; a conflict when the id or the hash is
     /// taken or the tenant is missing.
     async fn import_api_key(&self, key: &StoredApiKey) -> Result<()>;
+    /// Inserts a share as it is (unlike [`Store::put_share`], replaces nothing).
+    async fn import_share(&self, record: &ShareRecord) -> Result<()>;
     /// Inserts a connection as it is: tokens, their expiry and both times included.
     async fn import_connection(&self, record: &ConnectionRecord) -> Result<()>;
     /// Inserts a sign-in as it is (unlike [`Store::insert_oauth_state`], forgets nothing).

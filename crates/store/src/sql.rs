@@ -8,12 +8,14 @@ use sqlx::postgres::PgPool;
 use sqlx::sqlite::SqlitePool;
 
 use crate::common::{
-    ConnectionRow, ConnectorRow, OAuthStateRow, connection_columns, connector_columns, count_of, encode_json,
-    insert_error, oauth_state_columns, page, store_error,
+    ApiKeyRow, ConnectionRow, ConnectorRow, MemberRow, OAuthStateRow, ShareRow, StoredApiKeyRow, api_key_columns,
+    connection_columns, connector_columns, count_of, encode_json, insert_error, member_columns, oauth_state_columns,
+    page, share_columns, store_error,
 };
 use crate::{
-    ApiKeyRecord, Change, ConnectionRecord, ConnectionStatus, ConnectorRecord, DeleteConnector, Millis,
-    OAuthStateRecord, Page, Result, SealedBytes, Store, StoreError, StoredApiKey, Tenant, new_id, now_millis,
+    ApiKeyRecord, Change, ConnectionQuery, ConnectionRecord, ConnectionStatus, ConnectorRecord, DeleteConnector,
+    MemberRecord, Millis, OAuthStateRecord, Page, Result, SealedBytes, ShareRecord, Store, StoreError, StoredApiKey,
+    Tenant, new_id, now_millis,
 };
 
 /// The [`Store`] on a pool of either engine: [`crate::SqliteStore`] on a `SqlitePool`,
@@ -140,32 +142,85 @@ impl<P: EnginePool> Store for SqlStore<P> {
         Ok(count_of(count))
     }
 
-    async fn add_api_key(&self, tenant_id: &str, key_hash: &str) -> Result<ApiKeyRecord> {
-        let key = StoredApiKey {
-            id: new_id(),
-            tenant_id: tenant_id.to_owned(),
-            key_hash: key_hash.to_owned(),
-            created_at: now_millis(),
-        };
-        insert_api_key(self, &key).await.map_err(|error| {
+    async fn tenant(&self, id: &str) -> Result<Option<Tenant>> {
+        let row: Option<(String, String, i64)> = on_pool!(self, |pool| {
+            sqlx::query_as("SELECT id, name, created_at FROM tenants WHERE id = $1").bind(id).fetch_optional(pool).await
+        })
+        .map_err(store_error)?;
+        Ok(row.map(|(id, name, created_at)| Tenant { id, name, created_at }))
+    }
+
+    async fn insert_api_key(&self, record: &ApiKeyRecord, key_hash: &str) -> Result<()> {
+        insert_api_key(self, record, key_hash).await.map_err(|error| {
             insert_error(
                 error,
-                || "an API key with this hash".to_owned(),
-                || format!("the API key cannot be added: tenant {tenant_id} is missing, or a key with this hash"),
+                || format!("API key {} or a key with its hash", record.id),
+                || format!("API key {} cannot be added: tenant {} is missing, or the key", record.id, record.tenant_id),
             )
-        })?;
-        Ok(ApiKeyRecord { id: key.id, tenant_id: key.tenant_id, created_at: key.created_at })
+        })
     }
 
     async fn api_key_by_hash(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>> {
-        let row: Option<(String, String, i64)> = on_pool!(self, |pool| {
-            sqlx::query_as("SELECT id, tenant_id, created_at FROM api_keys WHERE key_hash = $1")
+        let row: Option<ApiKeyRow> = on_pool!(self, |pool| {
+            sqlx::query_as(concat!("SELECT ", api_key_columns!(), " FROM api_keys WHERE key_hash = $1"))
                 .bind(key_hash)
                 .fetch_optional(pool)
                 .await
         })
         .map_err(store_error)?;
-        Ok(row.map(|(id, tenant_id, created_at)| ApiKeyRecord { id, tenant_id, created_at }))
+        row.map(ApiKeyRow::into_record).transpose()
+    }
+
+    async fn api_key(&self, tenant_id: &str, id: &str) -> Result<Option<ApiKeyRecord>> {
+        let row: Option<ApiKeyRow> = on_pool!(self, |pool| {
+            sqlx::query_as(concat!("SELECT ", api_key_columns!(), " FROM api_keys WHERE tenant_id = $1 AND id = $2"))
+                .bind(tenant_id)
+                .bind(id)
+                .fetch_optional(pool)
+                .await
+        })
+        .map_err(store_error)?;
+        row.map(ApiKeyRow::into_record).transpose()
+    }
+
+    async fn list_api_keys(
+        &self,
+        tenant_id: &str,
+        include_revoked: bool,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<ApiKeyRecord>> {
+        let limit = limit.max(1);
+        let rows: Vec<ApiKeyRow> = on_pool!(self, |pool| {
+            sqlx::query_as(concat!(
+                "SELECT ",
+                api_key_columns!(),
+                " FROM api_keys WHERE tenant_id = $1 AND ($2 OR revoked_at IS NULL) AND id > $3 ORDER BY id LIMIT $4"
+            ))
+            .bind(tenant_id)
+            .bind(include_revoked)
+            .bind(after.unwrap_or(""))
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await
+        })
+        .map_err(store_error)?;
+        let items = rows.into_iter().map(ApiKeyRow::into_record).collect::<Result<Vec<_>>>()?;
+        Ok(page(items, limit, |record| &record.id))
+    }
+
+    async fn revoke_api_key(&self, tenant_id: &str, id: &str, at: Millis) -> Result<bool> {
+        let revoked = on_pool!(self, |pool| {
+            sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE tenant_id = $2 AND id = $3 AND revoked_at IS NULL")
+                .bind(at)
+                .bind(tenant_id)
+                .bind(id)
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected())
+        })
+        .map_err(store_error)?;
+        Ok(revoked == 1)
     }
 
     async fn insert_connector(&self, record: &ConnectorRecord) -> Result<()> {
@@ -175,7 +230,7 @@ impl<P: EnginePool> Store for SqlStore<P> {
             sqlx::query(concat!(
                 "INSERT INTO connectors (",
                 connector_columns!(),
-                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
             ))
             .bind(&record.id)
             .bind(&record.tenant_id)
@@ -185,6 +240,8 @@ impl<P: EnginePool> Store for SqlStore<P> {
             .bind(record.oauth_client_secret.as_ref().map(|sealed| sealed.0.as_slice()))
             .bind(record.created_at)
             .bind(record.updated_at)
+            .bind(&record.created_by)
+            .bind(&record.updated_by)
             .execute(pool)
             .await
             .map(drop)
@@ -247,7 +304,7 @@ impl<P: EnginePool> Store for SqlStore<P> {
         let changed = on_pool!(self, |pool| {
             sqlx::query(
                 "UPDATE connectors SET definition = $1, warnings = $2, oauth_client_id = $3, oauth_client_secret = $4, \
-                 updated_at = $5 WHERE tenant_id = $6 AND id = $7",
+                 updated_at = $5, updated_by = $8 WHERE tenant_id = $6 AND id = $7",
             )
             .bind(&definition)
             .bind(&warnings)
@@ -256,6 +313,7 @@ impl<P: EnginePool> Store for SqlStore<P> {
             .bind(record.updated_at)
             .bind(&record.tenant_id)
             .bind(&record.id)
+            .bind(&record.updated_by)
             .execute(pool)
             .await
             .map(|done| done.rows_affected())
@@ -331,30 +389,47 @@ impl<P: EnginePool> Store for SqlStore<P> {
     async fn list_connections(
         &self,
         tenant_id: &str,
-        connector_id: Option<&str>,
+        query: &ConnectionQuery<'_>,
         after: Option<&str>,
         limit: u32,
     ) -> Result<Page<ConnectionRecord>> {
         let limit = limit.max(1);
-        // Two statements rather than `$2 IS NULL OR …`, so that each gets its own index; no
-        // cursor is the empty string, as in `list_connectors`.
+        // Built with only the filters that are set, so that each combination is a plain
+        // conjunction its index serves; no cursor is the empty string, as in `list_connectors`.
         let rows: Vec<ConnectionRow> = on_pool!(self, |pool| {
-            let query = match connector_id {
-                Some(connector_id) => sqlx::query_as(concat!(
-                    "SELECT ",
-                    connection_columns!(),
-                    " FROM connections WHERE tenant_id = $1 AND connector_id = $2 AND id > $3 ORDER BY id LIMIT $4"
-                ))
-                .bind(tenant_id)
-                .bind(connector_id),
-                None => sqlx::query_as(concat!(
-                    "SELECT ",
-                    connection_columns!(),
-                    " FROM connections WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT $3"
-                ))
-                .bind(tenant_id),
-            };
-            query.bind(after.unwrap_or("")).bind(i64::from(limit)).fetch_all(pool).await
+            let mut sql = sqlx::QueryBuilder::new(concat!(
+                "SELECT ",
+                connection_columns!(),
+                " FROM connections WHERE tenant_id = "
+            ));
+            sql.push_bind(tenant_id);
+            if let Some(connector_id) = query.connector_id {
+                sql.push(" AND connector_id = ").push_bind(connector_id);
+            }
+            if let Some(owner) = query.owner {
+                sql.push(" AND end_user_id = ").push_bind(owner);
+            }
+            if let Some(end_user) = query.visible_to {
+                sql.push(" AND (end_user_id = ").push_bind(end_user);
+                sql.push(" OR id IN (SELECT connection_id FROM connection_shares WHERE tenant_id = ")
+                    .push_bind(tenant_id);
+                sql.push(" AND end_user_id = ").push_bind(end_user).push("))");
+            }
+            if let Some(ids) = query.ids {
+                sql.push(" AND id IN (");
+                let mut each = sql.separated(", ");
+                for id in ids {
+                    each.push_bind(id.as_str());
+                }
+                // `IN ()` is not SQL: no id matches the empty string.
+                if ids.is_empty() {
+                    each.push_bind("");
+                }
+                sql.push(")");
+            }
+            sql.push(" AND id > ").push_bind(after.unwrap_or(""));
+            sql.push(" ORDER BY id LIMIT ").push_bind(i64::from(limit));
+            sql.build_query_as().fetch_all(pool).await
         })
         .map_err(store_error)?;
         let items = rows.into_iter().map(ConnectionRow::into_record).collect::<Result<Vec<_>>>()?;
@@ -366,7 +441,7 @@ impl<P: EnginePool> Store for SqlStore<P> {
         let changed = on_pool!(self, |pool| {
             sqlx::query(
                 "UPDATE connections SET display_name = $1, parameter_set = $2, status = $3, status_reason = $4, \
-                 parameters = $5, secrets = $6, updated_at = $7 WHERE tenant_id = $8 AND id = $9",
+                 parameters = $5, secrets = $6, updated_at = $7, updated_by = $10 WHERE tenant_id = $8 AND id = $9",
             )
             .bind(&record.display_name)
             .bind(&record.parameter_set)
@@ -377,6 +452,7 @@ impl<P: EnginePool> Store for SqlStore<P> {
             .bind(record.updated_at)
             .bind(&record.tenant_id)
             .bind(&record.id)
+            .bind(&record.updated_by)
             .execute(pool)
             .await
             .map(|done| done.rows_affected())
@@ -425,6 +501,140 @@ impl<P: EnginePool> Store for SqlStore<P> {
         })
         .map_err(store_error)?;
         Ok(changed == 1)
+    }
+
+    async fn put_share(&self, record: &ShareRecord) -> Result<()> {
+        write_share(self, record, true).await
+    }
+
+    async fn delete_share(&self, tenant_id: &str, connection_id: &str, end_user_id: &str) -> Result<bool> {
+        let deleted = on_pool!(self, |pool| {
+            sqlx::query(
+                "DELETE FROM connection_shares WHERE tenant_id = $1 AND connection_id = $2 AND end_user_id = $3",
+            )
+            .bind(tenant_id)
+            .bind(connection_id)
+            .bind(end_user_id)
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected())
+        })
+        .map_err(store_error)?;
+        Ok(deleted > 0)
+    }
+
+    async fn list_shares(&self, tenant_id: &str, connection_id: &str) -> Result<Vec<ShareRecord>> {
+        let rows: Vec<ShareRow> = on_pool!(self, |pool| {
+            sqlx::query_as(concat!(
+                "SELECT ",
+                share_columns!(),
+                " FROM connection_shares WHERE tenant_id = $1 AND connection_id = $2 ORDER BY end_user_id"
+            ))
+            .bind(tenant_id)
+            .bind(connection_id)
+            .fetch_all(pool)
+            .await
+        })
+        .map_err(store_error)?;
+        rows.into_iter().map(ShareRow::into_record).collect()
+    }
+
+    async fn insert_member(&self, record: &MemberRecord) -> Result<()> {
+        on_pool!(self, |pool| {
+            sqlx::query(concat!("INSERT INTO members (", member_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7)"))
+                .bind(&record.id)
+                .bind(&record.tenant_id)
+                .bind(&record.email)
+                .bind(record.role.as_str())
+                .bind(&record.created_by)
+                .bind(record.created_at)
+                .bind(record.updated_at)
+                .execute(pool)
+                .await
+                .map(drop)
+        })
+        .map_err(|error| {
+            insert_error(
+                error,
+                || format!("member {} or a member with the address {}", record.id, record.email),
+                || {
+                    format!(
+                        "member {} cannot be added: tenant {} is missing, or the member",
+                        record.id, record.tenant_id
+                    )
+                },
+            )
+        })
+    }
+
+    async fn member(&self, tenant_id: &str, id: &str) -> Result<Option<MemberRecord>> {
+        let row: Option<MemberRow> = on_pool!(self, |pool| {
+            sqlx::query_as(concat!("SELECT ", member_columns!(), " FROM members WHERE tenant_id = $1 AND id = $2"))
+                .bind(tenant_id)
+                .bind(id)
+                .fetch_optional(pool)
+                .await
+        })
+        .map_err(store_error)?;
+        row.map(MemberRow::into_record).transpose()
+    }
+
+    async fn members_by_email(&self, email: &str) -> Result<Vec<MemberRecord>> {
+        let rows: Vec<MemberRow> = on_pool!(self, |pool| {
+            sqlx::query_as(concat!("SELECT ", member_columns!(), " FROM members WHERE email = $1 ORDER BY id"))
+                .bind(email)
+                .fetch_all(pool)
+                .await
+        })
+        .map_err(store_error)?;
+        rows.into_iter().map(MemberRow::into_record).collect()
+    }
+
+    async fn list_members(&self, tenant_id: &str, after: Option<&str>, limit: u32) -> Result<Page<MemberRecord>> {
+        let limit = limit.max(1);
+        let rows: Vec<MemberRow> = on_pool!(self, |pool| {
+            sqlx::query_as(concat!(
+                "SELECT ",
+                member_columns!(),
+                " FROM members WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT $3"
+            ))
+            .bind(tenant_id)
+            .bind(after.unwrap_or(""))
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await
+        })
+        .map_err(store_error)?;
+        let items = rows.into_iter().map(MemberRow::into_record).collect::<Result<Vec<_>>>()?;
+        Ok(page(items, limit, |record| &record.id))
+    }
+
+    async fn update_member(&self, record: &MemberRecord) -> Result<bool> {
+        let changed = on_pool!(self, |pool| {
+            sqlx::query("UPDATE members SET role = $1, updated_at = $2 WHERE tenant_id = $3 AND id = $4")
+                .bind(record.role.as_str())
+                .bind(record.updated_at)
+                .bind(&record.tenant_id)
+                .bind(&record.id)
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected())
+        })
+        .map_err(store_error)?;
+        Ok(changed > 0)
+    }
+
+    async fn delete_member(&self, tenant_id: &str, id: &str) -> Result<bool> {
+        let deleted = on_pool!(self, |pool| {
+            sqlx::query("DELETE FROM members WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant_id)
+                .bind(id)
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected())
+        })
+        .map_err(store_error)?;
+        Ok(deleted > 0)
     }
 
     async fn insert_oauth_state(&self, record: &OAuthStateRecord) -> Result<()> {
@@ -519,18 +729,36 @@ impl<P: EnginePool> Store for SqlStore<P> {
         Ok(rows.into_iter().map(|(id, name, created_at)| Tenant { id, name, created_at }).collect())
     }
 
-    async fn list_api_keys(&self, tenant_id: &str) -> Result<Vec<StoredApiKey>> {
-        let rows: Vec<(String, String, String, i64)> = on_pool!(self, |pool| {
-            sqlx::query_as("SELECT id, tenant_id, key_hash, created_at FROM api_keys WHERE tenant_id = $1 ORDER BY id")
-                .bind(tenant_id)
-                .fetch_all(pool)
-                .await
+    async fn export_api_keys(&self, tenant_id: &str) -> Result<Vec<StoredApiKey>> {
+        let rows: Vec<StoredApiKeyRow> = on_pool!(self, |pool| {
+            sqlx::query_as(concat!(
+                "SELECT key_hash, ",
+                api_key_columns!(),
+                " FROM api_keys WHERE tenant_id = $1 ORDER BY id"
+            ))
+            .bind(tenant_id)
+            .fetch_all(pool)
+            .await
         })
         .map_err(store_error)?;
-        Ok(rows
-            .into_iter()
-            .map(|(id, tenant_id, key_hash, created_at)| StoredApiKey { id, tenant_id, key_hash, created_at })
-            .collect())
+        rows.into_iter()
+            .map(|row| Ok(StoredApiKey { record: row.key.into_record()?, key_hash: row.key_hash }))
+            .collect()
+    }
+
+    async fn export_shares(&self, tenant_id: &str) -> Result<Vec<ShareRecord>> {
+        let rows: Vec<ShareRow> = on_pool!(self, |pool| {
+            sqlx::query_as(concat!(
+                "SELECT ",
+                share_columns!(),
+                " FROM connection_shares WHERE tenant_id = $1 ORDER BY connection_id, end_user_id"
+            ))
+            .bind(tenant_id)
+            .fetch_all(pool)
+            .await
+        })
+        .map_err(store_error)?;
+        rows.into_iter().map(ShareRow::into_record).collect()
     }
 
     async fn list_oauth_states(&self) -> Result<Vec<OAuthStateRecord>> {
@@ -556,13 +784,11 @@ impl<P: EnginePool> Store for SqlStore<P> {
     }
 
     async fn import_api_key(&self, key: &StoredApiKey) -> Result<()> {
-        insert_api_key(self, key).await.map_err(|error| {
-            insert_error(
-                error,
-                || format!("API key {} or a key with its hash", key.id),
-                || format!("API key {} cannot be added: tenant {} is missing, or the key", key.id, key.tenant_id),
-            )
-        })
+        self.insert_api_key(&key.record, &key.key_hash).await
+    }
+
+    async fn import_share(&self, record: &ShareRecord) -> Result<()> {
+        write_share(self, record, false).await
     }
 
     async fn import_connection(&self, record: &ConnectionRecord) -> Result<()> {
@@ -574,7 +800,7 @@ impl<P: EnginePool> Store for SqlStore<P> {
             sqlx::query(concat!(
                 "INSERT INTO oauth_states (",
                 oauth_state_columns!(),
-                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
             ))
             .bind(&record.state_hash)
             .bind(&record.tenant_id)
@@ -584,6 +810,7 @@ impl<P: EnginePool> Store for SqlStore<P> {
             .bind(&record.return_url)
             .bind(record.created_at)
             .bind(record.expires_at)
+            .bind(&record.started_by)
             .execute(pool)
             .await
             .map(drop)
@@ -624,17 +851,77 @@ async fn insert_tenant<P: EnginePool>(store: &SqlStore<P>, tenant: &Tenant) -> R
 }
 
 /// Refusals are worded by the caller.
-async fn insert_api_key<P: EnginePool>(store: &SqlStore<P>, key: &StoredApiKey) -> Result<(), sqlx::Error> {
+async fn insert_api_key<P: EnginePool>(
+    store: &SqlStore<P>,
+    record: &ApiKeyRecord,
+    key_hash: &str,
+) -> Result<(), sqlx::Error> {
+    let connection_ids = match &record.connection_ids {
+        Some(ids) => Some(serde_json::to_string(ids).map_err(|error| sqlx::Error::Encode(Box::new(error)))?),
+        None => None,
+    };
     on_pool!(store, |pool| {
-        sqlx::query("INSERT INTO api_keys (id, tenant_id, key_hash, created_at) VALUES ($1, $2, $3, $4)")
-            .bind(&key.id)
-            .bind(&key.tenant_id)
-            .bind(&key.key_hash)
-            .bind(key.created_at)
+        sqlx::query(concat!(
+            "INSERT INTO api_keys (key_hash, ",
+            api_key_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+        ))
+        .bind(key_hash)
+        .bind(&record.id)
+        .bind(&record.tenant_id)
+        .bind(&record.name)
+        .bind(record.role.as_str())
+        .bind(&record.end_user_id)
+        .bind(&connection_ids)
+        .bind(record.expires_at)
+        .bind(&record.created_by)
+        .bind(record.created_at)
+        .bind(record.revoked_at)
+        .execute(pool)
+        .await
+        .map(drop)
+    })
+}
+
+/// Writes a share of a connection of its own tenant (else a conflict); an existing share of the
+/// same end user has its permission replaced (`replace`) or is a conflict.
+async fn write_share<P: EnginePool>(store: &SqlStore<P>, record: &ShareRecord, replace: bool) -> Result<()> {
+    const INSERT: &str = concat!(
+        "INSERT INTO connection_shares (",
+        share_columns!(),
+        ") SELECT $1, $2, $3, $4, $5, $6, $7 WHERE EXISTS (SELECT 1 FROM connections WHERE tenant_id = $1 AND id = $2)"
+    );
+    const UPSERT: &str = concat!(
+        "INSERT INTO connection_shares (",
+        share_columns!(),
+        ") SELECT $1, $2, $3, $4, $5, $6, $7 WHERE EXISTS (SELECT 1 FROM connections WHERE tenant_id = $1 AND id = $2) \
+         ON CONFLICT (connection_id, end_user_id) DO UPDATE SET permission = excluded.permission, \
+         updated_at = excluded.updated_at"
+    );
+    let written = on_pool!(store, |pool| {
+        sqlx::query(if replace { UPSERT } else { INSERT })
+            .bind(&record.tenant_id)
+            .bind(&record.connection_id)
+            .bind(&record.end_user_id)
+            .bind(record.permission.as_str())
+            .bind(&record.created_by)
+            .bind(record.created_at)
+            .bind(record.updated_at)
             .execute(pool)
             .await
-            .map(drop)
+            .map(|done| done.rows_affected())
     })
+    .map_err(|error| insert_error(error, || share_conflict(record), || share_conflict(record)))?;
+    if written == 1 { Ok(()) } else { Err(StoreError::Conflict(share_conflict(record))) }
+}
+
+/// The words for a share that cannot be written: its connection is missing (or another
+/// tenant's), or, on import, it is there already.
+fn share_conflict(record: &ShareRecord) -> String {
+    format!(
+        "the share of connection {} with {} cannot be written: the connection is missing, or a share",
+        record.connection_id, record.end_user_id
+    )
 }
 
 /// A connection as it is, but with these tokens.
@@ -649,12 +936,12 @@ async fn insert_connection_with_tokens<P: EnginePool>(
         sqlx::query(concat!(
             "INSERT INTO connections (",
             connection_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
         ))
         .bind(&record.id)
         .bind(&record.tenant_id)
         .bind(&record.connector_id)
-        .bind(&record.created_by_key)
+        .bind(&record.created_by)
         .bind(&record.display_name)
         .bind(&record.parameter_set)
         .bind(record.status.as_str())
@@ -665,6 +952,8 @@ async fn insert_connection_with_tokens<P: EnginePool>(
         .bind(token_expires_at)
         .bind(record.created_at)
         .bind(record.updated_at)
+        .bind(&record.end_user_id)
+        .bind(&record.updated_by)
         .execute(pool)
         .await
         .map(drop)

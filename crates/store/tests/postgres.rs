@@ -17,7 +17,9 @@ use std::time::{Duration, Instant};
 use portico_store::{DeleteConnector, PgOptions, PgStore, Store, StoreError, new_id, now_millis};
 use portico_testkit::pg::{PrivateCluster, TestDatabase, with_database};
 use portico_testkit::spare_port;
-use support::{Ctx, connection_record, connector_record, state_record, test_pg_options};
+use support::{
+    Ctx, EVERY_CONNECTION, connection_record, connector_record, of_connector, state_record, test_pg_options,
+};
 use tokio::sync::Barrier;
 
 behaviour_tests!(support::Ctx::postgres());
@@ -126,9 +128,11 @@ async fn a_cascade_delete_racing_new_connections_counts_exactly_what_it_deletes(
         let deleted = deleter.delete_connector(&tenant, &connector.id, true).await.unwrap();
         let added = inserts.await.unwrap();
         assert_eq!(deleted, DeleteConnector::Deleted { connections: added }, "round {round}");
-        assert!(writer.list_connections(&tenant, Some(&connector.id), None, 100).await.unwrap().items.is_empty());
+        assert!(
+            writer.list_connections(&tenant, &of_connector(&connector.id), None, 100).await.unwrap().items.is_empty()
+        );
     }
-    assert!(writer.list_connections(&tenant, None, None, 100).await.unwrap().items.is_empty());
+    assert!(writer.list_connections(&tenant, &EVERY_CONNECTION, None, 100).await.unwrap().items.is_empty());
     a.finish().await;
     b.finish().await;
 }
@@ -165,7 +169,8 @@ async fn concurrent_writers_on_two_stores_lose_nothing() {
         let mut seen = HashSet::new();
         let mut cursor = None;
         loop {
-            let page = store.list_connections(&tenant, Some(&connector.id), cursor.as_deref(), 37).await.unwrap();
+            let page =
+                store.list_connections(&tenant, &of_connector(&connector.id), cursor.as_deref(), 37).await.unwrap();
             for record in &page.items {
                 assert!(record.display_name.starts_with("writer "), "{record:?}");
             }
@@ -423,7 +428,7 @@ async fn a_pool_survives_a_restart_of_its_server() {
     let mut stored = HashSet::new();
     let mut cursor = None;
     loop {
-        let page = store.list_connections(&tenant, None, cursor.as_deref(), 500).await.unwrap();
+        let page = store.list_connections(&tenant, &EVERY_CONNECTION, cursor.as_deref(), 500).await.unwrap();
         stored.extend(page.items.into_iter().map(|record| record.id));
         match page.next {
             Some(next) => cursor = Some(next),

@@ -44,6 +44,19 @@ pub fn every_route(connector: &str, connection: &str) -> Vec<(Method, String)> {
         (Method::GET, format!("/v1/connections/{connection}")),
         (Method::PATCH, format!("/v1/connections/{connection}")),
         (Method::DELETE, format!("/v1/connections/{connection}")),
+        (Method::POST, format!("/v1/connections/{connection}/reauthorize")),
+        (Method::GET, format!("/v1/connections/{connection}/shares")),
+        (Method::PUT, format!("/v1/connections/{connection}/shares/someone")),
+        (Method::DELETE, format!("/v1/connections/{connection}/shares/someone")),
+        (Method::GET, "/v1/api-keys".to_owned()),
+        (Method::POST, "/v1/api-keys".to_owned()),
+        (Method::GET, format!("/v1/api-keys/{MISSING_ID}")),
+        (Method::DELETE, format!("/v1/api-keys/{MISSING_ID}")),
+        (Method::GET, "/v1/members".to_owned()),
+        (Method::POST, "/v1/members".to_owned()),
+        (Method::GET, format!("/v1/members/{MISSING_ID}")),
+        (Method::PATCH, format!("/v1/members/{MISSING_ID}")),
+        (Method::DELETE, format!("/v1/members/{MISSING_ID}")),
     ]
 }
 

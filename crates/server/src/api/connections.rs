@@ -35,6 +35,9 @@ pub struct CreateConnection {
     /// OAuth 2.0: where the browser goes after signing in (the public URL's origin or an
     /// allowed one); a Portico page when absent.
     pub return_url: Option<String>,
+    /// The end user who owns the connection. An admin key may create one for any end user
+    /// (or, without it, for the tenant itself); a user key creates for its own end user.
+    pub end_user_id: Option<String>,
 }
 
 impl From<CreateConnection> for NewConnection {
@@ -45,6 +48,7 @@ impl From<CreateConnection> for NewConnection {
             parameter_set: body.parameter_set,
             parameters: body.parameters,
             return_url: body.return_url,
+            end_user_id: body.end_user_id,
         }
     }
 }
@@ -64,6 +68,8 @@ pub struct UpdateConnection {
 pub struct ListFilter {
     /// Only connections of this connector.
     pub connector_id: Option<String>,
+    /// Only connections this end user owns.
+    pub end_user_id: Option<String>,
 }
 
 #[utoipa::path(post, path = "/v1/connections", tag = "connections", request_body = CreateConnection,
@@ -183,7 +189,9 @@ fn page(title: &str, message: &str) -> String {
 }
 
 #[utoipa::path(get, path = "/v1/connections", tag = "connections", params(ListFilter, Paging),
-    responses((status = 200, body = List<ConnectionView>), (status = 401, body = Problem)), security(("apiKey" = [])))]
+    responses((status = 200, body = List<ConnectionView>), (status = 401, body = Problem),
+        (status = 403, body = Problem, description = "endUserId names another end user than a user key's")),
+    security(("apiKey" = [])))]
 pub async fn list(
     State(state): State<Arc<AppState>>,
     Caller(principal): Caller,
@@ -191,7 +199,7 @@ pub async fn list(
     paging: Result<Query<Paging>, QueryRejection>,
 ) -> Result<Json<List<ConnectionView>>, ApiError> {
     let (Query(filter), Query(paging)) = (filter?, paging?);
-    let filter = ConnectionFilter { connector_id: filter.connector_id };
+    let filter = ConnectionFilter { connector_id: filter.connector_id, end_user_id: filter.end_user_id };
     let page = state.app.list_connections(&principal, &filter, paging.after.as_deref(), paging.limit()).await?;
     Ok(Json(List { items: page.items.into_iter().map(ConnectionView::new).collect(), next: page.next }))
 }

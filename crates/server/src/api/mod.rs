@@ -3,6 +3,9 @@
 
 pub mod connections;
 pub mod connectors;
+pub mod keys;
+pub mod members;
+pub mod shares;
 
 use std::sync::Arc;
 
@@ -31,6 +34,32 @@ impl Paging {
     }
 }
 
+/// A role as the API spells it.
+pub fn parse_role(text: &str) -> Result<portico_model::Role, ApiError> {
+    portico_model::Role::parse(text).ok_or_else(|| {
+        ApiError::invalid_fields(
+            "invalid role",
+            vec![portico_model::FieldError { field: "role".into(), message: "must be admin, author or user".into() }],
+        )
+    })
+}
+
+/// An RFC 3339 time as milliseconds since the epoch.
+pub fn parse_time(field: &str, text: &str) -> Result<portico_store::Millis, ApiError> {
+    let bad = || {
+        ApiError::invalid_fields(
+            "invalid time",
+            vec![portico_model::FieldError {
+                field: field.to_owned(),
+                message: "must be an RFC 3339 time, e.g. 2030-01-31T12:00:00Z".to_owned(),
+            }],
+        )
+    };
+    let parsed =
+        time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).map_err(|_| bad())?;
+    portico_store::Millis::try_from(parsed.unix_timestamp_nanos() / 1_000_000).map_err(|_| bad())
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Portico", description = "Custom connectors and their connections."),
@@ -39,6 +68,7 @@ impl Paging {
     tags((name = "connectors", description = "Connector definitions, for connector authors"),
          (name = "connections", description = "Authenticated connections, for users"),
          (name = "calls", description = "Calls to backends through connections"),
+         (name = "access", description = "API keys and members, for admins"),
          (name = "health", description = "Liveness and readiness")),
 )]
 struct ApiDoc;
@@ -61,6 +91,12 @@ pub fn routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(connections::create, connections::list))
         .routes(routes!(connections::get, connections::update, connections::delete))
         .routes(routes!(connections::reauthorize))
+        .routes(routes!(shares::list))
+        .routes(routes!(shares::put, shares::delete))
+        .routes(routes!(keys::create, keys::list))
+        .routes(routes!(keys::get, keys::delete))
+        .routes(routes!(members::create, members::list))
+        .routes(routes!(members::get, members::update, members::delete))
         .routes(routes!(connections::oauth_callback))
         .routes(routes!(healthz))
         .routes(routes!(readyz))

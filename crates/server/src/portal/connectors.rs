@@ -9,6 +9,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
 use maud::{Markup, html};
+use portico_app::access::Action;
 use portico_app::connections::ConnectionFilter;
 use portico_app::connectors::{ConnectorSource, OAuthClientChange};
 use portico_model::{Backend, ConnectionSpec, Connector, Metadata, Scheme};
@@ -18,7 +19,7 @@ use serde::Deserialize;
 use super::layout::{self, Field, FormErrors, Kind, Section, Shell, csrf_input};
 use super::security::{self, AUTH_TYPES, SecurityForm};
 use super::session::{CSRF_FIELD, Flash, Signed};
-use super::{Posted, describe, error_page, field_message, redirect_with, when};
+use super::{Posted, describe, error_page, field_message, redirect_with, refusal, refused_page, spread, when};
 use crate::error::{ApiError, ProblemField};
 use crate::state::AppState;
 
@@ -50,6 +51,7 @@ async fn list(State(state): State<Arc<AppState>>, signed: Signed, Query(after): 
     };
     let more = page.next.is_some();
     let items = &page.items[..];
+    let may_write = signed.may(Action::WriteConnectors);
     let shell = Shell::new("Connectors", &signed, Section::Connectors).with_flash(signed.take_flash(&state));
     let content = html! {
         div.page-head {
@@ -57,12 +59,12 @@ async fn list(State(state): State<Arc<AppState>>, signed: Signed, Query(after): 
                 h1 { "Connectors" }
                 p.lead { "What your backends offer, and how a connection to each authenticates." }
             }
-            a.button.primary href="/connectors/new" { "New connector" }
+            @if may_write { a.button.primary href="/connectors/new" { "New connector" } }
         }
         @if items.is_empty() {
             div.empty {
                 p { "No connectors yet." }
-                p { a href="/connectors/new" { "Create one from scratch or import its files" } "." }
+                @if may_write { p { a href="/connectors/new" { "Create one from scratch or import its files" } "." } }
             }
         } @else {
             table.list {
@@ -109,6 +111,9 @@ struct ImportErrors {
 }
 
 async fn new_page(State(state): State<Arc<AppState>>, signed: Signed) -> Response {
+    if let Some(refused) = refused_page(&signed, Action::WriteConnectors) {
+        return refused;
+    }
     new_connector_page(
         &state,
         &signed,
@@ -236,26 +241,6 @@ fn general_field(at: &str) -> Option<&'static str> {
     }
 }
 
-/// Spreads an API error over a form: each finding beside its field, the rest above the form.
-fn spread(error: &ApiError, field_of: impl Fn(&str) -> Option<&'static str>) -> FormErrors {
-    let mut errors = FormErrors::default();
-    match error {
-        ApiError::Invalid { detail, errors: found } if !found.is_empty() => {
-            for ProblemField { field, message } in found {
-                match field_of(field) {
-                    Some(id) => errors.add(id, field_message(message)),
-                    None => errors.general(format!("{field}: {message}")),
-                }
-            }
-            if errors.is_empty() {
-                errors.general(detail.clone());
-            }
-        }
-        other => errors.general(describe(other)),
-    }
-    errors
-}
-
 async fn create(State(state): State<Arc<AppState>>, posted: Posted) -> Response {
     let Posted { signed, fields } = posted;
     let scratch = Scratch {
@@ -307,7 +292,10 @@ async fn create(State(state): State<Arc<AppState>>, posted: Posted) -> Response 
                 record.connector.metadata.display_name
             )),
         ),
-        Err(error) => invalid(spread(&error.into(), general_field)),
+        Err(error) => match ApiError::from(error) {
+            error if refusal(&error) => error_page(&signed, &error),
+            error => invalid(spread(&error, general_field)),
+        },
     }
 }
 
@@ -401,6 +389,7 @@ async fn import(
             };
             redirect_with(&state, &signed, &format!("/connectors/{}", view.id), Flash::success(message))
         }
+        Err(error) if refusal(&error) => error_page(&signed, &error),
         Err(error) => {
             // A finding at `<file>:<line>:<column>` (or about a whole file) goes beside that file.
             let field_of = |at: &str| {
@@ -502,7 +491,9 @@ fn connector_page(
                 h1 { (m.display_name) }
                 p.muted { code { (m.name) } " · " (security::describe_auth(&record.connector, &state.app.catalog)) }
             }
-            a.button.primary href={ "/connections/new?connector=" (record.id) } { "New connection" }
+            @if signed.may(Action::CreateConnection) {
+                a.button.primary href={ "/connections/new?connector=" (record.id) } { "New connection" }
+            }
         }
         nav.tabs aria-label="Connector" {
             @for (t, label, href) in &tabs {
@@ -539,6 +530,7 @@ fn general_page(
 ) -> Response {
     let c = &record.connector;
     let m = &c.metadata;
+    let may_write = signed.may(Action::WriteConnectors);
     let body = html! {
         div.columns {
             section.panel aria-labelledby="details-title" {
@@ -556,19 +548,21 @@ fn general_page(
                     dt { "Updated" } dd { (when(record.updated_at)) }
                 }
             }
-            section.panel aria-labelledby="edit-title" {
-                h2 #edit-title { "Edit details" }
-                form method="post" action={ "/connectors/" (record.id) } novalidate {
-                    (csrf_input(signed))
-                    (errors.summary())
-                    (Field::new("display_name", "Display name").value(&values.display_name).required(true)
-                        .errors(errors.of("display_name")).render())
-                    (Field::new("description", "Description").value(&values.description).errors(errors.of("description")).render())
-                    @if c.backend.host_template.is_none() {
-                        (Field::new("backend_url", "Backend URL").kind(Kind::Url).value(&values.backend_url).required(true)
-                            .errors(errors.of("backend_url")).render())
+            @if may_write {
+                section.panel aria-labelledby="edit-title" {
+                    h2 #edit-title { "Edit details" }
+                    form method="post" action={ "/connectors/" (record.id) } novalidate {
+                        (csrf_input(signed))
+                        (errors.summary())
+                        (Field::new("display_name", "Display name").value(&values.display_name).required(true)
+                            .errors(errors.of("display_name")).render())
+                        (Field::new("description", "Description").value(&values.description).errors(errors.of("description")).render())
+                        @if c.backend.host_template.is_none() {
+                            (Field::new("backend_url", "Backend URL").kind(Kind::Url).value(&values.backend_url).required(true)
+                                .errors(errors.of("backend_url")).render())
+                        }
+                        div.actions { button.button.primary type="submit" { "Save" } }
                     }
-                    div.actions { button.button.primary type="submit" { "Save" } }
                 }
             }
         }
@@ -582,10 +576,12 @@ fn general_page(
                 }
             }
         }
-        section.panel.danger-zone aria-labelledby="delete-title" {
-            h2 #delete-title { "Delete this connector" }
-            p.muted { "Its connections must be deleted first, or with it." }
-            a.button.danger href={ "/connectors/" (record.id) "/delete" } { "Delete connector…" }
+        @if may_write {
+            section.panel.danger-zone aria-labelledby="delete-title" {
+                h2 #delete-title { "Delete this connector" }
+                p.muted { "Its connections must be deleted first, or with it." }
+                a.button.danger href={ "/connectors/" (record.id) "/delete" } { "Delete connector…" }
+            }
         }
     };
     connector_page(state, signed, record, Tab::General, status, body)
@@ -631,6 +627,7 @@ async fn save_general(State(state): State<Arc<AppState>>, Path(id): Path<String>
     }
     match replace(&state, &signed, &id, connector, OAuthClientChange::Keep).await {
         Ok(()) => redirect_with(&state, &signed, &format!("/connectors/{id}"), Flash::success("Saved.")),
+        Err(error) if refusal(&error) => error_page(&signed, &error),
         Err(error) => {
             let errors = spread(&error, general_field);
             general_page(&state, &signed, &record, StatusCode::UNPROCESSABLE_ENTITY, &values, &errors)
@@ -655,17 +652,32 @@ fn security_tab(
     form: Option<&SecurityForm>,
     errors: &FormErrors,
 ) -> Response {
-    let Some(form) = form else {
+    let may_write = signed.may(Action::WriteConnectors);
+    // Several ways to connect (from imported files) are not edited here; nor is anything by
+    // those who may not change connectors.
+    let (Some(form), true) = (form, may_write) else {
+        let sets = record.connector.connection.sets();
+        let label = |set: &portico_model::ParameterSet| {
+            set.ui.as_ref().map(|u| u.label.clone()).filter(|l| !l.is_empty()).unwrap_or_else(|| set.name.clone())
+        };
         let body = html! {
             section.panel {
                 h2 { "Security" }
-                p { "This connector offers a choice of ways to connect (from its imported files):" }
+                @if sets.len() > 1 {
+                    p { "This connector offers a choice of ways to connect (from its imported files):" }
+                } @else {
+                    p { "How a connection to this connector authenticates:" }
+                }
                 ul {
-                    @for set in record.connector.connection.sets() {
-                        li { strong { (set.ui.as_ref().map(|u| u.label.as_str()).filter(|l| !l.is_empty()).unwrap_or(&set.name)) } " — " (security::describe_set(set, &state.app.catalog)) }
+                    @for set in sets {
+                        li { @if sets.len() > 1 { strong { (label(set)) } " — " } (security::describe_set(set, &state.app.catalog)) }
                     }
                 }
-                p.muted { "Each is shown to users as a choice when they create a connection. Change them in the connector's files and import it again." }
+                @if !may_write {
+                    p.muted { "Connector authors and admins change it." }
+                } @else {
+                    p.muted { "Each is shown to users as a choice when they create a connection. Change them in the connector's files and import it again." }
+                }
             }
         };
         return connector_page(state, signed, record, Tab::Security, status, body);
@@ -804,6 +816,7 @@ async fn save_security(State(state): State<Arc<AppState>>, Path(id): Path<String
                 "Security saved. New connections use it; existing ones that no longer fit need signing in again.",
             ),
         ),
+        Err(error) if refusal(&error) => error_page(&signed, &error),
         Err(error) => {
             let errors = spread(&error, |at| form.field_of(at, &connector));
             invalid(&form, &errors)
@@ -863,14 +876,16 @@ async fn test_tab(
         Ok(record) => record,
         Err(response) => return response,
     };
-    let filter = ConnectionFilter { connector_id: Some(id.to_owned()) };
+    let filter = ConnectionFilter { connector_id: Some(id.to_owned()), ..ConnectionFilter::default() };
     let connections = match state.app.list_connections(&signed.principal, &filter, None, 200).await {
         Ok(page) => page.items,
         Err(error) => return error_page(signed, &error.into()),
     };
+    // Only the connections the principal may call through.
     let options: Vec<(String, String)> = connections
         .iter()
         .map(|c| &c.record)
+        .filter(|_| portico_app::access::calls_what_it_sees(&signed.principal))
         .map(|c| (c.id.clone(), format!("{} — {}", c.display_name, super::connections::status_words(c.status).0)))
         .collect();
     let what = match &record.connector.test_operation {
@@ -884,8 +899,13 @@ async fn test_tab(
             @if let Some((ok, message)) = &outcome {
                 div.outcome.(if *ok { "outcome-ok" } else { "outcome-bad" }) role="status" { (message) }
             }
-            @if options.is_empty() {
-                p { "No connection uses this connector yet. " a href={ "/connections/new?connector=" (record.id) } { "Create one" } "." }
+            @if options.is_empty() && !connections.is_empty() {
+                p { "Your role (" (signed.principal.role) ") does not call through connections." }
+            } @else if options.is_empty() {
+                p {
+                    "No connection uses this connector yet. "
+                    @if signed.may(Action::CreateConnection) { a href={ "/connections/new?connector=" (record.id) } { "Create one" } "." }
+                }
             } @else {
                 form method="post" action={ "/connectors/" (record.id) "/test" } {
                     (csrf_input(signed))
@@ -903,7 +923,10 @@ async fn run_test(State(state): State<Arc<AppState>>, Path(id): Path<String>, po
     let connection = fields.trimmed("connection").to_owned();
     // Only this connector's connections are offered; another one is refused like a missing one.
     let outcome = match state.app.connection(&signed.principal, &connection).await {
-        Ok(info) if info.record.connector_id == id => Some(test_connection(&state, &signed, &connection).await),
+        Ok(info) if info.record.connector_id == id => match test_connection(&state, &signed, &connection).await {
+            Ok(outcome) => Some(outcome),
+            Err(refused) => return error_page(&signed, &refused),
+        },
         Ok(_) | Err(portico_app::Error::NotFound(_)) => {
             Some((false, "There is no such connection of this connector.".to_owned()))
         }
@@ -912,10 +935,11 @@ async fn run_test(State(state): State<Arc<AppState>>, Path(id): Path<String>, po
     test_tab(&state, &signed, &id, Some(&connection), outcome).await
 }
 
-/// Runs the API's connection test: whether it passed, in words.
-pub async fn test_connection(state: &AppState, signed: &Signed, connection: &str) -> (bool, String) {
+/// Runs the API's connection test: whether it passed, in words. A test the principal may
+/// not run (or of a connection it may not see) is an error for the 403 or 404 page.
+pub async fn test_connection(state: &AppState, signed: &Signed, connection: &str) -> Result<(bool, String), ApiError> {
     let upstream = portico_runtime::UpstreamSlot::default();
-    match state.app.test_connection(&signed.principal, &upstream, connection).await {
+    let outcome = match state.app.test_connection(&signed.principal, &upstream, connection).await {
         Ok(report) => {
             let (ok, latency) = (report.ok, report.latency_ms);
             let message = match (ok, report.status, report.error.as_deref()) {
@@ -930,16 +954,23 @@ pub async fn test_connection(state: &AppState, signed: &Signed, connection: &str
             };
             (ok, message)
         }
-        Err(error) => (false, format!("The test could not run: {}", describe(&error.into()))),
-    }
+        Err(error) => match ApiError::from(error) {
+            refused @ (ApiError::Forbidden(_) | ApiError::NotFound(_) | ApiError::Unauthorized) => return Err(refused),
+            error => (false, format!("The test could not run: {}", describe(&error))),
+        },
+    };
+    Ok(outcome)
 }
 
 async fn delete_page(State(state): State<Arc<AppState>>, signed: Signed, Path(id): Path<String>) -> Response {
+    if let Some(refused) = refused_page(&signed, Action::WriteConnectors) {
+        return refused;
+    }
     let record = match find(&state, &signed, &id).await {
         Ok(record) => record,
         Err(response) => return response,
     };
-    let filter = ConnectionFilter { connector_id: Some(id.clone()) };
+    let filter = ConnectionFilter { connector_id: Some(id.clone()), ..ConnectionFilter::default() };
     let connections = match state.app.list_connections(&signed.principal, &filter, None, 200).await {
         Ok(page) => page.items.len() + usize::from(page.next.is_some()),
         Err(error) => return error_page(&signed, &error.into()),

@@ -7,6 +7,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use maud::{DOCTYPE, Markup, html};
 
+use portico_app::access::Action;
+
 use super::session::{CSRF_FIELD, Flash, FlashKind, Signed};
 
 /// The part of the portal a page belongs to, for the navigation.
@@ -14,6 +16,8 @@ use super::session::{CSRF_FIELD, Flash, FlashKind, Signed};
 pub enum Section {
     Connectors,
     Connections,
+    Keys,
+    Members,
     None,
 }
 
@@ -62,6 +66,18 @@ pub fn page(shell: Shell<'_>, content: Markup) -> Markup {
                             nav.main-nav aria-label="Main" {
                                 (nav_link("/connectors", "Connectors", Section::Connectors))
                                 (nav_link("/connections", "Connections", Section::Connections))
+                                @if signed.may(Action::ManageKeys) {
+                                    (nav_link("/keys", "API keys", Section::Keys))
+                                }
+                                @if signed.may(Action::ManageMembers) {
+                                    (nav_link("/members", "Members", Section::Members))
+                                }
+                            }
+                            p.who {
+                                span.visually-hidden { "Signed in as " }
+                                span.who-name { (breakable(signed.who())) }
+                                " "
+                                span.role-badge title="Your role in this tenant" { (signed.principal.role) }
                             }
                             form.sign-out method="post" action="/sign-out" {
                                 (csrf_input(signed))
@@ -78,6 +94,14 @@ pub fn page(shell: Shell<'_>, content: Markup) -> Markup {
                 }
             }
         }
+    }
+}
+
+/// An e-mail address that may break after its `@` on a narrow screen.
+fn breakable(text: &str) -> Markup {
+    match text.split_once('@') {
+        Some((local, domain)) => html! { (local) "@" wbr; (domain) },
+        None => html! { (text) },
     }
 }
 
@@ -173,6 +197,8 @@ pub enum Kind {
     Url,
     Password,
     Number,
+    Email,
+    Date,
 }
 
 impl Kind {
@@ -182,6 +208,8 @@ impl Kind {
             Kind::Url => "url",
             Kind::Password => "password",
             Kind::Number => "number",
+            Kind::Email => "email",
+            Kind::Date => "date",
         }
     }
 }
@@ -324,6 +352,56 @@ pub fn errors(id: &str, messages: &[String]) -> Markup {
 fn describedby(hint: Option<&String>, error: Option<&String>) -> Option<String> {
     let ids: Vec<&str> = [hint, error].into_iter().flatten().map(String::as_str).collect();
     (!ids.is_empty()).then(|| ids.join(" "))
+}
+
+/// A dialog over a dimmed page; the script makes it modal, and Escape leaves by `cancel`.
+/// Without the script it is a card on a page of its own.
+pub fn modal(title_id: &str, cancel: &str, content: Markup) -> Markup {
+    html! {
+        div.backdrop {
+            dialog.modal open aria-labelledby=(title_id) data-modal data-cancel=(cancel) {
+                (content)
+            }
+        }
+    }
+}
+
+/// What a confirmation dialog asks.
+pub struct Confirm<'a> {
+    /// The page's title.
+    pub title: &'a str,
+    pub section: Section,
+    /// The question, the dialog's heading.
+    pub question: &'a str,
+    /// What follows from it.
+    pub body: Markup,
+    /// Where the form posts when confirmed.
+    pub action: &'a str,
+    /// The button that confirms.
+    pub button: &'a str,
+    /// Where Cancel (and Escape) go.
+    pub cancel: &'a str,
+}
+
+/// A page whose dialog asks before a destructive form is sent.
+pub fn confirm_page(signed: &Signed, confirm: Confirm<'_>) -> Response {
+    let shell = Shell::new(confirm.title, signed, confirm.section);
+    let content = modal(
+        "dialog-title",
+        confirm.cancel,
+        html! {
+            h1 #dialog-title { (confirm.question) }
+            (confirm.body)
+            form method="post" action=(confirm.action) {
+                (csrf_input(signed))
+                div.actions {
+                    button.button.danger type="submit" { (confirm.button) }
+                    a.button href=(confirm.cancel) { "Cancel" }
+                }
+            }
+        },
+    );
+    ok(page(shell, content))
 }
 
 /// A page of its own for what went wrong (not found, refused form).

@@ -1,15 +1,22 @@
 //! The web portal, served at `/` from the same binary: server-rendered HTML for connector
-//! authors (connectors, their Security tab) and users (connections, OAuth sign-in).
+//! authors (connectors, their Security tab), users (connections, OAuth sign-in, sharing) and
+//! admins (API keys, members). People sign in with an API key or, when a provider is
+//! configured, with OpenID Connect.
 //!
-//! Pages are thin: every change goes through the API's own handlers and domain functions, so
-//! the portal validates nothing the API does not, and the model's findings come back with the
-//! paths that the forms map to their fields. Forms work without JavaScript; the small script
-//! only adds a copy button and a modal dialog. Secrets (API keys, client secrets, connection
-//! secrets) are written into forms and never rendered back.
+//! Pages are thin: every change goes through the use cases, which decide who may do what, so
+//! the portal validates and permits nothing itself; the model's findings come back with the
+//! paths that the forms map to their fields. What a role may not do is not offered (the use
+//! cases' rules say so), and a hand-made form for it is refused by the use case. Forms work
+//! without JavaScript; the small script only adds a copy button and a modal dialog. Secrets
+//! (API keys, client secrets, connection secrets) are written into forms and never rendered
+//! back; a new API key is shown once, on the page that answers its creation.
 
 mod connections;
 mod connectors;
+mod keys;
 mod layout;
+mod members;
+mod people;
 mod security;
 mod session;
 
@@ -40,8 +47,11 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/assets/portal.js", get(|| async { asset("text/javascript; charset=utf-8", JS) }))
         .route("/sign-in", get(sign_in_page).post(sign_in))
         .route("/sign-out", post(sign_out))
+        .merge(people::routes())
         .merge(connectors::routes())
         .merge(connections::routes())
+        .merge(keys::routes())
+        .merge(members::routes())
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {
@@ -77,6 +87,11 @@ impl Fields {
     /// The first value of `name`, trimmed.
     pub fn trimmed(&self, name: &str) -> &str {
         self.text(name).trim()
+    }
+
+    /// Every value of `name` (ticked checkboxes), in order.
+    pub fn all(&self, name: &str) -> Vec<&str> {
+        self.0.iter().filter(|(k, _)| k == name).map(|(_, v)| v.as_str()).collect()
     }
 }
 
@@ -188,6 +203,33 @@ pub fn field_message(text: &str) -> String {
     out
 }
 
+/// Whether an error refuses the principal rather than its form: for the 403 page (or the
+/// sign-in page), not beside a field.
+pub fn refusal(error: &ApiError) -> bool {
+    matches!(error, ApiError::Forbidden(_) | ApiError::Unauthorized)
+}
+
+/// Spreads an API error over a form: each finding beside the input `field_of` names for it,
+/// the rest above the form.
+pub fn spread<S: AsRef<str>>(error: &ApiError, field_of: impl Fn(&str) -> Option<S>) -> FormErrors {
+    let mut errors = FormErrors::default();
+    match error {
+        ApiError::Invalid { detail, errors: found } => {
+            for crate::error::ProblemField { field, message } in found {
+                match field_of(field) {
+                    Some(id) => errors.add(id.as_ref(), field_message(message)),
+                    None => errors.general(format!("{field}: {message}")),
+                }
+            }
+            if errors.is_empty() {
+                errors.general(detail.clone());
+            }
+        }
+        other => errors.general(describe(other)),
+    }
+    errors
+}
+
 /// A page for an API error that is not about a form's fields.
 pub fn error_page(signed: &Signed, error: &ApiError) -> Response {
     match error {
@@ -209,6 +251,12 @@ pub fn error_page(signed: &Signed, error: &ApiError) -> Response {
         ),
         _ => layout::problem_page(StatusCode::BAD_REQUEST, Some(signed), "That did not work", &describe(error)),
     }
+}
+
+/// The page that refuses what the principal may not do, as the use case would refuse its form,
+/// if it may not: pages that only lead to such a form ask first.
+pub fn refused_page(signed: &Signed, action: portico_app::access::Action) -> Option<Response> {
+    portico_app::access::require(&signed.principal, action).err().map(|error| error_page(signed, &error.into()))
 }
 
 /// A redirect after a form, with a message for the next page.
@@ -242,13 +290,22 @@ async fn sign_in_page(
     sign_in_form(&state, StatusCode::OK, &next, &FormErrors::default())
 }
 
-/// The sign-in form with a fresh CSRF token (cookie and hidden field).
+/// The sign-in form with a fresh CSRF token (cookie and hidden field), below the button that
+/// signs people in with OpenID Connect when a provider is configured.
 fn sign_in_form(state: &AppState, status: StatusCode, next: &str, errors: &FormErrors) -> Response {
     let token = portico_secrets::random_token();
+    let provider = state.app.people_provider();
+    let provider_href =
+        format!("/sign-in/oidc?next={}", url::form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>());
     let shell = Shell { title: "Sign in", signed: None, section: Section::None, flash: None };
     let content = html! {
         div.panel.narrow.sign-in {
             h1 { "Sign in to Portico" }
+            @if let Some(name) = provider {
+                p.lead { "Members of a tenant sign in with their account at " (name) "." }
+                div.actions.provider { a.button.primary.wide href=(provider_href) { "Sign in with " (name) } }
+                p.divider { span { "or with an API key" } }
+            }
             p.lead { "Use an API key of your tenant. The key of tenant " code { "default" } " is in "
                 code { "portico-data/admin-api-key" } "; " code { "portico tenant key NAME" } " makes another." }
             form method="post" action="/sign-in" novalidate {
@@ -258,7 +315,7 @@ fn sign_in_form(state: &AppState, status: StatusCode, next: &str, errors: &FormE
                 (Field::new("api_key", "API key").kind(Kind::Password).required(true).autocomplete("off")
                     .hint("It is checked once; the browser then keeps only a session cookie.")
                     .errors(errors.of("api_key")).render())
-                div.actions { button.button.primary type="submit" { "Sign in" } }
+                div.actions { button.button.primary[provider.is_none()] type="submit" { "Sign in" } }
             }
         }
     };
@@ -266,6 +323,24 @@ fn sign_in_form(state: &AppState, status: StatusCode, next: &str, errors: &FormE
     response.headers_mut().append(
         header::SET_COOKIE,
         session::set_cookie(state, SIGN_IN_COOKIE, token.expose(), Some(std::time::Duration::from_secs(3600))),
+    );
+    response
+}
+
+/// A new session for `principal` (looked up in the key cache's `generation`), and on to `next`.
+fn start_session(
+    state: &AppState,
+    principal: portico_app::Principal,
+    proof: session::Proof,
+    generation: u64,
+    next: &str,
+) -> Response {
+    tracing::info!(tenant = %principal.tenant_id, principal = %principal.reference(), "portal sign-in");
+    let id = state.portal.create(principal, proof, generation);
+    let mut response = Redirect::to(next).into_response();
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        session::set_cookie(state, SESSION_COOKIE, id.expose(), Some(session::session_max_age())),
     );
     response
 }
@@ -301,16 +376,9 @@ async fn sign_in(State(state): State<Arc<AppState>>, headers: HeaderMap, request
             return sign_in_form(&state, StatusCode::SERVICE_UNAVAILABLE, &next, &errors);
         }
     };
-    tracing::info!(tenant = %principal.tenant_id, principal = %principal.reference(), "portal sign-in");
     let proof = session::Proof::Key(portico_secrets::api_key_digest(key));
-    let id = state.portal.create(principal, proof, generation);
-    let mut response = Redirect::to(&next).into_response();
-    let headers = response.headers_mut();
-    headers.append(
-        header::SET_COOKIE,
-        session::set_cookie(&state, SESSION_COOKIE, id.expose(), Some(session::session_max_age())),
-    );
-    headers.append(header::SET_COOKIE, session::clear_cookie(&state, SIGN_IN_COOKIE));
+    let mut response = start_session(&state, principal, proof, generation, &next);
+    response.headers_mut().append(header::SET_COOKIE, session::clear_cookie(&state, SIGN_IN_COOKIE));
     response
 }
 
@@ -328,5 +396,56 @@ pub fn when(millis: portico_store::Millis) -> String {
             format!("{}-{:02}-{:02} {:02}:{:02} UTC", t.year(), u8::from(t.month()), t.day(), t.hour(), t.minute())
         }
         Err(_) => String::new(),
+    }
+}
+
+/// The roles to choose from, each with what it may do.
+pub fn role_options() -> Vec<(String, String)> {
+    portico_model::Role::ALL
+        .into_iter()
+        .map(|role| {
+            let words = match role {
+                portico_model::Role::Admin => "Admin — everything in the tenant, API keys and members included",
+                portico_model::Role::Author => "Author — connectors; sees connections, never uses them",
+                portico_model::Role::User => "User — its own connections and those shared with it",
+            };
+            (role.as_str().to_owned(), words.to_owned())
+        })
+        .collect()
+}
+
+/// Who made a key or added a member, in words: the references records keep (`key:<id>`,
+/// `member:<id>`, `operator`) named by the tenant's keys and members.
+pub struct Makers(std::collections::HashMap<String, String>);
+
+impl Makers {
+    /// The tenant's keys (revoked ones too) and members, as far as an admin may list them; a
+    /// maker not among them is named only by its kind ("a former member", "an API key").
+    pub async fn of_tenant(state: &AppState, signed: &Signed) -> Makers {
+        let mut names = std::collections::HashMap::new();
+        let filter = portico_app::keys::KeyFilter { include_revoked: true };
+        if let Ok(page) = state.app.list_keys(&signed.principal, filter, None, 500).await {
+            for key in page.items {
+                names.insert(format!("key:{}", key.id), format!("API key “{}”", key.name));
+            }
+        }
+        if let Ok(page) = state.app.list_members(&signed.principal, None, 500).await {
+            for member in page.items {
+                names.insert(format!("member:{}", member.id), member.email);
+            }
+        }
+        Makers(names)
+    }
+
+    pub fn name(&self, reference: Option<&str>) -> String {
+        match reference {
+            None => "—".to_owned(),
+            Some("operator") => "the command line".to_owned(),
+            Some(reference) => self.0.get(reference).cloned().unwrap_or_else(|| match reference.split_once(':') {
+                Some(("member", _)) => "a former member".to_owned(),
+                Some(("key", _)) => "an API key".to_owned(),
+                _ => reference.to_owned(),
+            }),
+        }
     }
 }

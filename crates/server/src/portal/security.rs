@@ -406,6 +406,8 @@ mod tests {
             warnings: vec![],
             oauth_client_id: id.map(str::to_owned),
             oauth_client_secret: secret.then(|| portico_store::SealedBytes(vec![1])),
+            created_by: None,
+            updated_by: None,
             created_at: 0,
             updated_at: 0,
         };

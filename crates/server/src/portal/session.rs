@@ -1,7 +1,9 @@
-//! Browser sessions: a tenant API key, given once at sign-in, becomes an opaque random session
-//! id in an HttpOnly cookie. The key itself is never kept: the session holds the principal it
-//! resolved to and the key's SHA-256, with which the principal is looked up again whenever a
-//! key or member may have changed (a revoked key ends its sessions at their next request).
+//! Browser sessions: a tenant API key given once at sign-in, or a person signed in with OpenID
+//! Connect, becomes an opaque random session id in an HttpOnly cookie. The key itself is never
+//! kept: the session holds the principal it resolved to and how to look it up again (the key's
+//! SHA-256, or the member's tenant and id), which it does whenever a key or member may have
+//! changed (a revoked key or a removed member ends its sessions at their next request; a
+//! changed role applies there).
 //! Sessions live in memory (a restart signs everyone out) and are kept by the SHA-256 of their
 //! id, so that the map holds nothing a cookie could be rebuilt from.
 //!
@@ -19,6 +21,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 
 use crate::state::AppState;
 use portico_app::Principal;
+use portico_app::access::{self, Action};
 
 pub const SESSION_COOKIE: &str = "portico_session";
 /// The sign-in form's CSRF cookie (double submit: there is no session to keep it in yet).
@@ -38,6 +41,8 @@ const PENDING_SIGN_INS: usize = 32;
 pub enum Proof {
     /// The SHA-256 of the API key signed in with.
     Key([u8; 32]),
+    /// A person signed in with OpenID Connect, as this member of this tenant.
+    Person { tenant_id: String, member_id: String },
 }
 
 /// What a signed-in browser has.
@@ -78,10 +83,12 @@ impl Flash {
     }
 }
 
-/// The portal's sessions, by the SHA-256 of their id.
+/// The portal's sessions, by the SHA-256 of their id, and the sign-ins with OpenID Connect
+/// under way.
 #[derive(Default)]
 pub struct Sessions {
     by_digest: Mutex<HashMap<[u8; 32], Session>>,
+    pub(super) people: super::people::PersonFlows,
 }
 
 impl Sessions {
@@ -179,6 +186,7 @@ impl Signed {
         }
         let renewed = match &proof {
             Proof::Key(key_digest) => state.app.authenticate_digest(key_digest).await,
+            Proof::Person { tenant_id, member_id } => state.app.authenticate_member(tenant_id, member_id).await,
         };
         match renewed {
             Ok(principal) => {
@@ -194,6 +202,17 @@ impl Signed {
             // The store is away: the session stays as it was, checked again on the next page.
             Err(_) => Some(signed),
         }
+    }
+
+    /// Whether the use cases let this principal do `action`: what the portal offers (the use
+    /// case still decides when it is asked).
+    pub fn may(&self, action: Action) -> bool {
+        access::require(&self.principal, action).is_ok()
+    }
+
+    /// Who is signed in, in words: the person's address, or "API key".
+    pub fn who(&self) -> &str {
+        self.principal.email().unwrap_or("API key")
     }
 
     /// Whether `given` is this session's CSRF token.
@@ -269,9 +288,14 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 
 /// `Set-Cookie` for a cookie only this site's pages send back, never scripts.
 pub fn set_cookie(state: &AppState, name: &str, value: &str, max_age: Option<Duration>) -> HeaderValue {
+    set_cookie_at(state, name, value, "/", max_age)
+}
+
+/// [`set_cookie`] for the pages under `path` only.
+pub fn set_cookie_at(state: &AppState, name: &str, value: &str, path: &str, max_age: Option<Duration>) -> HeaderValue {
     let secure = if state.app.public_url.scheme() == "https" { "; Secure" } else { "" };
     let max_age = max_age.map(|d| format!("; Max-Age={}", d.as_secs())).unwrap_or_default();
-    HeaderValue::from_str(&format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax{secure}{max_age}"))
+    HeaderValue::from_str(&format!("{name}={value}; Path={path}; HttpOnly; SameSite=Lax{secure}{max_age}"))
         .unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 

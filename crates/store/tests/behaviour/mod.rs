@@ -4,15 +4,18 @@
 
 use std::collections::BTreeMap;
 
-use portico_model::Diagnostic;
+use portico_model::{Diagnostic, Role, SharePermission};
 use portico_store::{
-    ApiKeyRecord, ConnectionRecord, ConnectionStatus, ConnectorRecord, DeleteConnector, SealedBytes, StoreError,
-    StoredApiKey, Tenant, new_id, now_millis,
+    ApiKeyRecord, Change, ConnectionQuery, ConnectionRecord, ConnectionStatus, ConnectorRecord, DeleteConnector,
+    MemberRecord, OAuthStateRecord, SealedBytes, ShareRecord, Store, StoreError, StoredApiKey, Tenant, new_id,
+    now_millis,
 };
 use serde_json::json;
 
 use crate::support::{
-    Ctx, awkward_bytes, connection_record, connector_record, fixture_connector, state_record, two_tenants,
+    Ctx, EVERY_CONNECTION, alices_connection, api_key_record, awkward_bytes, connection_record, connector_record,
+    fixture_connector, key_hash, keys_of_every_kind, member_record, of_connector, owned_connection, pages,
+    share_record, state_record, two_tenants,
 };
 
 pub async fn tenants_are_created_found_by_name_and_counted(ctx: &Ctx) {
@@ -44,34 +47,40 @@ pub async fn a_second_tenant_with_the_same_name_is_a_conflict(ctx: &Ctx) {
 pub async fn api_keys_are_found_by_hash(ctx: &Ctx) {
     let store = ctx.store();
     let acme = store.create_tenant("acme").await.unwrap();
-    let hash = "a".repeat(64);
-    let record = store.add_api_key(&acme.id, &hash).await.unwrap();
-    assert_eq!(record.tenant_id, acme.id);
-    assert_ne!(record.id, acme.id);
+    let record = api_key_record(&acme.id);
+    store.insert_api_key(&record, &key_hash(1)).await.unwrap();
 
-    assert_eq!(store.api_key_by_hash(&hash).await.unwrap(), Some(record.clone()));
-    assert_eq!(store.api_key_by_hash(&"b".repeat(64)).await.unwrap(), None);
+    assert_eq!(store.api_key_by_hash(&key_hash(1)).await.unwrap(), Some(record.clone()));
+    assert_eq!(store.api_key_by_hash(&key_hash(2)).await.unwrap(), None);
 
     // A tenant may have several keys.
-    let second = store.add_api_key(&acme.id, &"c".repeat(64)).await.unwrap();
-    assert_ne!(second.id, record.id);
-    assert_eq!(store.api_key_by_hash(&"c".repeat(64)).await.unwrap(), Some(second));
+    let second = api_key_record(&acme.id);
+    store.insert_api_key(&second, &key_hash(3)).await.unwrap();
+    assert_eq!(store.api_key_by_hash(&key_hash(3)).await.unwrap(), Some(second));
+    assert_eq!(store.api_key_by_hash(&key_hash(1)).await.unwrap(), Some(record));
 }
 
 pub async fn a_key_hash_is_unique_and_needs_an_existing_tenant(ctx: &Ctx) {
     let store = ctx.store();
     let acme = store.create_tenant("acme").await.unwrap();
     let globex = store.create_tenant("globex").await.unwrap();
-    let hash = "d".repeat(64);
-    store.add_api_key(&acme.id, &hash).await.unwrap();
+    let original = api_key_record(&acme.id);
+    store.insert_api_key(&original, &key_hash(4)).await.unwrap();
 
-    let error = store.add_api_key(&globex.id, &hash).await.unwrap_err();
+    // The same hash, in another tenant or not.
+    for tenant in [&globex.id, &acme.id] {
+        let error = store.insert_api_key(&api_key_record(tenant), &key_hash(4)).await.unwrap_err();
+        assert!(matches!(error, StoreError::Conflict(_)), "{error:?}");
+    }
+    // The same id, with another hash.
+    let error = store.insert_api_key(&original, &key_hash(5)).await.unwrap_err();
     assert!(matches!(error, StoreError::Conflict(_)), "{error:?}");
-    assert_eq!(store.api_key_by_hash(&hash).await.unwrap().unwrap().tenant_id, acme.id);
+    assert_eq!(store.api_key_by_hash(&key_hash(4)).await.unwrap(), Some(original));
+    assert_eq!(store.api_key_by_hash(&key_hash(5)).await.unwrap(), None);
 
-    let error = store.add_api_key(&new_id(), &"e".repeat(64)).await.unwrap_err();
+    let error = store.insert_api_key(&api_key_record(&new_id()), &key_hash(6)).await.unwrap_err();
     assert!(matches!(error, StoreError::Conflict(_)), "{error:?}");
-    assert_eq!(store.api_key_by_hash(&"e".repeat(64)).await.unwrap(), None);
+    assert_eq!(store.api_key_by_hash(&key_hash(6)).await.unwrap(), None);
 }
 
 pub async fn a_connector_round_trips_exactly(ctx: &Ctx) {
@@ -86,13 +95,15 @@ pub async fn a_connector_round_trips_exactly(ctx: &Ctx) {
     assert_eq!(stored.connector, fixture_connector());
 }
 
-pub async fn a_connector_without_oauth_client_or_warnings_round_trips(ctx: &Ctx) {
+pub async fn a_connector_without_oauth_client_warnings_or_makers_round_trips(ctx: &Ctx) {
     let store = ctx.store();
     let acme = store.create_tenant("acme").await.unwrap().id;
     let record = ConnectorRecord {
         warnings: Vec::new(),
         oauth_client_id: None,
         oauth_client_secret: None,
+        created_by: None,
+        updated_by: None,
         ..connector_record(&acme)
     };
     store.insert_connector(&record).await.unwrap();
@@ -125,6 +136,7 @@ pub async fn update_connector_replaces_definition_warnings_and_oauth_client(ctx:
     updated.oauth_client_id = Some("another-client".to_owned());
     updated.oauth_client_secret = Some(SealedBytes(awkward_bytes(99)));
     updated.updated_at = original.updated_at + 1_000;
+    updated.updated_by = Some("operator".to_owned());
     assert!(store.update_connector(&updated).await.unwrap());
     assert_eq!(store.connector(&acme, &original.id).await.unwrap(), Some(updated.clone()));
 
@@ -133,10 +145,12 @@ pub async fn update_connector_replaces_definition_warnings_and_oauth_client(ctx:
     assert!(store.update_connector(&cleared).await.unwrap());
     assert_eq!(store.connector(&acme, &original.id).await.unwrap(), Some(cleared));
 
-    // The creation time is not the caller's to change.
-    let rewritten = ConnectorRecord { created_at: 1, ..original.clone() };
+    // The creation, its time and its maker, is not the caller's to change.
+    let rewritten =
+        ConnectorRecord { created_at: 1, created_by: Some("key:someone-else".to_owned()), ..original.clone() };
     assert!(store.update_connector(&rewritten).await.unwrap());
-    assert_eq!(store.connector(&acme, &original.id).await.unwrap().unwrap().created_at, original.created_at);
+    let stored = store.connector(&acme, &original.id).await.unwrap().unwrap();
+    assert_eq!((stored.created_at, stored.created_by), (original.created_at, original.created_by.clone()));
 
     let missing = ConnectorRecord { id: new_id(), ..original };
     assert!(!store.update_connector(&missing).await.unwrap());
@@ -176,14 +190,19 @@ pub async fn a_connection_round_trips_exactly_with_byte_identical_secrets(ctx: &
     let connector = connector_record(&acme);
     store.insert_connector(&connector).await.unwrap();
 
-    let record = connection_record(&acme, &connector.id);
+    let record = ConnectionRecord {
+        updated_by: Some(format!("member:{}", new_id())),
+        ..owned_connection(&acme, &connector.id, "alice")
+    };
     store.insert_connection(&record).await.unwrap();
     let stored = store.connection(&acme, &record.id).await.unwrap().unwrap();
     assert_eq!(stored, record);
     assert_eq!(stored.secrets.unwrap().0, awkward_bytes(7));
 
-    // Without the optional fields.
+    // Without the optional fields: a connection of the tenant, never changed.
     let bare = ConnectionRecord {
+        end_user_id: None,
+        updated_by: None,
         parameter_set: None,
         status: ConnectionStatus::Pending,
         status_reason: None,
@@ -221,7 +240,7 @@ pub async fn a_connection_needs_a_connector_of_its_own_tenant(ctx: &Ctx) {
     assert!(matches!(error, StoreError::Conflict(_)), "{error:?}");
     let error = store.insert_connection(&connection_record(&acme, &new_id())).await.unwrap_err();
     assert!(matches!(error, StoreError::Conflict(_)), "{error:?}");
-    assert!(store.list_connections(&acme, None, None, 100).await.unwrap().items.is_empty());
+    assert!(store.list_connections(&acme, &EVERY_CONNECTION, None, 100).await.unwrap().items.is_empty());
 }
 
 pub async fn inserting_a_connection_twice_is_a_conflict(ctx: &Ctx) {
@@ -242,7 +261,7 @@ pub async fn update_connection_replaces_the_mutable_fields_only(ctx: &Ctx) {
     let other_connector = connector_record(&acme);
     store.insert_connector(&connector).await.unwrap();
     store.insert_connector(&other_connector).await.unwrap();
-    let original = connection_record(&acme, &connector.id);
+    let original = owned_connection(&acme, &connector.id, "alice");
     store.insert_connection(&original).await.unwrap();
 
     let updated = ConnectionRecord {
@@ -253,15 +272,17 @@ pub async fn update_connection_replaces_the_mutable_fields_only(ctx: &Ctx) {
         parameters: BTreeMap::from([("subdomain".to_owned(), json!("us"))]),
         secrets: Some(SealedBytes(awkward_bytes(200))),
         updated_at: original.updated_at + 5,
+        updated_by: Some(format!("member:{}", new_id())),
         ..original.clone()
     };
     assert!(store.update_connection(&updated).await.unwrap());
     assert_eq!(store.connection(&acme, &original.id).await.unwrap(), Some(updated.clone()));
 
-    // Connector, creator and creation time stay as they were.
+    // Connector, owner, creator and creation time stay as they were.
     let rewritten = ConnectionRecord {
         connector_id: other_connector.id.clone(),
-        created_by_key: "someone-else".to_owned(),
+        end_user_id: Some("someone-else".to_owned()),
+        created_by: "key:someone-else".to_owned(),
         created_at: 1,
         secrets: None,
         ..updated.clone()
@@ -303,11 +324,19 @@ pub async fn connections_are_invisible_to_other_tenants(ctx: &Ctx) {
     assert_eq!(store.connection(&acme, &globex_connection.id).await.unwrap(), None);
 
     // List, whole and by connector (naming the other tenant's connector finds nothing).
-    assert_eq!(store.list_connections(&acme, None, None, 100).await.unwrap().items, vec![acme_connection.clone()]);
-    assert_eq!(store.list_connections(&globex, None, None, 100).await.unwrap().items, vec![globex_connection.clone()]);
-    assert!(store.list_connections(&globex, Some(&acme_connector.id), None, 100).await.unwrap().items.is_empty());
     assert_eq!(
-        store.list_connections(&acme, Some(&acme_connector.id), None, 100).await.unwrap().items,
+        store.list_connections(&acme, &EVERY_CONNECTION, None, 100).await.unwrap().items,
+        vec![acme_connection.clone()]
+    );
+    assert_eq!(
+        store.list_connections(&globex, &EVERY_CONNECTION, None, 100).await.unwrap().items,
+        vec![globex_connection.clone()]
+    );
+    assert!(
+        store.list_connections(&globex, &of_connector(&acme_connector.id), None, 100).await.unwrap().items.is_empty()
+    );
+    assert_eq!(
+        store.list_connections(&acme, &of_connector(&acme_connector.id), None, 100).await.unwrap().items,
         vec![acme_connection.clone()]
     );
 
@@ -383,7 +412,7 @@ pub async fn connections_page_by_id_across_three_pages_within_a_connector(ctx: &
     let mut cursor: Option<String> = None;
     let mut pages = 0;
     loop {
-        let page = store.list_connections(&acme, Some(&connector.id), cursor.as_deref(), 3).await.unwrap();
+        let page = store.list_connections(&acme, &of_connector(&connector.id), cursor.as_deref(), 3).await.unwrap();
         pages += 1;
         assert!(page.items.iter().all(|c| c.connector_id == connector.id && c.tenant_id == acme));
         seen.extend(page.items.into_iter().map(|c| c.id));
@@ -396,7 +425,7 @@ pub async fn connections_page_by_id_across_three_pages_within_a_connector(ctx: &
     assert_eq!(seen, expected);
 
     // Without the connector filter: every connection of the tenant, in id order.
-    let all = store.list_connections(&acme, None, None, 100).await.unwrap();
+    let all = store.list_connections(&acme, &EVERY_CONNECTION, None, 100).await.unwrap();
     assert_eq!(all.items.len(), 16);
     assert!(all.items.windows(2).all(|pair| pair[0].id < pair[1].id));
     assert_eq!(all.next, None);
@@ -442,7 +471,7 @@ pub async fn cascade_deletes_the_connector_with_its_connections_only(ctx: &Ctx) 
     for record in &doomed {
         assert_eq!(store.connection(&acme, &record.id).await.unwrap(), None);
     }
-    assert_eq!(store.list_connections(&acme, None, None, 100).await.unwrap().items, vec![kept]);
+    assert_eq!(store.list_connections(&acme, &EVERY_CONNECTION, None, 100).await.unwrap().items, vec![kept]);
     assert_eq!(store.delete_connector(&acme, &connector.id, true).await.unwrap(), DeleteConnector::NotFound);
 }
 
@@ -462,9 +491,14 @@ pub async fn an_unused_connector_is_deleted_without_cascade(ctx: &Ctx) {
 pub async fn everything_survives_a_restart_and_migrations_run_once(ctx: &Ctx) {
     let store = ctx.store();
     let (acme, globex, acme_connector, globex_connector) = two_tenants(store).await;
-    let key = store.add_api_key(&acme, &"f".repeat(64)).await.unwrap();
-    let connection = connection_record(&acme, &acme_connector.id);
+    let key = api_key_record(&acme);
+    store.insert_api_key(&key, &key_hash(15)).await.unwrap();
+    let member = member_record(&acme, "ada@acme.test", Role::Author);
+    store.insert_member(&member).await.unwrap();
+    let connection = owned_connection(&acme, &acme_connector.id, "alice");
     store.insert_connection(&connection).await.unwrap();
+    let share = share_record(&connection, "bob", SharePermission::Use);
+    store.put_share(&share).await.unwrap();
     ctx.close().await;
 
     for _restart in 0..2 {
@@ -473,7 +507,9 @@ pub async fn everything_survives_a_restart_and_migrations_run_once(ctx: &Ctx) {
         assert_eq!(reopened.tenant_count().await.unwrap(), 2);
         assert_eq!(reopened.tenant_by_name("acme").await.unwrap().unwrap().id, acme);
         assert_eq!(reopened.tenant_by_name("globex").await.unwrap().unwrap().id, globex);
-        assert_eq!(reopened.api_key_by_hash(&"f".repeat(64)).await.unwrap(), Some(key.clone()));
+        assert_eq!(reopened.api_key_by_hash(&key_hash(15)).await.unwrap(), Some(key.clone()));
+        assert_eq!(reopened.member(&acme, &member.id).await.unwrap(), Some(member.clone()));
+        assert_eq!(reopened.list_shares(&acme, &connection.id).await.unwrap(), vec![share.clone()]);
         assert_eq!(reopened.connector(&acme, &acme_connector.id).await.unwrap(), Some(acme_connector.clone()));
         assert_eq!(reopened.connector(&globex, &globex_connector.id).await.unwrap(), Some(globex_connector.clone()));
         let stored = reopened.connection(&acme, &connection.id).await.unwrap().unwrap();
@@ -504,7 +540,7 @@ pub async fn undecodable_json_is_reported_as_corrupt_without_its_contents(ctx: &
         store.connector(&acme, &connector.id).await.unwrap_err(),
         store.list_connectors(&acme, None, 10).await.unwrap_err(),
         store.connection(&acme, &connection.id).await.unwrap_err(),
-        store.list_connections(&acme, None, None, 10).await.unwrap_err(),
+        store.list_connections(&acme, &EVERY_CONNECTION, None, 10).await.unwrap_err(),
     ];
     for error in errors {
         assert!(matches!(error, StoreError::Corrupt(_)), "{error:?}");
@@ -620,15 +656,33 @@ pub async fn conflicts_are_worded_alike_on_every_engine(ctx: &Ctx) {
 
     assert_eq!(message(store.create_tenant("acme").await.unwrap_err()), "tenant 'acme' already exists");
 
-    store.add_api_key(&acme, &"a".repeat(64)).await.unwrap();
+    store.insert_api_key(&api_key_record(&acme), &key_hash(1)).await.unwrap();
+    let same_hash = api_key_record(&acme);
     assert_eq!(
-        message(store.add_api_key(&acme, &"a".repeat(64)).await.unwrap_err()),
-        "an API key with this hash already exists"
+        message(store.insert_api_key(&same_hash, &key_hash(1)).await.unwrap_err()),
+        format!("API key {} or a key with its hash already exists", same_hash.id)
     );
+    let orphan_key = api_key_record(&missing_tenant);
     assert_eq!(
-        message(store.add_api_key(&missing_tenant, &"b".repeat(64)).await.unwrap_err()),
+        message(store.insert_api_key(&orphan_key, &key_hash(2)).await.unwrap_err()),
         format!(
-            "the API key cannot be added: tenant {missing_tenant} is missing, or a key with this hash already exists"
+            "API key {} cannot be added: tenant {missing_tenant} is missing, or the key already exists",
+            orphan_key.id
+        )
+    );
+
+    store.insert_member(&member_record(&acme, "ada@acme.test", Role::Admin)).await.unwrap();
+    let same_address = member_record(&acme, "ada@acme.test", Role::User);
+    assert_eq!(
+        message(store.insert_member(&same_address).await.unwrap_err()),
+        format!("member {} or a member with the address ada@acme.test already exists", same_address.id)
+    );
+    let orphan_member = member_record(&missing_tenant, "ada@acme.test", Role::User);
+    assert_eq!(
+        message(store.insert_member(&orphan_member).await.unwrap_err()),
+        format!(
+            "member {} cannot be added: tenant {missing_tenant} is missing, or the member already exists",
+            orphan_member.id
         )
     );
 
@@ -660,6 +714,16 @@ pub async fn conflicts_are_worded_alike_on_every_engine(ctx: &Ctx) {
         )
     );
 
+    let unshared = connection_record(&acme, &connector.id);
+    assert_eq!(
+        message(store.put_share(&share_record(&unshared, "alice", SharePermission::Use)).await.unwrap_err()),
+        format!(
+            "the share of connection {} with alice cannot be written: the connection is missing, or a share \
+             already exists",
+            unshared.id
+        )
+    );
+
     let state = state_record(&acme, "dup", now_millis() + 60_000);
     store.insert_oauth_state(&state).await.unwrap();
     assert_eq!(message(store.insert_oauth_state(&state).await.unwrap_err()), "sign-in state already exists");
@@ -681,10 +745,10 @@ pub async fn a_page_limit_of_zero_returns_one_item(ctx: &Ctx) {
     let page = store.list_connectors(&acme, None, 0).await.unwrap();
     assert_eq!(page.items.len(), 1);
     assert_eq!(page.next.as_deref(), Some(ids[0].0.as_str()));
-    let page = store.list_connections(&acme, None, None, 0).await.unwrap();
+    let page = store.list_connections(&acme, &EVERY_CONNECTION, None, 0).await.unwrap();
     assert_eq!(page.items.len(), 1);
     assert_eq!(page.next.as_deref(), Some(ids[0].1.as_str()));
-    let page = store.list_connections(&acme, Some(&ids[1].0), None, 0).await.unwrap();
+    let page = store.list_connections(&acme, &of_connector(&ids[1].0), None, 0).await.unwrap();
     assert_eq!(page.items.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(), vec![ids[1].1.as_str()]);
     // A cursor that is no id: the page starts after it in byte order.
     let page = store.list_connectors(&acme, Some("0"), 10).await.unwrap();
@@ -728,7 +792,7 @@ pub async fn a_whole_store_is_listed_for_a_move(ctx: &Ctx) {
     assert!(store.list_tenants().await.unwrap().is_empty());
     assert!(store.list_oauth_states().await.unwrap().is_empty());
     assert!(store.list_settings().await.unwrap().is_empty());
-    let (acme, globex, ..) = two_tenants(store).await;
+    let (acme, globex, connector, globex_connector) = two_tenants(store).await;
     let mut tenants = vec![
         store.tenant_by_name("acme").await.unwrap().unwrap(),
         store.tenant_by_name("globex").await.unwrap().unwrap(),
@@ -736,29 +800,66 @@ pub async fn a_whole_store_is_listed_for_a_move(ctx: &Ctx) {
     tenants.sort_by(|a, b| a.id.cmp(&b.id));
     assert_eq!(store.list_tenants().await.unwrap(), tenants);
 
-    let mut acme_keys = Vec::new();
-    for hash in ["1".repeat(64), "2".repeat(64)] {
-        let record = store.add_api_key(&acme, &hash).await.unwrap();
-        acme_keys.push(StoredApiKey {
-            id: record.id,
-            tenant_id: record.tenant_id,
-            key_hash: hash,
-            created_at: record.created_at,
-        });
+    // Connections with owners and their last changers, and their shares.
+    let mut connections = Vec::new();
+    for owner in [Some("alice"), Some("bob"), None] {
+        let record = ConnectionRecord {
+            end_user_id: owner.map(str::to_owned),
+            updated_by: Some(format!("key:{}", new_id())),
+            ..connection_record(&acme, &connector.id)
+        };
+        store.insert_connection(&record).await.unwrap();
+        connections.push(record);
     }
-    let globex_key = store.add_api_key(&globex, &"3".repeat(64)).await.unwrap();
-    assert_eq!(store.list_api_keys(&acme).await.unwrap(), acme_keys, "by id, with their hashes");
-    let globex_keys = store.list_api_keys(&globex).await.unwrap();
-    assert_eq!(
-        globex_keys.iter().map(|k| (&k.id, k.key_hash.as_str())).collect::<Vec<_>>(),
-        [(&globex_key.id, "3".repeat(64).as_str())]
-    );
-    assert!(store.list_api_keys(&new_id()).await.unwrap().is_empty());
+    assert_eq!(store.list_connections(&acme, &EVERY_CONNECTION, None, 100).await.unwrap().items, connections);
+    let mut shares = Vec::new();
+    for (connection, end_user, permission) in [
+        (&connections[1], "carol", SharePermission::Edit),
+        (&connections[0], "carol", SharePermission::Use),
+        (&connections[0], "bob", SharePermission::Edit),
+        (&connections[0], "Dave", SharePermission::Use),
+    ] {
+        let share = share_record(connection, end_user, permission);
+        store.put_share(&share).await.unwrap();
+        shares.push(share);
+    }
+    let globex_connection = owned_connection(&globex, &globex_connector.id, "alice");
+    store.insert_connection(&globex_connection).await.unwrap();
+    let globex_share = share_record(&globex_connection, "bob", SharePermission::Use);
+    store.put_share(&globex_share).await.unwrap();
+    shares.sort_by(|a, b| (&a.connection_id, &a.end_user_id).cmp(&(&b.connection_id, &b.end_user_id)));
+    assert_eq!(store.export_shares(&acme).await.unwrap(), shares, "by connection and end user, byte by byte");
+    assert_eq!(store.export_shares(&globex).await.unwrap(), vec![globex_share]);
+
+    // Keys of every kind, the revoked one included, by id, with their hashes.
+    let scope: Vec<String> = connections.iter().map(|c| c.id.clone()).collect();
+    let mut acme_keys = Vec::new();
+    for (n, record) in keys_of_every_kind(&acme, &scope).into_iter().enumerate() {
+        store.insert_api_key(&record, &key_hash(n)).await.unwrap();
+        acme_keys.push(StoredApiKey { record, key_hash: key_hash(n) });
+    }
+    let globex_key = StoredApiKey { record: api_key_record(&globex), key_hash: key_hash(100) };
+    store.insert_api_key(&globex_key.record, &globex_key.key_hash).await.unwrap();
+    assert_eq!(store.export_api_keys(&acme).await.unwrap(), acme_keys, "by id, with their hashes");
+    assert_eq!(store.export_api_keys(&globex).await.unwrap(), vec![globex_key]);
+    assert!(store.export_api_keys(&new_id()).await.unwrap().is_empty());
+
+    // Members, every role, by id.
+    let members: Vec<MemberRecord> = Role::ALL
+        .into_iter()
+        .enumerate()
+        .map(|(n, role)| member_record(&acme, &format!("person{n}@acme.test"), role))
+        .collect();
+    for member in &members {
+        store.insert_member(member).await.unwrap();
+    }
+    store.insert_member(&member_record(&globex, "person0@acme.test", Role::Admin)).await.unwrap();
+    assert_eq!(store.list_members(&acme, None, 100).await.unwrap().items, members);
 
     // Expired sign-ins are listed too (a move decides what to keep), ordered by hash.
     let now = now_millis();
     let live = state_record(&acme, "b-live", now + 600_000);
-    let old = state_record(&globex, "a-old", now - 1);
+    let old = OAuthStateRecord { started_by: None, ..state_record(&globex, "a-old", now - 1) };
     // (An insert forgets expired states first: the expired one goes in last.)
     store.insert_oauth_state(&live).await.unwrap();
     store.insert_oauth_state(&old).await.unwrap();
@@ -790,25 +891,33 @@ pub async fn imports_keep_ids_times_tokens_and_sealed_bytes(ctx: &Ctx) {
     message(store.import_tenant(&same_name).await.unwrap_err());
     assert_eq!(store.list_tenants().await.unwrap(), vec![tenant.clone()]);
 
-    let key = StoredApiKey { id: new_id(), tenant_id: tenant.id.clone(), key_hash: "9".repeat(64), created_at: 77 };
-    store.import_api_key(&key).await.unwrap();
+    // Keys of every kind as they were: times, scope, maker, and a revocation.
+    let mut keys = Vec::new();
+    for (n, record) in keys_of_every_kind(&tenant.id, &[new_id(), new_id()]).into_iter().enumerate() {
+        let key = StoredApiKey { record: ApiKeyRecord { created_at: 77, ..record }, key_hash: key_hash(n) };
+        store.import_api_key(&key).await.unwrap();
+        assert_eq!(store.api_key_by_hash(&key.key_hash).await.unwrap(), Some(key.record.clone()));
+        keys.push(key);
+    }
     assert_eq!(
-        store.api_key_by_hash(&key.key_hash).await.unwrap(),
-        Some(ApiKeyRecord { id: key.id.clone(), tenant_id: tenant.id.clone(), created_at: 77 })
+        message(store.import_api_key(&keys[0]).await.unwrap_err()),
+        format!("API key {} or a key with its hash already exists", keys[0].record.id)
     );
-    assert_eq!(
-        message(store.import_api_key(&key).await.unwrap_err()),
-        format!("API key {} or a key with its hash already exists", key.id)
-    );
-    let orphan = StoredApiKey { id: new_id(), tenant_id: new_id(), key_hash: "8".repeat(64), created_at: 1 };
+    let orphan = StoredApiKey { record: api_key_record(&new_id()), key_hash: key_hash(99) };
     assert_eq!(
         message(store.import_api_key(&orphan).await.unwrap_err()),
         format!(
             "API key {} cannot be added: tenant {} is missing, or the key already exists",
-            orphan.id, orphan.tenant_id
+            orphan.record.id, orphan.record.tenant_id
         )
     );
-    assert_eq!(store.list_api_keys(&tenant.id).await.unwrap(), vec![key]);
+    assert_eq!(store.export_api_keys(&tenant.id).await.unwrap(), keys);
+
+    // Members with their times.
+    let member =
+        MemberRecord { created_at: 3, updated_at: 4, ..member_record(&tenant.id, "ada@acme.test", Role::User) };
+    store.insert_member(&member).await.unwrap();
+    assert_eq!(store.list_members(&tenant.id, None, 10).await.unwrap().items, vec![member]);
 
     let connector = connector_record(&tenant.id);
     store.insert_connector(&connector).await.unwrap();
@@ -819,7 +928,8 @@ pub async fn imports_keep_ids_times_tokens_and_sealed_bytes(ctx: &Ctx) {
         token_expires_at: Some(42),
         created_at: 5,
         updated_at: 6,
-        ..connection_record(&tenant.id, &connector.id)
+        updated_by: Some(format!("member:{}", new_id())),
+        ..owned_connection(&tenant.id, &connector.id, "alice")
     };
     store.import_connection(&record).await.unwrap();
     assert_eq!(store.connection(&tenant.id, &record.id).await.unwrap(), Some(record.clone()), "exactly as given");
@@ -833,6 +943,21 @@ pub async fn imports_keep_ids_times_tokens_and_sealed_bytes(ctx: &Ctx) {
     store.import_connection(&without_tokens).await.unwrap();
     assert_eq!(store.connection(&tenant.id, &without_tokens.id).await.unwrap(), Some(without_tokens));
 
+    // A share as it was; a second import replaces nothing.
+    let share = ShareRecord { created_at: 10, updated_at: 20, ..share_record(&record, "bob", SharePermission::Edit) };
+    store.import_share(&share).await.unwrap();
+    assert_eq!(store.export_shares(&tenant.id).await.unwrap(), vec![share.clone()]);
+    let changed = ShareRecord { permission: SharePermission::Use, updated_at: 30, ..share.clone() };
+    assert_eq!(
+        message(store.import_share(&changed).await.unwrap_err()),
+        format!(
+            "the share of connection {} with bob cannot be written: the connection is missing, or a share already \
+             exists",
+            record.id
+        )
+    );
+    assert_eq!(store.list_shares(&tenant.id, &record.id).await.unwrap(), vec![share]);
+
     // An expired sign-in is imported as it is, and not forgotten by the next import.
     let now = now_millis();
     let expired = state_record(&tenant.id, "expired", now - 1_000);
@@ -842,4 +967,518 @@ pub async fn imports_keep_ids_times_tokens_and_sealed_bytes(ctx: &Ctx) {
     assert_eq!(store.list_oauth_states().await.unwrap(), vec![expired, live.clone()]);
     assert_eq!(message(store.import_oauth_state(&live).await.unwrap_err()), "sign-in state already exists");
     assert_eq!(store.take_oauth_state("live", now).await.unwrap(), Some(live));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tenants by id, and the changes that instances tell each other.
+
+pub async fn a_tenant_is_found_by_id(ctx: &Ctx) {
+    let store = ctx.store();
+    let acme = store.create_tenant("acme").await.unwrap();
+    let globex = store.create_tenant("globex").await.unwrap();
+    assert_eq!(store.tenant(&acme.id).await.unwrap(), Some(acme));
+    assert_eq!(store.tenant(&globex.id).await.unwrap(), Some(globex));
+    assert_eq!(store.tenant(&new_id()).await.unwrap(), None);
+    assert_eq!(store.tenant("acme").await.unwrap(), None, "a name is not an id");
+}
+
+pub async fn every_change_survives_its_payload_and_reaches_other_instances(ctx: &Ctx) {
+    let changes = [
+        Change::Connection(new_id()),
+        Change::Connector(new_id()),
+        Change::ApiKey(new_id()),
+        Change::Member(new_id()),
+        // Split at the first colon only.
+        Change::Member(format!("{}:{}", new_id(), new_id())),
+        Change::Everything,
+    ];
+    for change in &changes {
+        assert_eq!(Change::from_payload(&change.to_payload()), *change, "{}", change.to_payload());
+    }
+    assert_eq!(Change::from_payload("tenant:1"), Change::Everything, "what is not understood drops everything");
+
+    // Where other processes share the store (PostgreSQL), another instance hears each change
+    // as it was published, in order.
+    let other = ctx.reopen().await;
+    let subscription = other.store().subscribe_changes().await.unwrap();
+    for change in &changes {
+        ctx.store().publish_change(change).await.unwrap();
+    }
+    if let Some(mut heard) = subscription {
+        for change in &changes {
+            let received = tokio::time::timeout(std::time::Duration::from_secs(10), heard.recv()).await;
+            assert_eq!(received.expect("heard within 10 s").as_ref(), Some(change));
+        }
+    }
+    other.finish().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// API keys.
+
+pub async fn an_api_key_round_trips_exactly(ctx: &Ctx) {
+    let store = ctx.store();
+    let (acme, globex, ..) = two_tenants(store).await;
+    // Not in id order: the scope is kept as given.
+    let scope: Vec<String> = [new_id(), new_id(), new_id()].into_iter().rev().collect();
+    let record = ApiKeyRecord {
+        name: "Zoë's weekly report \u{1F4CA}".to_owned(),
+        role: Role::User,
+        end_user_id: Some("alice@example.test".to_owned()),
+        connection_ids: Some(scope),
+        expires_at: Some(now_millis() + 3_600_000),
+        created_by: Some(format!("member:{}", new_id())),
+        ..api_key_record(&acme)
+    };
+    store.insert_api_key(&record, &key_hash(1)).await.unwrap();
+    assert_eq!(store.api_key_by_hash(&key_hash(1)).await.unwrap(), Some(record.clone()));
+    assert_eq!(store.api_key(&acme, &record.id).await.unwrap(), Some(record.clone()));
+    assert_eq!(store.list_api_keys(&acme, false, None, 10).await.unwrap().items, vec![record.clone()]);
+    assert_eq!(store.api_key(&globex, &record.id).await.unwrap(), None, "another tenant's key is missing");
+    assert_eq!(store.api_key(&acme, &new_id()).await.unwrap(), None);
+
+    // Every role; a scope of no connection, which is not the absence of a scope; no maker.
+    for (n, role) in Role::ALL.into_iter().enumerate() {
+        let record = ApiKeyRecord { role, connection_ids: Some(Vec::new()), created_by: None, ..api_key_record(&acme) };
+        store.insert_api_key(&record, &key_hash(10 + n)).await.unwrap();
+        assert_eq!(store.api_key(&acme, &record.id).await.unwrap(), Some(record), "{role}");
+    }
+}
+
+pub async fn a_revoked_key_is_found_by_hash_with_its_revocation_time(ctx: &Ctx) {
+    let store = ctx.store();
+    let acme = store.create_tenant("acme").await.unwrap().id;
+    let key = api_key_record(&acme);
+    store.insert_api_key(&key, &key_hash(1)).await.unwrap();
+    let at = now_millis();
+    assert!(store.revoke_api_key(&acme, &key.id, at).await.unwrap());
+
+    // So that the caller can tell a revoked key from an unknown one.
+    let revoked = ApiKeyRecord { revoked_at: Some(at), ..key.clone() };
+    assert_eq!(store.api_key_by_hash(&key_hash(1)).await.unwrap(), Some(revoked.clone()));
+    assert_eq!(store.api_key(&acme, &key.id).await.unwrap(), Some(revoked));
+}
+
+pub async fn a_key_is_revoked_once_and_only_by_its_tenant(ctx: &Ctx) {
+    let store = ctx.store();
+    let (acme, globex, ..) = two_tenants(store).await;
+    let key = api_key_record(&acme);
+    store.insert_api_key(&key, &key_hash(1)).await.unwrap();
+    let revoked_at = async || store.api_key(&acme, &key.id).await.unwrap().expect("the key").revoked_at;
+
+    assert!(!store.revoke_api_key(&globex, &key.id, 5).await.unwrap(), "another tenant's key is missing");
+    assert_eq!(revoked_at().await, None);
+    assert!(store.revoke_api_key(&acme, &key.id, 10).await.unwrap());
+    assert!(!store.revoke_api_key(&acme, &key.id, 20).await.unwrap(), "revoked already");
+    assert_eq!(revoked_at().await, Some(10), "the first revocation's time stays");
+    assert!(!store.revoke_api_key(&acme, &new_id(), 30).await.unwrap());
+}
+
+pub async fn api_keys_are_listed_by_id_without_revoked_ones_unless_asked(ctx: &Ctx) {
+    let store = ctx.store();
+    let (acme, globex, ..) = two_tenants(store).await;
+    let mut keys = Vec::new();
+    for n in 0..6 {
+        let record = api_key_record(&acme);
+        store.insert_api_key(&record, &key_hash(n)).await.unwrap();
+        keys.push(record);
+    }
+    let globex_key = api_key_record(&globex);
+    store.insert_api_key(&globex_key, &key_hash(100)).await.unwrap();
+    // Every third key, the first included: pages skip them wherever they are.
+    for key in keys.iter_mut().step_by(3) {
+        assert!(store.revoke_api_key(&acme, &key.id, 77).await.unwrap());
+        key.revoked_at = Some(77);
+    }
+    let live: Vec<ApiKeyRecord> = keys.iter().filter(|key| key.revoked_at.is_none()).cloned().collect();
+
+    let listed = pages(async |after| store.list_api_keys(&acme, false, after.as_deref(), 2).await.unwrap()).await;
+    assert_eq!(listed.iter().map(Vec::len).collect::<Vec<_>>(), [2, 2, 0], "four live keys, two a page");
+    assert_eq!(listed.concat(), live);
+    let listed = pages(async |after| store.list_api_keys(&acme, true, after.as_deref(), 4).await.unwrap()).await;
+    assert_eq!(listed.iter().map(Vec::len).collect::<Vec<_>>(), [4, 2]);
+    assert_eq!(listed.concat(), keys);
+
+    assert_eq!(store.list_api_keys(&globex, true, None, 10).await.unwrap().items, vec![globex_key]);
+    assert!(store.list_api_keys(&new_id(), true, None, 10).await.unwrap().items.is_empty());
+}
+
+/// Rows as a Portico before migration 0004 wrote them (its columns only) read back with what
+/// they meant then: every key was its tenant's admin key, every connection the tenant's.
+pub async fn keys_and_connections_made_before_roles_read_as_the_tenants(ctx: &Ctx) {
+    let store = ctx.store();
+    let acme = store.create_tenant("acme").await.unwrap().id;
+    let connector = connector_record(&acme);
+    store.insert_connector(&connector).await.unwrap();
+    let (key_id, connection_id) = (new_id(), new_id());
+    let database = ctx.database();
+    database.execute(
+        "INSERT INTO api_keys (id, tenant_id, key_hash, created_at) VALUES ($1, $2, $3, 1234)",
+        &[&key_id, &acme, &key_hash(1)],
+    );
+    database.execute(
+        "INSERT INTO connections (id, tenant_id, connector_id, created_by_key, display_name, status, parameters, \
+         created_at, updated_at) VALUES ($1, $2, $3, $4, 'Old', 'connected', '{}', 5, 6)",
+        &[&connection_id, &acme, &connector.id, &key_id],
+    );
+
+    let key = ApiKeyRecord {
+        id: key_id.clone(),
+        tenant_id: acme.clone(),
+        name: "admin".to_owned(),
+        role: Role::Admin,
+        end_user_id: None,
+        connection_ids: None,
+        expires_at: None,
+        created_by: None,
+        created_at: 1234,
+        revoked_at: None,
+    };
+    assert_eq!(store.api_key_by_hash(&key_hash(1)).await.unwrap(), Some(key.clone()));
+    assert_eq!(store.list_api_keys(&acme, false, None, 10).await.unwrap().items, vec![key], "not revoked");
+
+    let connection = store.connection(&acme, &connection_id).await.unwrap().unwrap();
+    assert_eq!(
+        (connection.end_user_id, connection.created_by, connection.updated_by),
+        (None, key_id, None),
+        "the tenant's, made by the bare key id"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Connections by owner, visibility and id.
+
+/// acme's connections on two connectors, some owned by end users and some shared, and a
+/// connection of globex beside them. Each is named after its owner and connector.
+struct Owners {
+    acme: String,
+    globex: String,
+    x: String,
+    y: String,
+    alice_x: ConnectionRecord,
+    alice_y: ConnectionRecord,
+    /// Shared with alice.
+    bob_x: ConnectionRecord,
+    /// Shared with carol.
+    bob_y: ConnectionRecord,
+    tenant_x: ConnectionRecord,
+    /// The tenant's, shared with alice.
+    tenant_y: ConnectionRecord,
+    /// Shared with bob in globex.
+    globex_alice: ConnectionRecord,
+}
+
+impl Owners {
+    async fn make(store: &dyn Store) -> Owners {
+        let (acme, globex, x, globex_connector) = two_tenants(store).await;
+        let y = connector_record(&acme);
+        store.insert_connector(&y).await.unwrap();
+        let connection = async |name: &str, connector: &ConnectorRecord, owner: Option<&str>| {
+            let record = ConnectionRecord {
+                display_name: name.to_owned(),
+                end_user_id: owner.map(str::to_owned),
+                ..connection_record(&connector.tenant_id, &connector.id)
+            };
+            store.insert_connection(&record).await.unwrap();
+            record
+        };
+        let owners = Owners {
+            alice_x: connection("alice_x", &x, Some("alice")).await,
+            alice_y: connection("alice_y", &y, Some("alice")).await,
+            bob_x: connection("bob_x", &x, Some("bob")).await,
+            bob_y: connection("bob_y", &y, Some("bob")).await,
+            tenant_x: connection("tenant_x", &x, None).await,
+            tenant_y: connection("tenant_y", &y, None).await,
+            globex_alice: connection("globex_alice", &globex_connector, Some("alice")).await,
+            acme,
+            globex,
+            x: x.id,
+            y: y.id,
+        };
+        for (connection, end_user) in [
+            (&owners.bob_x, "alice"),
+            (&owners.bob_y, "carol"),
+            (&owners.tenant_y, "alice"),
+            (&owners.globex_alice, "bob"),
+        ] {
+            store.put_share(&share_record(connection, end_user, SharePermission::Use)).await.unwrap();
+        }
+        owners
+    }
+}
+
+/// The display names of `records` in id order: what a listing of them gives.
+fn names_in_id_order<'a>(records: impl IntoIterator<Item = &'a ConnectionRecord>) -> Vec<String> {
+    let mut records: Vec<&ConnectionRecord> = records.into_iter().collect();
+    records.sort_by(|a, b| a.id.cmp(&b.id));
+    records.into_iter().map(|record| record.display_name.clone()).collect()
+}
+
+pub async fn connections_are_listed_by_owner_visibility_ids_and_connector(ctx: &Ctx) {
+    let store = ctx.store();
+    let o = Owners::make(store).await;
+    // A share row of globex that names acme's connection, as damaged data might have it: a
+    // listing of acme does not follow it.
+    ctx.database().execute(
+        "INSERT INTO connection_shares (tenant_id, connection_id, end_user_id, permission, created_by, created_at, \
+         updated_at) VALUES ($1, $2, 'alice', 'use', 'operator', 1, 1)",
+        &[&o.globex, &o.bob_y.id],
+    );
+    let some_ids = [o.tenant_y.id.clone(), o.alice_x.id.clone(), o.globex_alice.id.clone(), new_id()];
+    let bobs_and_tenant_x = [o.bob_x.id.clone(), o.bob_y.id.clone(), o.tenant_x.id.clone()];
+    let all = [&o.alice_x, &o.alice_y, &o.bob_x, &o.bob_y, &o.tenant_x, &o.tenant_y];
+    let query = EVERY_CONNECTION;
+    let cases = [
+        ("every connection", query, all.to_vec()),
+        ("owned by alice", ConnectionQuery { owner: Some("alice"), ..query }, vec![&o.alice_x, &o.alice_y]),
+        ("owned by carol, who owns none", ConnectionQuery { owner: Some("carol"), ..query }, vec![]),
+        (
+            "visible to alice: hers, and bob's and the tenant's shared with her",
+            ConnectionQuery { visible_to: Some("alice"), ..query },
+            vec![&o.alice_x, &o.alice_y, &o.bob_x, &o.tenant_y],
+        ),
+        ("visible to bob", ConnectionQuery { visible_to: Some("bob"), ..query }, vec![&o.bob_x, &o.bob_y]),
+        ("visible to carol", ConnectionQuery { visible_to: Some("carol"), ..query }, vec![&o.bob_y]),
+        ("visible to dave, who has nothing", ConnectionQuery { visible_to: Some("dave"), ..query }, vec![]),
+        (
+            "these ids, of this tenant only",
+            ConnectionQuery { ids: Some(&some_ids), ..query },
+            vec![&o.alice_x, &o.tenant_y],
+        ),
+        ("no ids", ConnectionQuery { ids: Some(&[]), ..query }, vec![]),
+        (
+            "on x, visible to alice",
+            ConnectionQuery { connector_id: Some(&o.x), visible_to: Some("alice"), ..query },
+            vec![&o.alice_x, &o.bob_x],
+        ),
+        (
+            "on y, owned by bob",
+            ConnectionQuery { connector_id: Some(&o.y), owner: Some("bob"), ..query },
+            vec![&o.bob_y],
+        ),
+        (
+            "these ids, visible to alice",
+            ConnectionQuery { ids: Some(&bobs_and_tenant_x), visible_to: Some("alice"), ..query },
+            vec![&o.bob_x],
+        ),
+        (
+            "owned by bob, visible to alice",
+            ConnectionQuery { owner: Some("bob"), visible_to: Some("alice"), ..query },
+            vec![&o.bob_x],
+        ),
+    ];
+    for (what, query, expected) in cases {
+        let listed = store.list_connections(&o.acme, &query, None, 100).await.unwrap();
+        assert_eq!(names_in_id_order(&listed.items), names_in_id_order(expected), "{what}");
+        assert!(listed.items.iter().all(|record| all.contains(&record)), "{what}: exactly as stored");
+    }
+
+    let in_globex = ConnectionQuery { visible_to: Some("alice"), ..query };
+    let listed = store.list_connections(&o.globex, &in_globex, None, 100).await.unwrap();
+    assert_eq!(listed.items, vec![o.globex_alice.clone()], "globex shows alice her own there, nothing of acme's");
+}
+
+pub async fn connections_visible_to_an_end_user_page_by_id(ctx: &Ctx) {
+    let store = ctx.store();
+    let (acme, _globex, connector, _) = two_tenants(store).await;
+    let mut expected = Vec::new();
+    for _ in 0..4 {
+        // Interleaved with bob's unshared ones, which the pages skip.
+        store.insert_connection(&owned_connection(&acme, &connector.id, "bob")).await.unwrap();
+        let hers = owned_connection(&acme, &connector.id, "alice");
+        store.insert_connection(&hers).await.unwrap();
+        let shared = owned_connection(&acme, &connector.id, "bob");
+        store.insert_connection(&shared).await.unwrap();
+        store.put_share(&share_record(&shared, "alice", SharePermission::Edit)).await.unwrap();
+        expected.extend([hers.id, shared.id]);
+    }
+
+    let visible = ConnectionQuery { visible_to: Some("alice"), ..EVERY_CONNECTION };
+    let listed = pages(async |after| store.list_connections(&acme, &visible, after.as_deref(), 3).await.unwrap()).await;
+    assert_eq!(listed.iter().map(Vec::len).collect::<Vec<_>>(), [3, 3, 2]);
+    assert_eq!(listed.concat().into_iter().map(|record| record.id).collect::<Vec<_>>(), expected);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shares.
+
+pub async fn a_share_put_again_changes_its_permission_and_keeps_its_creation(ctx: &Ctx) {
+    let store = ctx.store();
+    let (acme, _globex, connection) = alices_connection(store).await;
+    let share = share_record(&connection, "bob", SharePermission::Use);
+    store.put_share(&share).await.unwrap();
+    assert_eq!(store.list_shares(&acme, &connection.id).await.unwrap(), vec![share.clone()]);
+
+    let again = ShareRecord {
+        permission: SharePermission::Edit,
+        created_by: format!("member:{}", new_id()),
+        created_at: share.created_at + 1_000,
+        updated_at: share.updated_at + 1_000,
+        ..share.clone()
+    };
+    store.put_share(&again).await.unwrap();
+    let changed = ShareRecord { permission: SharePermission::Edit, updated_at: again.updated_at, ..share };
+    assert_eq!(store.list_shares(&acme, &connection.id).await.unwrap(), vec![changed]);
+}
+
+pub async fn shares_are_listed_by_end_user_within_their_tenant(ctx: &Ctx) {
+    let store = ctx.store();
+    let (acme, globex, connection) = alices_connection(store).await;
+    let other = owned_connection(&acme, &connection.connector_id, "alice");
+    store.insert_connection(&other).await.unwrap();
+    store.put_share(&share_record(&other, "dave", SharePermission::Use)).await.unwrap();
+    // Byte order, as ids: capitals first, accents last, whatever the database's locale.
+    let mut shares = Vec::new();
+    for end_user in ["carol", "Bob", "émile", "bob", "Zoë", "alice"] {
+        let share = share_record(&connection, end_user, SharePermission::Use);
+        store.put_share(&share).await.unwrap();
+        shares.push(share);
+    }
+    shares.sort_by(|a, b| a.end_user_id.cmp(&b.end_user_id));
+    assert_eq!(store.list_shares(&acme, &connection.id).await.unwrap(), shares);
+    assert!(store.list_shares(&globex, &connection.id).await.unwrap().is_empty(), "acme's, not globex's");
+    assert!(store.list_shares(&acme, &new_id()).await.unwrap().is_empty());
+}
+
+pub async fn a_share_is_deleted_once_and_only_by_its_tenant(ctx: &Ctx) {
+    let store = ctx.store();
+    let (acme, globex, connection) = alices_connection(store).await;
+    let (bob, carol) = (
+        share_record(&connection, "bob", SharePermission::Use),
+        share_record(&connection, "carol", SharePermission::Use),
+    );
+    store.put_share(&bob).await.unwrap();
+    store.put_share(&carol).await.unwrap();
+
+    assert!(!store.delete_share(&globex, &connection.id, "bob").await.unwrap(), "another tenant's share is missing");
+    assert!(store.delete_share(&acme, &connection.id, "bob").await.unwrap());
+    assert!(!store.delete_share(&acme, &connection.id, "bob").await.unwrap(), "deleted already");
+    assert!(!store.delete_share(&acme, &connection.id, "dave").await.unwrap());
+    assert_eq!(store.list_shares(&acme, &connection.id).await.unwrap(), vec![carol]);
+}
+
+pub async fn a_share_needs_a_connection_of_its_own_tenant(ctx: &Ctx) {
+    let store = ctx.store();
+    let (acme, globex, connection) = alices_connection(store).await;
+    let missing = connection_record(&acme, &connection.connector_id);
+    let in_globex =
+        ShareRecord { tenant_id: globex.clone(), ..share_record(&connection, "bob", SharePermission::Edit) };
+
+    for share in [share_record(&missing, "bob", SharePermission::Use), in_globex] {
+        let error = store.put_share(&share).await.unwrap_err();
+        assert!(matches!(error, StoreError::Conflict(_)), "{error:?}");
+    }
+    assert!(store.export_shares(&acme).await.unwrap().is_empty());
+    assert!(store.export_shares(&globex).await.unwrap().is_empty());
+}
+
+pub async fn deleting_a_connection_or_its_connector_deletes_its_shares(ctx: &Ctx) {
+    let store = ctx.store();
+    let (acme, _globex, doomed_connector, _) = two_tenants(store).await;
+    let kept_connector = connector_record(&acme);
+    store.insert_connector(&kept_connector).await.unwrap();
+    let deleted = owned_connection(&acme, &kept_connector.id, "alice");
+    let cascaded = owned_connection(&acme, &doomed_connector.id, "alice");
+    let kept = owned_connection(&acme, &kept_connector.id, "alice");
+    for connection in [&deleted, &cascaded, &kept] {
+        store.insert_connection(connection).await.unwrap();
+        for end_user in ["bob", "carol"] {
+            store.put_share(&share_record(connection, end_user, SharePermission::Use)).await.unwrap();
+        }
+    }
+    let kept_shares = store.list_shares(&acme, &kept.id).await.unwrap();
+
+    assert!(store.delete_connection(&acme, &deleted.id).await.unwrap());
+    assert!(store.list_shares(&acme, &deleted.id).await.unwrap().is_empty());
+    assert_eq!(
+        store.delete_connector(&acme, &doomed_connector.id, true).await.unwrap(),
+        DeleteConnector::Deleted { connections: 1 }
+    );
+    assert!(store.list_shares(&acme, &cascaded.id).await.unwrap().is_empty());
+    assert_eq!(store.export_shares(&acme).await.unwrap(), kept_shares, "only the kept connection's remain");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Members.
+
+pub async fn a_member_round_trips_and_an_address_is_unique_within_a_tenant(ctx: &Ctx) {
+    let store = ctx.store();
+    let (acme, globex, ..) = two_tenants(store).await;
+    let ada = member_record(&acme, "ada@example.test", Role::Author);
+    store.insert_member(&ada).await.unwrap();
+    assert_eq!(store.member(&acme, &ada.id).await.unwrap(), Some(ada.clone()));
+    assert_eq!(store.member(&globex, &ada.id).await.unwrap(), None, "another tenant's member is missing");
+    assert_eq!(store.member(&acme, &new_id()).await.unwrap(), None);
+
+    for refused in [
+        member_record(&acme, "ada@example.test", Role::User),
+        MemberRecord { email: "other@example.test".to_owned(), ..ada.clone() },
+        member_record(&new_id(), "ada@example.test", Role::User),
+    ] {
+        let error = store.insert_member(&refused).await.unwrap_err();
+        assert!(matches!(error, StoreError::Conflict(_)), "{refused:?}: {error:?}");
+    }
+    assert_eq!(store.list_members(&acme, None, 10).await.unwrap().items, vec![ada.clone()]);
+
+    // The same person in another tenant; sign-in finds both.
+    let ada_at_globex = MemberRecord { created_by: None, ..member_record(&globex, "ada@example.test", Role::Admin) };
+    store.insert_member(&ada_at_globex).await.unwrap();
+    store.insert_member(&member_record(&acme, "grace@example.test", Role::User)).await.unwrap();
+    assert_eq!(store.members_by_email("ada@example.test").await.unwrap(), vec![ada, ada_at_globex], "by id");
+    assert!(store.members_by_email("nobody@example.test").await.unwrap().is_empty());
+}
+
+pub async fn members_page_by_id_within_their_tenant(ctx: &Ctx) {
+    let store = ctx.store();
+    let (acme, globex, ..) = two_tenants(store).await;
+    let mut members = Vec::new();
+    for n in 0..5 {
+        // Interleaved with globex's, which the pages skip.
+        store.insert_member(&member_record(&globex, &format!("{n}@globex.test"), Role::User)).await.unwrap();
+        let member = member_record(&acme, &format!("{n}@acme.test"), Role::ALL[n % 3]);
+        store.insert_member(&member).await.unwrap();
+        members.push(member);
+    }
+    let listed = pages(async |after| store.list_members(&acme, after.as_deref(), 2).await.unwrap()).await;
+    assert_eq!(listed.iter().map(Vec::len).collect::<Vec<_>>(), [2, 2, 1]);
+    assert_eq!(listed.concat(), members);
+    assert!(store.list_members(&new_id(), None, 10).await.unwrap().items.is_empty());
+}
+
+pub async fn update_member_changes_the_role_only(ctx: &Ctx) {
+    let store = ctx.store();
+    let (acme, globex, ..) = two_tenants(store).await;
+    let member = member_record(&acme, "ada@example.test", Role::User);
+    store.insert_member(&member).await.unwrap();
+
+    let rewritten = MemberRecord {
+        email: "eve@example.test".to_owned(),
+        role: Role::Admin,
+        created_by: Some("operator".to_owned()),
+        created_at: 1,
+        updated_at: member.updated_at + 1_000,
+        ..member.clone()
+    };
+    assert!(store.update_member(&rewritten).await.unwrap());
+    let promoted = MemberRecord { role: Role::Admin, updated_at: rewritten.updated_at, ..member.clone() };
+    assert_eq!(store.member(&acme, &member.id).await.unwrap(), Some(promoted.clone()));
+
+    let hijack = MemberRecord { tenant_id: globex, role: Role::User, ..promoted.clone() };
+    assert!(!store.update_member(&hijack).await.unwrap(), "another tenant's member is missing");
+    assert!(!store.update_member(&MemberRecord { id: new_id(), ..promoted.clone() }).await.unwrap());
+    assert_eq!(store.member(&acme, &member.id).await.unwrap(), Some(promoted));
+}
+
+pub async fn a_member_is_deleted_once_and_only_by_its_tenant(ctx: &Ctx) {
+    let store = ctx.store();
+    let (acme, globex, ..) = two_tenants(store).await;
+    let member = member_record(&acme, "ada@example.test", Role::User);
+    store.insert_member(&member).await.unwrap();
+
+    assert!(!store.delete_member(&globex, &member.id).await.unwrap(), "another tenant's member is missing");
+    assert!(store.delete_member(&acme, &member.id).await.unwrap());
+    assert!(!store.delete_member(&acme, &member.id).await.unwrap(), "deleted already");
+    assert_eq!(store.member(&acme, &member.id).await.unwrap(), None);
+    // The address is free again.
+    store.insert_member(&member_record(&acme, "ada@example.test", Role::Admin)).await.unwrap();
 }

@@ -10,10 +10,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use portico_model::{Connector, Diagnostic};
+use portico_model::{Connector, Diagnostic, Role, SharePermission};
 use portico_store::{
-    ConnectionRecord, ConnectionStatus, ConnectorRecord, OAuthStateRecord, PgOptions, PgStore, SealedBytes,
-    SqliteStore, Store, new_id, now_millis,
+    ApiKeyRecord, ConnectionQuery, ConnectionRecord, ConnectionStatus, ConnectorRecord, MemberRecord, OAuthStateRecord,
+    Page, PgOptions, PgStore, SealedBytes, ShareRecord, SqliteStore, Store, new_id, now_millis,
 };
 use portico_testkit::database::{Database, Engine};
 use serde_json::json;
@@ -49,6 +49,8 @@ pub fn connector_record(tenant_id: &str) -> ConnectorRecord {
         warnings: fixture_warnings(),
         oauth_client_id: Some("contoso-portico".to_owned()),
         oauth_client_secret: Some(SealedBytes(awkward_bytes(1))),
+        created_by: Some(format!("key:{}", new_id())),
+        updated_by: Some(format!("member:{}", new_id())),
         created_at: now,
         updated_at: now,
     }
@@ -66,7 +68,9 @@ pub fn connection_record(tenant_id: &str, connector_id: &str) -> ConnectionRecor
         id: new_id(),
         tenant_id: tenant_id.to_owned(),
         connector_id: connector_id.to_owned(),
-        created_by_key: new_id(),
+        end_user_id: None,
+        created_by: format!("key:{}", new_id()),
+        updated_by: None,
         display_name: "Support desk (EU)".to_owned(),
         parameter_set: Some("apikey".to_owned()),
         status: ConnectionStatus::Connected,
@@ -88,8 +92,121 @@ pub fn state_record(tenant_id: &str, hash: &str, expires_at: i64) -> OAuthStateR
         verifier: SealedBytes(awkward_bytes(1)),
         redirect_uri: "http://127.0.0.1/oauth/callback".to_owned(),
         return_url: Some("http://127.0.0.1/done".to_owned()),
+        started_by: Some(format!("member:{}", new_id())),
         created_at: 1,
         expires_at,
+    }
+}
+
+/// A connection of `tenant_id` that the end user `owner` owns.
+pub fn owned_connection(tenant_id: &str, connector_id: &str, owner: &str) -> ConnectionRecord {
+    ConnectionRecord { end_user_id: Some(owner.to_owned()), ..connection_record(tenant_id, connector_id) }
+}
+
+/// An admin key of `tenant_id` with nothing optional set but its maker.
+pub fn api_key_record(tenant_id: &str) -> ApiKeyRecord {
+    ApiKeyRecord {
+        id: new_id(),
+        tenant_id: tenant_id.to_owned(),
+        name: "deploy pipeline".to_owned(),
+        role: Role::Admin,
+        end_user_id: None,
+        connection_ids: None,
+        expires_at: None,
+        created_by: Some("operator".to_owned()),
+        created_at: now_millis(),
+        revoked_at: None,
+    }
+}
+
+/// A key hash (64 hex digits) that no other `n` gives.
+pub fn key_hash(n: usize) -> String {
+    format!("{n:064x}")
+}
+
+/// Keys of every kind, made in this order: an admin key, an author's that expires, a user's
+/// that acts as `alice`, one of hers narrowed to `connection_ids`, and bob's, revoked.
+pub fn keys_of_every_kind(tenant_id: &str, connection_ids: &[String]) -> Vec<ApiKeyRecord> {
+    let now = now_millis();
+    let alice = Some("alice".to_owned());
+    vec![
+        api_key_record(tenant_id),
+        ApiKeyRecord {
+            name: "docs build".to_owned(),
+            role: Role::Author,
+            expires_at: Some(now + 86_400_000),
+            created_by: Some(format!("member:{}", new_id())),
+            ..api_key_record(tenant_id)
+        },
+        ApiKeyRecord {
+            name: "alice's phone".to_owned(),
+            role: Role::User,
+            end_user_id: alice.clone(),
+            created_by: Some(format!("key:{}", new_id())),
+            ..api_key_record(tenant_id)
+        },
+        ApiKeyRecord {
+            name: "alice's weekly report".to_owned(),
+            role: Role::User,
+            end_user_id: alice,
+            connection_ids: Some(connection_ids.to_vec()),
+            ..api_key_record(tenant_id)
+        },
+        ApiKeyRecord {
+            name: "bob's old laptop".to_owned(),
+            role: Role::User,
+            end_user_id: Some("bob".to_owned()),
+            revoked_at: Some(now + 1),
+            ..api_key_record(tenant_id)
+        },
+    ]
+}
+
+pub fn member_record(tenant_id: &str, email: &str, role: Role) -> MemberRecord {
+    let now = now_millis();
+    MemberRecord {
+        id: new_id(),
+        tenant_id: tenant_id.to_owned(),
+        email: email.to_owned(),
+        role,
+        created_by: Some(format!("member:{}", new_id())),
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+pub fn share_record(connection: &ConnectionRecord, end_user_id: &str, permission: SharePermission) -> ShareRecord {
+    let now = now_millis();
+    ShareRecord {
+        tenant_id: connection.tenant_id.clone(),
+        connection_id: connection.id.clone(),
+        end_user_id: end_user_id.to_owned(),
+        permission,
+        created_by: format!("key:{}", new_id()),
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+/// Every connection of the tenant.
+pub const EVERY_CONNECTION: ConnectionQuery<'static> =
+    ConnectionQuery { connector_id: None, owner: None, visible_to: None, ids: None };
+
+/// The connections of one connector.
+pub fn of_connector(connector_id: &str) -> ConnectionQuery<'_> {
+    ConnectionQuery { connector_id: Some(connector_id), ..EVERY_CONNECTION }
+}
+
+/// Every page of a list, `fetch` reading the page after a cursor; each page as it came.
+pub async fn pages<T>(mut fetch: impl AsyncFnMut(Option<String>) -> Page<T>) -> Vec<Vec<T>> {
+    let (mut pages, mut cursor) = (Vec::new(), None);
+    loop {
+        let page = fetch(cursor.take()).await;
+        pages.push(page.items);
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => return pages,
+        }
     }
 }
 
@@ -102,6 +219,14 @@ pub async fn two_tenants(store: &dyn Store) -> (String, String, ConnectorRecord,
     store.insert_connector(&acme_connector).await.unwrap();
     store.insert_connector(&globex_connector).await.unwrap();
     (acme, globex, acme_connector, globex_connector)
+}
+
+/// Two tenants, and a connection of the first that the end user alice owns.
+pub async fn alices_connection(store: &dyn Store) -> (String, String, ConnectionRecord) {
+    let (acme, globex, connector, _) = two_tenants(store).await;
+    let connection = owned_connection(&acme, &connector.id, "alice");
+    store.insert_connection(&connection).await.unwrap();
+    (acme, globex, connection)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -225,7 +350,7 @@ macro_rules! behaviour_tests {
             api_keys_are_found_by_hash,
             a_key_hash_is_unique_and_needs_an_existing_tenant,
             a_connector_round_trips_exactly,
-            a_connector_without_oauth_client_or_warnings_round_trips,
+            a_connector_without_oauth_client_warnings_or_makers_round_trips,
             inserting_a_connector_twice_is_a_conflict,
             update_connector_replaces_definition_warnings_and_oauth_client,
             connectors_are_invisible_to_other_tenants,
@@ -253,7 +378,25 @@ macro_rules! behaviour_tests {
             a_page_limit_of_zero_returns_one_item,
             text_round_trips_byte_for_byte,
             a_whole_store_is_listed_for_a_move,
-            imports_keep_ids_times_tokens_and_sealed_bytes
+            imports_keep_ids_times_tokens_and_sealed_bytes,
+            a_tenant_is_found_by_id,
+            every_change_survives_its_payload_and_reaches_other_instances,
+            an_api_key_round_trips_exactly,
+            a_revoked_key_is_found_by_hash_with_its_revocation_time,
+            a_key_is_revoked_once_and_only_by_its_tenant,
+            api_keys_are_listed_by_id_without_revoked_ones_unless_asked,
+            keys_and_connections_made_before_roles_read_as_the_tenants,
+            connections_are_listed_by_owner_visibility_ids_and_connector,
+            connections_visible_to_an_end_user_page_by_id,
+            a_share_put_again_changes_its_permission_and_keeps_its_creation,
+            shares_are_listed_by_end_user_within_their_tenant,
+            a_share_is_deleted_once_and_only_by_its_tenant,
+            a_share_needs_a_connection_of_its_own_tenant,
+            deleting_a_connection_or_its_connector_deletes_its_shares,
+            a_member_round_trips_and_an_address_is_unique_within_a_tenant,
+            members_page_by_id_within_their_tenant,
+            update_member_changes_the_role_only,
+            a_member_is_deleted_once_and_only_by_its_tenant,
         );
     };
     (@each $open:expr; $($name:ident),* $(,)?) => {
