@@ -30,6 +30,10 @@ pub enum Action {
     ManageKeys,
     /// Add, change and remove the people of the tenant.
     ManageMembers,
+    /// Create connect sessions for end users, and read them.
+    ManageConnectSessions,
+    /// Create, change, delete webhooks and read their deliveries.
+    ManageWebhooks,
 }
 
 impl Action {
@@ -38,7 +42,9 @@ impl Action {
             Action::ReadConnectors | Action::ListConnections => &[Role::Admin, Role::Author, Role::User],
             Action::WriteConnectors => &[Role::Admin, Role::Author],
             Action::CreateConnection => &[Role::Admin, Role::User],
-            Action::ManageKeys | Action::ManageMembers => &[Role::Admin],
+            Action::ManageKeys | Action::ManageMembers | Action::ManageConnectSessions | Action::ManageWebhooks => {
+                &[Role::Admin]
+            }
         }
     }
 
@@ -50,6 +56,8 @@ impl Action {
             Action::CreateConnection => "creating connections",
             Action::ManageKeys => "managing API keys",
             Action::ManageMembers => "managing members",
+            Action::ManageConnectSessions => "managing connect sessions",
+            Action::ManageWebhooks => "managing webhooks",
         }
     }
 }
@@ -157,6 +165,17 @@ pub fn visible_connections(principal: &Principal) -> Visible {
             Role::User => Some(principal.end_user.as_deref().unwrap_or_default().to_owned()),
         },
         ids: principal.connections.as_deref().map(<[String]>::to_vec),
+    }
+}
+
+/// May a connect session make a connection of `connector_id`? Only of a connector it offers:
+/// any other answers like a missing one (the token reads nothing else).
+pub fn connect_session_offers(session: &portico_store::ConnectSessionRecord, connector_id: &str) -> Result<()> {
+    match &session.connector_ids {
+        Some(ids) if !ids.iter().any(|id| id == connector_id) => {
+            Err(Error::invalid_field("unknown connector", "connectorId", "no such connector"))
+        }
+        _ => Ok(()),
     }
 }
 

@@ -5,12 +5,15 @@
 use std::collections::BTreeMap;
 
 use portico_model::{CheckedValues, ConnectionSpec, Credential, FieldError, GrantType, Ownership, ParameterSet, Share};
-use portico_store::{Change, ConnectionQuery, ConnectionRecord, ConnectionStatus, ConnectorRecord, Page};
+use portico_store::{
+    Change, ConnectSessionRecord, ConnectionQuery, ConnectionRecord, ConnectionStatus, ConnectorRecord, Effects, Page,
+};
 use serde_json::{Map, Value};
 
 use crate::access::{self, Action, Need};
 use crate::connectors::cut;
 use crate::error::{Error, Result};
+use crate::events::{self, EventKind};
 use crate::sealing::Secrets;
 use crate::{App, Principal};
 
@@ -145,6 +148,18 @@ impl App {
             .transpose()
             .map_err(|message| Error::invalid_field("invalid end user", "endUserId", message))?;
         let owner = access::owner_of_new_connection(principal, requested.as_deref())?;
+        self.make_connection(principal, owner, new, None).await
+    }
+
+    /// Makes a connection owned by `owner`, once the principal's permission is settled; a
+    /// connect session's one connection when `session` is given (a conflict if it has made it).
+    pub(crate) async fn make_connection(
+        &self,
+        principal: &Principal,
+        owner: Option<String>,
+        new: NewConnection,
+        session: Option<&ConnectSessionRecord>,
+    ) -> Result<ConnectionInfo> {
         let connector = self
             .store
             .connector(&principal.tenant_id, &new.connector_id)
@@ -155,7 +170,6 @@ impl App {
             .check_values(&new.parameters)
             .map_err(|errors| Error::invalid_fields("invalid connection parameters", prefixed(errors)))?;
         let id = portico_store::new_id();
-        let now = portico_store::now_millis();
         // An OAuth 2.0 connection waits for its sign-in (or fetches a client-credentials token).
         let flow = match &set.credential {
             Credential::OAuth2(oauth) => {
@@ -167,14 +181,28 @@ impl App {
             }
             _ => None,
         };
-        let return_url = self.check_return_url(new.return_url.as_deref())?;
+        // A connect session's sign-in comes back to its own page; without a sign-in it has none.
+        let return_url = match new.return_url.as_deref() {
+            Some(_) if flow.is_none() && session.is_some() => None,
+            url => self.check_return_url(url)?,
+        };
         if flow.is_none() && return_url.is_some() {
             return Err(Error::invalid_field("invalid returnUrl", "returnUrl", "only OAuth 2.0 connections sign in"));
         }
+        // A client-credentials token is fetched before anything is stored: a refusal leaves
+        // nothing half-made behind.
+        let (tokens, token_expires_at, sign_in) = match flow {
+            Some(flow) if flow.grant == GrantType::ClientCredentials => {
+                let (sealed, expires_at) = self.fetch_client_credentials(&id, flow).await?;
+                (Some(sealed), expires_at, None)
+            }
+            other => (None, None, other),
+        };
+        let now = portico_store::now_millis();
         let record = ConnectionRecord {
             secrets: self.seal_secrets(&id, &secret),
-            tokens: None,
-            token_expires_at: None,
+            tokens,
+            token_expires_at,
             id,
             tenant_id: principal.tenant_id.to_string(),
             connector_id: connector.id.clone(),
@@ -185,29 +213,32 @@ impl App {
             parameter_set: new
                 .parameter_set
                 .filter(|_| matches!(connector.connector.connection, ConnectionSpec::Choice { .. })),
-            status: if flow.is_some() { ConnectionStatus::Pending } else { ConnectionStatus::Connected },
+            status: if sign_in.is_some() { ConnectionStatus::Pending } else { ConnectionStatus::Connected },
             status_reason: None,
             parameters: public,
             created_at: now,
             updated_at: now,
         };
-        self.store.insert_connection(&record).await?;
+        let mut events = vec![events::of_connection(EventKind::ConnectionCreated, &record, now)];
+        // A session's connection that needs no sign-in completes it at once.
+        let completes = session.filter(|_| record.status == ConnectionStatus::Connected);
+        if let Some(session) = completes {
+            events.push(events::session_completed(&session.id, &record, now));
+        }
+        let effects = Effects {
+            events: &events,
+            claim_session: session.map(|session| (session.id.as_str(), now)),
+            complete_session: completes.map(|session| (session.id.as_str(), now)),
+        };
+        self.store.insert_connection_with(&record, effects).await?;
+        // Nothing was prepared from it yet, but its events wait for the senders.
+        self.changed(Change::Connection(record.id.clone()));
         tracing::info!(connection = %record.id, connector = %record.connector_id,
             principal = %principal.reference(), "connection created");
-        let authorize_url = match flow {
-            None => None,
-            Some(flow) if flow.grant == GrantType::ClientCredentials => {
-                if let Err(error) = self.client_credentials(&record.tenant_id, &record.id, flow).await {
-                    // Nothing half-made stays behind.
-                    self.store.delete_connection(&record.tenant_id, &record.id).await?;
-                    return Err(error);
-                }
-                None
-            }
+        let authorize_url = match sign_in {
             Some(flow) => Some(self.start_sign_in(principal, &record.id, &flow, return_url).await?),
+            None => None,
         };
-        let record =
-            self.store.connection(&record.tenant_id, &record.id).await?.ok_or(Error::NotFound("connection"))?;
         Ok(ConnectionInfo { record, secret_names: secret.into_keys().collect(), authorize_url })
     }
 
@@ -291,7 +322,8 @@ impl App {
         }
         record.updated_at = portico_store::now_millis();
         record.updated_by = Some(principal.reference());
-        if !self.store.update_connection(&record).await? {
+        let events = [events::of_connection(EventKind::ConnectionUpdated, &record, record.updated_at)];
+        if !self.store.update_connection_with(&record, Effects { events: &events, ..Effects::NONE }).await? {
             return Err(Error::NotFound("connection"));
         }
         self.changed(Change::Connection(record.id.clone()));
@@ -304,7 +336,9 @@ impl App {
     pub async fn delete_connection(&self, principal: &Principal, id: &str) -> Result<()> {
         let record = self.find_connection(principal, id, Need::Manage).await?;
         let connector = self.store.connector(&principal.tenant_id, &record.connector_id).await?;
-        if !self.store.delete_connection(&principal.tenant_id, id).await? {
+        let events = [events::of_connection(EventKind::ConnectionDeleted, &record, portico_store::now_millis())];
+        let effects = Effects { events: &events, ..Effects::NONE };
+        if !self.store.delete_connection_with(&principal.tenant_id, id, effects).await? {
             return Err(Error::NotFound("connection"));
         }
         if let Some(connector) = &connector {
@@ -336,7 +370,7 @@ impl App {
         let flow = self.flow(&connector, oauth, &record.parameters, &secrets)?;
         let return_url = self.check_return_url(return_url)?;
         let authorize_url = if flow.grant == GrantType::ClientCredentials {
-            self.client_credentials(&record.tenant_id, &record.id, flow).await?;
+            self.client_credentials(&record, flow).await?;
             self.changed(Change::Connection(record.id.clone()));
             None
         } else {
@@ -370,7 +404,9 @@ impl App {
                     record.status = ConnectionStatus::NeedsReauth;
                     record.status_reason = Some(reason);
                     record.updated_at = portico_store::now_millis();
-                    self.store.update_connection(&record).await?;
+                    let events = [events::of_connection(EventKind::ConnectionNeedsReauth, &record, record.updated_at)];
+                    self.store.update_connection_with(&record, Effects { events: &events, ..Effects::NONE }).await?;
+                    self.changed(Change::Connection(record.id.clone()));
                     tracing::info!(connection = %record.id, "connection needs re-authentication");
                 }
             }

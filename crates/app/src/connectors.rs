@@ -296,7 +296,11 @@ impl App {
     /// Returns how many connections went with it.
     pub async fn delete_connector(&self, principal: &Principal, id: &str, cascade: bool) -> Result<u64> {
         access::require(principal, Action::WriteConnectors)?;
-        match self.store.delete_connector(&principal.tenant_id, id, cascade).await? {
+        let now = portico_store::now_millis();
+        let deleted = |record: &portico_store::ConnectionRecord| {
+            Some(crate::events::of_connection(crate::events::EventKind::ConnectionDeleted, record, now))
+        };
+        match self.store.delete_connector_with(&principal.tenant_id, id, cascade, &deleted).await? {
             DeleteConnector::Deleted { connections } => {
                 self.changed(Change::Connector(id.to_owned()));
                 tracing::info!(connector = %id, connections, principal = %principal.reference(), "connector deleted");

@@ -21,6 +21,8 @@ pub enum Error {
         errors: Vec<FieldError>,
     },
     Conflict(String),
+    /// It was there and is not any more: a used or expired connect session.
+    Gone(String),
     PayloadTooLarge,
     /// The connection exists but cannot carry calls now (not connected, or unusable values).
     ConnectionNotReady(String),
@@ -91,6 +93,7 @@ impl std::fmt::Display for Error {
             Error::Forbidden(d)
             | Error::BadRequest(d)
             | Error::Conflict(d)
+            | Error::Gone(d)
             | Error::ConnectionNotReady(d)
             | Error::BackendNotAllowed(d)
             | Error::BadGateway(d)

@@ -10,9 +10,11 @@
 pub mod access;
 pub mod bootstrap;
 pub mod calls;
+pub mod connect;
 pub mod connections;
 pub mod connectors;
 mod error;
+pub mod events;
 pub mod keys;
 pub mod members;
 pub mod oauth;
@@ -20,6 +22,7 @@ pub mod people;
 mod principal;
 mod sealing;
 pub mod shares;
+pub mod webhooks;
 
 use std::sync::Arc;
 
@@ -44,6 +47,8 @@ pub struct AppConfig {
     pub upstream: UpstreamOptions,
     /// How people sign in to the portal, besides with an API key.
     pub people: Option<people::PeopleSettings>,
+    /// When webhook deliveries are retried and given up.
+    pub deliveries: webhooks::DeliverySettings,
 }
 
 /// The use cases and what they share. One per process; every front door holds it.
@@ -60,6 +65,7 @@ pub struct App {
     pub upstream: UpstreamOptions,
     oauth: oauth::OAuthSupport,
     people: Option<people::People>,
+    webhooks: webhooks::WebhookSupport,
 }
 
 impl App {
@@ -79,6 +85,7 @@ impl App {
             upstream: config.upstream,
             oauth: oauth::OAuthSupport::new(tokio::runtime::Handle::current(), return_origins),
             people,
+            webhooks: webhooks::WebhookSupport::new(config.deliveries),
         })
     }
 
@@ -111,8 +118,15 @@ impl App {
     /// Drops what was prepared or remembered from the state a change replaced.
     pub fn apply_change(&self, change: &Change) {
         match change {
-            Change::Connection(id) => self.connections.invalidate(id),
-            Change::Connector(id) => self.connections.invalidate_connector(id),
+            Change::Connection(id) => {
+                self.connections.invalidate(id);
+                // Its events (if any) are in the outbox: this instance's sender may take them.
+                self.deliveries_due();
+            }
+            Change::Connector(id) => {
+                self.connections.invalidate_connector(id);
+                self.deliveries_due();
+            }
             Change::ApiKey(id) => self.keys.forget_key(id),
             Change::Member(_) => self.keys.bump(),
             Change::Everything => {
@@ -125,6 +139,13 @@ impl App {
     /// `<public url>/oauth/callback`: the redirect URI to register with identity providers.
     pub fn redirect_uri(&self) -> String {
         format!("{}/oauth/callback", self.public_url.as_str().trim_end_matches('/'))
+    }
+
+    /// The Prometheus text of calls through connections and of webhook deliveries.
+    pub fn render_metrics(&self) -> String {
+        let mut text = self.metrics.render();
+        text.push_str(&self.webhooks.metrics.render(portico_store::now_millis()));
+        text
     }
 
     /// Is the store reachable?

@@ -14,10 +14,13 @@ use portico_model::{Credential, GrantType, OAuth2, ParameterSet};
 use portico_oauth::{ClientCredentials, Flow, Substitution, TokenError, Tokens};
 use portico_runtime::{PreparedConnection, TokenTimes};
 use portico_secrets::SecretString;
-use portico_store::{Change, ConnectionRecord, ConnectionStatus, ConnectorRecord, Millis, OAuthStateRecord};
+use portico_store::{
+    Change, ConnectionRecord, ConnectionStatus, ConnectorRecord, Effects, Millis, OAuthStateRecord, SealedBytes,
+};
 use serde_json::Value;
 
 use crate::error::{Error, Result};
+use crate::events::{self, EventKind};
 use crate::sealing::{Secrets, StoredTokens};
 use crate::{App, Principal};
 
@@ -32,7 +35,7 @@ pub(crate) struct OAuthSupport {
     /// Token requests run here, not on the serving threads.
     pub(crate) background: tokio::runtime::Handle,
     /// This process's name as a lease holder.
-    instance: String,
+    pub(crate) instance: String,
     /// Origins a `returnUrl` may point to, besides the public URL's.
     return_origins: Vec<url::Origin>,
     locks: Mutex<HashMap<String, Weak<tokio::sync::Mutex<()>>>>,
@@ -125,6 +128,11 @@ impl StoredTokens {
             lifetime_secs: tokens.expires_in,
         }
     }
+}
+
+/// The associated data of a sign-in's sealed return URL.
+fn return_aad(state_hash: &str) -> Vec<u8> {
+    format!("{state_hash}:return").into_bytes()
 }
 
 fn token_failure(error: TokenError) -> Error {
@@ -257,6 +265,7 @@ impl App {
             .authorize_url(&redirect_uri, secret_state.expose(), Some(&pkce.challenge))
             .ok_or_else(|| Error::Conflict("the connector's authorization URL is not a valid URL".to_owned()))?;
         let now = portico_store::now_millis();
+        let sealed_return_url = return_url.map(|url| self.seal_bytes(url.as_bytes(), &return_aad(&state_hash)));
         self.store
             .insert_oauth_state(&OAuthStateRecord {
                 verifier: self.seal_verifier(&state_hash, &pkce.verifier),
@@ -265,7 +274,8 @@ impl App {
                 connection_id: connection_id.to_owned(),
                 started_by: Some(principal.reference()),
                 redirect_uri,
-                return_url,
+                sealed_return_url,
+                return_url: None,
                 created_at: now,
                 expires_at: now + STATE_TTL,
             })
@@ -273,22 +283,36 @@ impl App {
         Ok(url)
     }
 
-    /// Fetches a client-credentials token and stores it on the connection.
-    pub(crate) async fn client_credentials(&self, tenant_id: &str, connection_id: &str, flow: Flow) -> Result<()> {
+    /// Fetches a client-credentials token for connection `connection_id`: sealed, and when it
+    /// expires.
+    pub(crate) async fn fetch_client_credentials(
+        &self,
+        connection_id: &str,
+        flow: Flow,
+    ) -> Result<(SealedBytes, Option<Millis>)> {
         let flow = self.discovered(flow).await?;
         let http = self.oauth.http.clone();
         let tokens =
             self.oauth.run(async move { flow.client_credentials(&http).await }).await.map_err(token_failure)?;
         let stored = StoredTokens::from_response(tokens, None);
-        let sealed = self.seal_tokens(connection_id, &stored);
+        Ok((self.seal_tokens(connection_id, &stored), stored.expires_at()))
+    }
+
+    /// Fetches a new client-credentials token for connection `record` and stores it.
+    pub(crate) async fn client_credentials(&self, record: &ConnectionRecord, flow: Flow) -> Result<()> {
+        let (sealed, expires_at) = self.fetch_client_credentials(&record.id, flow).await?;
+        let now = portico_store::now_millis();
+        let connected = ConnectionRecord { status: ConnectionStatus::Connected, status_reason: None, ..record.clone() };
+        let events = [events::of_connection(EventKind::ConnectionReauthorized, &connected, now)];
         self.store
-            .set_connection_tokens(
-                tenant_id,
-                connection_id,
+            .set_connection_tokens_with(
+                &record.tenant_id,
+                &record.id,
                 Some(&sealed),
-                stored.expires_at(),
+                expires_at,
                 ConnectionStatus::Connected,
                 None,
+                Effects { events: &events, ..Effects::NONE },
             )
             .await?;
         Ok(())
@@ -309,16 +333,26 @@ impl App {
         let Some(record) = self.store.connection(tenant, &sign_in.connection_id).await? else {
             return Ok(CallbackOutcome::Refused);
         };
-        let return_url = sign_in.return_url.clone();
+        let return_url = match &sign_in.sealed_return_url {
+            Some(sealed) => Some(String::from_utf8_lossy(&self.open_bytes(sealed, &return_aad(&hash))?).into_owned()),
+            None => sign_in.return_url.clone(),
+        };
         let fail = |reason: String| async {
+            let failed = ConnectionRecord {
+                status: ConnectionStatus::Error,
+                status_reason: Some(reason.clone()),
+                ..record.clone()
+            };
+            let events = [events::of_connection(EventKind::ConnectionUpdated, &failed, portico_store::now_millis())];
             self.store
-                .set_connection_tokens(
+                .set_connection_tokens_with(
                     tenant,
                     &record.id,
                     record.tokens.as_ref(),
                     record.token_expires_at,
                     ConnectionStatus::Error,
                     Some(&reason),
+                    Effects { events: &events, ..Effects::NONE },
                 )
                 .await?;
             self.changed(Change::Connection(record.id.clone()));
@@ -368,21 +402,42 @@ impl App {
         };
         let stored = StoredTokens::from_response(tokens, None);
         let sealed = self.seal_tokens(&record.id, &stored);
+        let now = portico_store::now_millis();
+        let connected = ConnectionRecord { status: ConnectionStatus::Connected, status_reason: None, ..record.clone() };
+        // The first sign-in of a connection makes it connected; any later one re-authorizes it.
+        let kind = if record.status == ConnectionStatus::Pending {
+            EventKind::ConnectionUpdated
+        } else {
+            EventKind::ConnectionReauthorized
+        };
+        let mut events = vec![events::of_connection(kind, &connected, now)];
+        // The connection of a connect session completes it.
+        let session =
+            self.store.connect_session_of(tenant, &record.id).await?.filter(|session| session.completed_at.is_none());
+        if let Some(session) = &session {
+            events.push(events::session_completed(&session.id, &connected, now));
+        }
+        let effects = Effects {
+            events: &events,
+            complete_session: session.as_ref().map(|session| (session.id.as_str(), now)),
+            ..Effects::NONE
+        };
         self.store
-            .set_connection_tokens(
+            .set_connection_tokens_with(
                 tenant,
                 &record.id,
                 Some(&sealed),
                 stored.expires_at(),
                 ConnectionStatus::Connected,
                 None,
+                effects,
             )
             .await?;
         self.changed(Change::Connection(record.id.clone()));
         self.oauth.recovered(&record.id);
         tracing::info!(connection = %record.id, principal = sign_in.started_by.as_deref().unwrap_or("unknown"),
             "OAuth 2.0 sign-in completed");
-        Ok(CallbackOutcome::Connected { return_url: sign_in.return_url })
+        Ok(CallbackOutcome::Connected { return_url })
     }
 
     /// The bearer token and its times for preparing a connection; `None` when it has none yet.
@@ -499,8 +554,23 @@ impl App {
             }
             Err(TokenError::InvalidGrant(reason)) | Err(TokenError::Rejected { error: reason, .. }) => {
                 let reason = format!("sign in again: {reason}");
+                let now = portico_store::now_millis();
+                let lost = ConnectionRecord {
+                    status: ConnectionStatus::NeedsReauth,
+                    status_reason: Some(reason.clone()),
+                    ..record.clone()
+                };
+                let events = [events::of_connection(EventKind::ConnectionNeedsReauth, &lost, now)];
                 self.store
-                    .set_connection_tokens(tenant, id, None, None, ConnectionStatus::NeedsReauth, Some(&reason))
+                    .set_connection_tokens_with(
+                        tenant,
+                        id,
+                        None,
+                        None,
+                        ConnectionStatus::NeedsReauth,
+                        Some(&reason),
+                        Effects { events: &events, ..Effects::NONE },
+                    )
                     .await?;
                 self.changed(Change::Connection(id.to_owned()));
                 tracing::warn!(connection = %id, "refresh refused; the connection needs a new sign-in");

@@ -33,6 +33,8 @@ pub enum Actor {
     Person { member_id: Arc<str>, email: Arc<str> },
     /// The operator on the command line, working on the store directly.
     Operator,
+    /// A connect session's token: an end user connecting one account, with no Portico key.
+    ConnectSession(Arc<str>),
 }
 
 impl Principal {
@@ -54,6 +56,7 @@ impl Principal {
             Actor::Key(id) => format!("key:{id}"),
             Actor::Person { member_id, .. } => format!("member:{member_id}"),
             Actor::Operator => "operator".to_owned(),
+            Actor::ConnectSession(id) => format!("connect_session:{id}"),
         }
     }
 
@@ -89,6 +92,7 @@ impl Principal {
                     Actor::Person { member_id: Arc::from(&**member_id), email: Arc::from(&**email) }
                 }
                 Actor::Operator => Actor::Operator,
+                Actor::ConnectSession(id) => Actor::ConnectSession(Arc::from(&**id)),
             },
             role: self.role,
             end_user: self.end_user.as_deref().map(Arc::from),

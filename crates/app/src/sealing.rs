@@ -83,6 +83,24 @@ impl App {
     }
 }
 
+impl App {
+    /// Seals bytes bound to `associated` (a row's id).
+    pub(crate) fn seal_bytes(&self, plaintext: &[u8], associated: &[u8]) -> SealedBytes {
+        SealedBytes(self.master_key.seal(plaintext, associated))
+    }
+
+    pub(crate) fn open_bytes(
+        &self,
+        sealed: &SealedBytes,
+        associated: &[u8],
+    ) -> Result<portico_secrets::Zeroizing<Vec<u8>>> {
+        self.master_key.open(&sealed.0, associated).map_err(|e| {
+            tracing::error!(error = %e, "cannot open a sealed value");
+            Error::Internal
+        })
+    }
+}
+
 fn tokens_aad(connection_id: &str) -> Vec<u8> {
     format!("{connection_id}:tokens").into_bytes()
 }

@@ -4,24 +4,28 @@
 //! What moves: settings (the master-key check), tenants, API keys (their hashes, roles, end
 //! users, scopes, expiries, revocations), members, connectors (definitions, warnings, sealed
 //! OAuth client secrets), connections (owners, values, sealed secrets and tokens, statuses,
-//! times), their shares and the sign-ins in progress that have not expired. Nothing is
-//! opened or re-sealed: ids are kept, and sealed values are bound to their row's id, so they
-//! open at the destination with the same master key. Leases (held for seconds during a token
-//! renewal) are not moved.
+//! times), their shares, webhooks (sealed signing secrets), connect sessions (their token
+//! hashes, so that a link handed out before the move still works), the outbox (events and
+//! their deliveries, pending or not, with their attempts and times) and the sign-ins in
+//! progress that have not expired. Nothing is opened or re-sealed: ids are kept, and sealed
+//! values are bound to their row's id, so they open at the destination with the same master
+//! key. Leases (held for seconds during a token renewal) and the claims of deliveries being
+//! attempted are not moved: a pending delivery is the destination's to claim.
 //!
 //! Resumable: a record whose id is at the destination already is skipped, so running the
 //! command again after an interruption completes the move. Checked: afterwards both stores are
 //! read again and compared kind by kind, record by record and every sealed value byte for byte;
 //! any difference is an error. Run it while no Portico uses either store.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt::Write as _;
 
 use anyhow::{Context, bail};
 use clap::Args;
 use portico_secrets::MasterKey;
 use portico_store::{
-    ConnectionQuery, ConnectionRecord, ConnectorRecord, OAuthStateRecord, Page, SealedBytes, Store, StoreError,
+    ConnectionQuery, ConnectionRecord, ConnectorRecord, DeliveryRecord, EventRecord, MemberRecord, OAuthStateRecord,
+    Page, SealedBytes, ShareRecord, Store, StoreError, StoredApiKey, StoredConnectSession, Tenant, WebhookRecord,
     now_millis,
 };
 
@@ -51,8 +55,20 @@ struct Tally {
     present: u64,
 }
 
-const KINDS: [&str; 8] =
-    ["settings", "tenants", "API keys", "members", "connectors", "connections", "shares", "sign-ins"];
+const KINDS: [&str; 12] = [
+    "settings",
+    "tenants",
+    "API keys",
+    "members",
+    "connectors",
+    "connections",
+    "shares",
+    "webhooks",
+    "connect sessions",
+    "events",
+    "deliveries",
+    "sign-ins",
+];
 
 pub async fn run(args: MigrateArgs) -> anyhow::Result<()> {
     let (from, to) = (args.from.trim(), args.to.trim());
@@ -77,15 +93,20 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<()> {
     let (sign_ins, expired) = copy_sign_ins(source, destination, now).await?;
     tallies.insert("sign-ins", sign_ins);
 
+    let pending = source.delivery_queue().await?.pending;
+
     let check = verify(source, destination, now).await?;
     println!("Moved the store at {} to {}.", portico_store::redact_url(from), portico_store::redact_url(to));
     println!();
-    println!("  {:<12} {:>13} {:>8} {:>14}", "", "at the source", "copied", "already there");
+    println!("  {:<16} {:>13} {:>8} {:>14}", "", "at the source", "copied", "already there");
     for kind in KINDS {
         let tally = tallies[kind];
-        let note =
-            if kind == "sign-ins" && expired > 0 { format!("  ({expired} expired, not moved)") } else { String::new() };
-        println!("  {kind:<12} {:>13} {:>8} {:>14}{note}", tally.source, tally.copied, tally.present);
+        let note = match kind {
+            "sign-ins" if expired > 0 => format!("  ({expired} expired, not moved)"),
+            "deliveries" if pending > 0 => format!("  ({pending} pending)"),
+            _ => String::new(),
+        };
+        println!("  {kind:<16} {:>13} {:>8} {:>14}{note}", tally.source, tally.copied, tally.present);
     }
     println!();
     if !check.differences.is_empty() {
@@ -150,7 +171,8 @@ async fn copy_settings(source: &dyn Store, destination: &dyn Store) -> anyhow::R
     Ok(tally)
 }
 
-/// Tenants, and with each its API keys, members, connectors, connections and shares.
+/// Tenants, and with each its API keys, members, connectors, connections, shares, webhooks,
+/// connect sessions and outbox.
 async fn copy_tenants(
     source: &dyn Store,
     destination: &dyn Store,
@@ -232,6 +254,49 @@ async fn copy_tenants(
                 Ok(there.iter().any(|s| s.end_user_id == share.end_user_id))
             },
             |share| format!("the share of connection {}", share.connection_id),
+        )
+        .await?;
+
+        let mut webhooks = Pages::default();
+        copy_each(
+            tallies.entry("webhooks").or_default(),
+            async || webhooks.next(async |after| source.list_webhooks(tenant, after.as_deref(), PAGE).await).await,
+            async |record| destination.insert_webhook(record).await,
+            async |record| Ok(destination.webhook(tenant, &record.id).await?.is_some()),
+            |record| format!("webhook {}", record.id),
+        )
+        .await?;
+
+        let mut sessions = source.export_connect_sessions(tenant).await?.into_iter();
+        copy_each(
+            tallies.entry("connect sessions").or_default(),
+            async || Ok(sessions.next()),
+            async |session| destination.import_connect_session(session).await,
+            async |session| Ok(destination.connect_session(tenant, &session.record.id).await?.is_some()),
+            |session| format!("connect session {}", session.record.id),
+        )
+        .await?;
+
+        // The outbox: events, then their deliveries. Neither is found by id alone; what is there
+        // already is read once.
+        let there: BTreeSet<String> = destination.export_events(tenant).await?.into_iter().map(|e| e.id).collect();
+        let mut events = source.export_events(tenant).await?.into_iter();
+        copy_each(
+            tallies.entry("events").or_default(),
+            async || Ok(events.next()),
+            async |event| destination.import_event(event).await,
+            async |event| Ok(there.contains(&event.id)),
+            |event| format!("event {}", event.id),
+        )
+        .await?;
+        let there: BTreeSet<String> = destination.export_deliveries(tenant).await?.into_iter().map(|d| d.id).collect();
+        let mut deliveries = source.export_deliveries(tenant).await?.into_iter();
+        copy_each(
+            tallies.entry("deliveries").or_default(),
+            async || Ok(deliveries.next()),
+            async |delivery| destination.import_delivery(delivery).await,
+            async |delivery| Ok(there.contains(&delivery.id)),
+            |delivery| format!("delivery {}", delivery.id),
         )
         .await?;
     }
@@ -405,11 +470,7 @@ async fn verify(source: &dyn Store, destination: &dyn Store, now: i64) -> anyhow
         source_tenants.clone(),
         destination.list_tenants().await?,
         |t| t.id.clone(),
-        |check, a, b| {
-            if a != b {
-                check.differ(format!("tenant {} differs", a.id));
-            }
-        },
+        whole(|t: &Tenant| format!("tenant {}", t.id)),
     );
 
     for tenant in &source_tenants {
@@ -419,11 +480,7 @@ async fn verify(source: &dyn Store, destination: &dyn Store, now: i64) -> anyhow
             source.export_api_keys(tenant).await?,
             destination.export_api_keys(tenant).await?,
             |k| k.record.id.clone(),
-            |check, a, b| {
-                if a != b {
-                    check.differ(format!("API key {} differs", a.record.id));
-                }
-            },
+            whole(|k: &StoredApiKey| format!("API key {}", k.record.id)),
         );
         let members = async |store: &dyn Store| {
             all(|after| async move { store.list_members(tenant, after.as_deref(), PAGE).await }).await
@@ -433,11 +490,7 @@ async fn verify(source: &dyn Store, destination: &dyn Store, now: i64) -> anyhow
             members(source).await?,
             members(destination).await?,
             |m| m.id.clone(),
-            |check, a, b| {
-                if a != b {
-                    check.differ(format!("member {} differs", a.id));
-                }
-            },
+            whole(|m: &MemberRecord| format!("member {}", m.id)),
         );
         let source_connectors =
             all(|after| async move { source.list_connectors(tenant, after.as_deref(), PAGE).await }).await?;
@@ -460,11 +513,38 @@ async fn verify(source: &dyn Store, destination: &dyn Store, now: i64) -> anyhow
             source.export_shares(tenant).await?,
             destination.export_shares(tenant).await?,
             |s| format!("{}/{}", s.connection_id, s.end_user_id),
-            |check, a, b| {
-                if a != b {
-                    check.differ(format!("the share of connection {} with {} differs", a.connection_id, a.end_user_id));
-                }
-            },
+            whole(|s: &ShareRecord| format!("the share of connection {} with {}", s.connection_id, s.end_user_id)),
+        );
+        let webhooks = async |store: &dyn Store| {
+            all(|after| async move { store.list_webhooks(tenant, after.as_deref(), PAGE).await }).await
+        };
+        check.lists(
+            "webhooks",
+            webhooks(source).await?,
+            webhooks(destination).await?,
+            |w| w.id.clone(),
+            compare_webhooks,
+        );
+        check.lists(
+            "connect sessions",
+            source.export_connect_sessions(tenant).await?,
+            destination.export_connect_sessions(tenant).await?,
+            |s| s.record.id.clone(),
+            whole(|s: &StoredConnectSession| format!("connect session {}", s.record.id)),
+        );
+        check.lists(
+            "events",
+            source.export_events(tenant).await?,
+            destination.export_events(tenant).await?,
+            |e| e.id.clone(),
+            whole(|e: &EventRecord| format!("event {}", e.id)),
+        );
+        check.lists(
+            "deliveries",
+            source.export_deliveries(tenant).await?,
+            destination.export_deliveries(tenant).await?,
+            |d| d.id.clone(),
+            whole(|d: &DeliveryRecord| format!("delivery {}", d.id)),
         );
     }
 
@@ -496,6 +576,22 @@ where
         items.push(item);
     }
     Ok(items)
+}
+
+/// Compares records whole: a difference names the record.
+fn whole<T: PartialEq>(name: impl Fn(&T) -> String) -> impl FnMut(&mut Check, &T, &T) {
+    move |check, a, b| {
+        if a != b {
+            check.differ(format!("{} differs", name(a)));
+        }
+    }
+}
+
+fn compare_webhooks(check: &mut Check, a: &WebhookRecord, b: &WebhookRecord) {
+    check.sealed(&format!("the sealed secrets of webhook {}", a.id), Some(&a.secrets), Some(&b.secrets));
+    if a != b {
+        check.differ(format!("webhook {} differs", a.id));
+    }
 }
 
 fn compare_connectors(check: &mut Check, a: &ConnectorRecord, b: &ConnectorRecord) {

@@ -81,6 +81,16 @@ pub struct ServeArgs {
     /// What the portal's sign-in button calls the provider [default: its host name]
     #[arg(long, env = "PORTICO_OIDC_NAME")]
     oidc_name: Option<String>,
+    /// Seconds before a failed webhook delivery is tried again; each next retry waits twice as
+    /// long [default: 5]
+    #[arg(long, env = "PORTICO_WEBHOOK_RETRY_INITIAL")]
+    webhook_retry_initial: Option<f64>,
+    /// The longest wait between two attempts of a webhook delivery, in seconds [default: 3600]
+    #[arg(long, env = "PORTICO_WEBHOOK_RETRY_MAX_INTERVAL")]
+    webhook_retry_max_interval: Option<f64>,
+    /// Seconds after its event that a webhook delivery is given up [default: 86400]
+    #[arg(long, env = "PORTICO_WEBHOOK_RETRY_FOR")]
+    webhook_retry_for: Option<f64>,
     /// A TOML file with any of these settings (flags and environment variables win)
     #[arg(long, env = "PORTICO_CONFIG")]
     config: Option<PathBuf>,
@@ -108,6 +118,9 @@ struct FileConfig {
     oidc_client_id: Option<String>,
     oidc_client_secret: Option<String>,
     oidc_name: Option<String>,
+    webhook_retry_initial: Option<f64>,
+    webhook_retry_max_interval: Option<f64>,
+    webhook_retry_for: Option<f64>,
 }
 
 fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
@@ -118,7 +131,7 @@ fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
 fn seconds(value: Option<f64>) -> anyhow::Result<Option<std::time::Duration>> {
     value
         .map(|s| std::time::Duration::try_from_secs_f64(s).ok().filter(|d| !d.is_zero()))
-        .map(|d| d.ok_or_else(|| anyhow::anyhow!("timeouts must be positive numbers of seconds")))
+        .map(|d| d.ok_or_else(|| anyhow::anyhow!("timeouts and retry times must be positive numbers of seconds")))
         .transpose()
 }
 
@@ -186,6 +199,17 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             args.oidc_client_secret.or(file.oidc_client_secret),
             args.oidc_name.or(file.oidc_name),
         )?,
+        deliveries: {
+            let defaults = portico_app::webhooks::DeliverySettings::new(false);
+            portico_app::webhooks::DeliverySettings {
+                retry_initial: seconds(args.webhook_retry_initial.or(file.webhook_retry_initial))?
+                    .unwrap_or(defaults.retry_initial),
+                retry_max_interval: seconds(args.webhook_retry_max_interval.or(file.webhook_retry_max_interval))?
+                    .unwrap_or(defaults.retry_max_interval),
+                retry_for: seconds(args.webhook_retry_for.or(file.webhook_retry_for))?.unwrap_or(defaults.retry_for),
+                ..defaults
+            }
+        },
         data_dir,
     };
     let data_dir = config.data_dir.clone();

@@ -57,6 +57,8 @@ struct Fixture {
     bob_connection: Connection,
     tenant_connection: Connection,
     member: String,
+    webhook: String,
+    session: String,
 }
 
 impl Fixture {
@@ -75,7 +77,12 @@ impl Fixture {
             .post("/v1/members", &json!({"email": "member@example.org", "role": "user"}))
             .await
             .expect_json(201));
+        let webhook =
+            id(&admin.post("/v1/webhooks", &json!({"url": "http://127.0.0.1:9/hook"})).await.expect_json(201));
+        let session = id(&admin.post("/v1/connect-sessions", &json!({"endUserId": "ann"})).await.expect_json(201));
         Fixture {
+            webhook,
+            session,
             ann_connection: connect(&admin, &connector, Some("ann")).await,
             bob_connection: connect(&admin, &connector, Some("bob")).await,
             tenant_connection: connect(&admin, &connector, None).await,
@@ -266,6 +273,9 @@ const NEW_CONNECTION: Option<&str> = Some(r#"{"connectorId": "{connector}", "par
 const NEW_MEMBER: Option<&str> = Some(r#"{"email": "m{unique}@example.org", "role": "user"}"#);
 const NEW_KEY: Option<&str> = Some(r#"{"name": "matrix", "role": "author"}"#);
 const RENAME: Option<&str> = Some(r#"{"displayName": "Renamed"}"#);
+const NEW_SESSION: Option<&str> = Some(r#"{"endUserId": "ann"}"#);
+const NEW_WEBHOOK: Option<&str> = Some(r#"{"url": "http://127.0.0.1:9/hook"}"#);
+const DISABLE: Option<&str> = Some(r#"{"enabled": false}"#);
 const SHARE: Option<&str> = Some(r#"{"permission": "use"}"#);
 const NO_PARAMETERS: Option<&str> = Some("{}");
 const AUTHOR: Option<&str> = Some(r#"{"role": "author"}"#);
@@ -315,10 +325,20 @@ const MATRIX: &[Row] = &[
     row(Method::GET,    "/v1/members/{member}",                       None,           [200, 403, 403, 403, 404]),
     row(Method::PATCH,  "/v1/members/{member}",                       AUTHOR,         [200, 403, 403, 403, 404]),
     row(Method::DELETE, "/v1/members/{fresh-member}",                 None,           [204, 403, 403, 403, 404]),
+    // Connect sessions and webhooks: admins only (a connect token's own routes need no key).
+    row(Method::POST,   "/v1/connect-sessions",                       NEW_SESSION,    [201, 403, 403, 403, 201]),
+    row(Method::GET,    "/v1/connect-sessions/{session}",             None,           [200, 403, 403, 403, 404]),
+    row(Method::POST,   "/v1/webhooks",                               NEW_WEBHOOK,    [201, 403, 403, 403, 201]),
+    row(Method::GET,    "/v1/webhooks",                               None,           [200, 403, 403, 403, 200]),
+    row(Method::GET,    "/v1/webhooks/{webhook}",                     None,           [200, 403, 403, 403, 404]),
+    row(Method::PATCH,  "/v1/webhooks/{webhook}",                     DISABLE,        [200, 403, 403, 403, 404]),
+    row(Method::DELETE, "/v1/webhooks/{fresh-webhook}",               None,           [204, 403, 403, 403, 404]),
+    row(Method::POST,   "/v1/webhooks/{webhook}/rotate-secret",       None,           [200, 403, 403, 403, 404]),
+    row(Method::GET,    "/v1/webhooks/{webhook}/deliveries",          None,           [200, 403, 403, 403, 404]),
 ];
 
 /// The kinds of `{fresh-…}` names.
-const FRESH: [&str; 5] = ["connector", "connection", "key", "member", "share"];
+const FRESH: [&str; 6] = ["connector", "connection", "key", "member", "share", "webhook"];
 
 impl Row {
     /// Whether the route calls the backend.
@@ -344,6 +364,8 @@ impl Fixture {
             .replace("{tenant}", &self.tenant_connection.id)
             .replace("{key}", &self.author.id)
             .replace("{member}", &self.member)
+            .replace("{webhook}", &self.webhook)
+            .replace("{session}", &self.session)
             .replace("{unique}", &unique().to_string());
         for kind in FRESH {
             let name = format!("{{fresh-{kind}}}");
@@ -366,6 +388,9 @@ impl Fixture {
                 .post("/v1/members", &json!({"email": format!("throwaway{n}@example.org"), "role": "user"}))
                 .await
                 .expect_json(201)),
+            "webhook" => {
+                id(&self.admin.post("/v1/webhooks", &json!({"url": "http://127.0.0.1:9/hook"})).await.expect_json(201))
+            }
             "share" => {
                 let end_user = format!("sharee-{n}");
                 let path = format!("{}/shares/{end_user}", connection_path(&self.ann_connection.id));
@@ -460,7 +485,11 @@ async fn the_openapi_document_has_every_route_of_the_matrix_and_its_refusals() {
         .filter(|(path, _)| path.starts_with("/v1/"))
         .flat_map(|(path, operations)| {
             let operations = operations.as_object().expect("operations by method");
-            let methods = operations.iter().filter(|(key, _)| HTTP_METHODS.contains(&key.as_str()));
+            // A connect token's routes take the token in the path, not a key: no matrix row.
+            let methods = operations
+                .iter()
+                .filter(|(key, _)| HTTP_METHODS.contains(&key.as_str()))
+                .filter(|(_, operation)| operation.get("security").is_some());
             methods.map(move |(method, operation)| (method.to_uppercase(), path.as_str(), operation))
         })
         .collect();
@@ -836,9 +865,15 @@ async fn an_admin_creates_connections_for_end_users_and_lists_them_by_owner() {
 // ---------------------------------------------------------------------------------------------
 // The steady state asks the store nothing.
 
-/// Lines the server logged for SQL statements (target `sqlx::query`, at debug level).
+/// Lines the server logged for SQL statements (target `sqlx::query`, at debug level), but for
+/// the webhook sender's look at its outbox, which runs on its own schedule, apart from calls.
 fn store_queries(portico: &Portico) -> Vec<String> {
-    portico.stderr().lines().filter(|line| line.contains("sqlx::query")).map(str::to_owned).collect()
+    portico
+        .stderr()
+        .lines()
+        .filter(|line| line.contains("sqlx::query") && !line.contains("webhook_deliveries"))
+        .map(str::to_owned)
+        .collect()
 }
 
 /// The store queries logged so far, once the log has caught up.

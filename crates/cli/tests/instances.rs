@@ -11,13 +11,17 @@
 //! - PostgreSQL restarted under load (a private cluster, never the shared server): clean 503
 //!   problems meanwhile, nothing acknowledged lost, the instances work again afterwards;
 //! - `portico migrate` from a populated SQLite store, after which every connection works on
-//!   PostgreSQL.
+//!   PostgreSQL;
+//! - webhook deliveries: each attempt made by one instance, never by both (the receiver,
+//!   `tests/webhooks/receiver.py`, verifies each with `standardwebhooks`).
 //!
 //! PostgreSQL only, whatever `PORTICO_TEST_DATABASE` says: without a reachable server the tests
 //! print `SKIPPED: …` and pass, except under `CI=true`. Time-dependent checks poll with a
 //! deadline.
 
 mod common;
+#[path = "../../../tests/webhooks/receiver.rs"]
+mod receiver;
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -30,6 +34,7 @@ use common::idp::{BASIC, Browser, Idp, IdpOptions};
 use common::pg::{TEST_MASTER_KEY, TestDatabase};
 use common::{Api, Portico, Reply, fixture};
 use portico_testkit::pg::PrivateCluster;
+use receiver::Receiver;
 use serde_json::{Value, json};
 use url::Url;
 
@@ -398,6 +403,86 @@ async fn two_hundred_calls_on_an_expired_token_across_two_instances_renew_it_onc
         idp.log_events("RESOURCE").await.into_iter().map(|event| event["status"].clone()).collect();
     assert_eq!(statuses.len(), 202);
     assert!(statuses.iter().all(|status| status == "200"), "every call carried a valid token: {statuses:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Webhooks across instances.
+
+/// A sample of `/metrics`, or 0 when it is missing.
+async fn sample(portico: &Portico, name: &str) -> f64 {
+    let text = portico.client(None).get("/metrics").await.text;
+    text.lines().find_map(|line| line.strip_prefix(name)?.trim().parse().ok()).unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_attempt_of_a_webhook_delivery_is_made_by_one_instance() {
+    const CONNECTIONS: usize = 10;
+    let Some(mut receiver) = Receiver::try_start(&["--fail-first-attempts"]) else { return };
+    // Both instances wake for every change (their own, and the other's by its notice) and for
+    // every retry due, so they race for each attempt.
+    let Some(pair) = Pair::start(&["--webhook-retry-initial", "0.3"]) else { return };
+    let (api_a, api_b) = (pair.api_a(), pair.api_b());
+    let connector = id(&api_a.create_connector(&calls_connector("api-key-header.json", "unused.invalid")).await);
+    let created = api_a.post("/v1/webhooks", &json!({"url": receiver.url("/hooks")})).await.expect_json(201);
+    receiver.add_secret(created["secret"].as_str().expect("the secret")).await;
+    let log_path = format!("/v1/webhooks/{}/deliveries?limit=200", id(&created));
+
+    // Two events per connection, through one instance and then the other.
+    let mut connections = Vec::new();
+    for n in 0..CONNECTIONS {
+        let (first, second) = if n % 2 == 0 { (&api_a, &api_b) } else { (&api_b, &api_a) };
+        let body = json!({"connectorId": connector, "endUserId": format!("user-{n}"), "parameters": {"api_key": "k"}});
+        let connection = id(&first.create_connection(&body).await);
+        let renamed = json!({"displayName": format!("renamed {n}")});
+        second.patch(&format!("/v1/connections/{connection}"), &renamed).await.expect_json(200);
+        connections.push(connection);
+    }
+    let events = 2 * CONNECTIONS;
+    let log = within(receiver::DEADLINE, "every delivery delivered", || async {
+        let log = api_b.get(&log_path).await.expect_json(200)["items"].as_array().cloned().unwrap_or_default();
+        (log.len() == events && log.iter().all(|d| d["state"] == "delivered")).then_some(log)
+    })
+    .await;
+    let deliveries = receiver.wait_for(2 * events).await;
+    // Nothing more arrives: no attempt was made twice.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(receiver.deliveries().len(), 2 * events, "one request per attempt");
+
+    let mut per_event: std::collections::BTreeMap<&str, Vec<u16>> = std::collections::BTreeMap::new();
+    for delivery in &deliveries {
+        assert!(delivery.verified(), "standardwebhooks verifies it: {:?}", delivery.verify_errors);
+        per_event.entry(delivery.webhook_id.as_str()).or_default().push(delivery.answered);
+    }
+    assert_eq!(per_event.len(), events, "every event arrived");
+    for entry in &log {
+        let event = entry["eventId"].as_str().expect("eventId");
+        assert_eq!(per_event.get(event).map(Vec::as_slice), Some(&[500, 200][..]), "{event}: {entry}");
+        assert_eq!(entry["attempts"], 2, "the log counts the attempts the receiver got: {entry}");
+    }
+    // In order per connection: the rename after the creation, which was retried first.
+    for connection in &connections {
+        let kinds: Vec<(&str, u16)> =
+            deliveries.iter().filter(|d| d.connection() == connection).map(|d| (d.kind(), d.answered)).collect();
+        assert_eq!(
+            kinds,
+            [
+                ("connection.created", 500),
+                ("connection.created", 200),
+                ("connection.updated", 500),
+                ("connection.updated", 200)
+            ],
+            "{connection}"
+        );
+    }
+    // Both instances count what they did: together, every attempt once.
+    let delivered = r#"portico_webhook_deliveries_total{outcome="delivered"}"#;
+    let failed = r#"portico_webhook_deliveries_total{outcome="failed"}"#;
+    let (a, b) = (
+        (sample(&pair.a, delivered).await, sample(&pair.a, failed).await),
+        (sample(&pair.b, delivered).await, sample(&pair.b, failed).await),
+    );
+    assert_eq!((a.0 + b.0, a.1 + b.1), (events as f64, events as f64), "A {a:?}, B {b:?}");
+    println!("attempts by A: {a:?}, by B: {b:?} (delivered, failed)");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 //! `portico migrate`, engine-neutral: from the store of a Portico of this run (its SQLite file,
 //! or its PostgreSQL database with `PORTICO_TEST_DATABASE=postgres`) to a new SQLite file; and
-//! the access model (keys of every role, members, owned and shared connections) from a SQLite
-//! store to PostgreSQL, record by record. The move from SQLite to PostgreSQL with two instances
+//! the access model (keys of every role, members, owned and shared connections), webhooks,
+//! connect sessions and the outbox from a SQLite store to PostgreSQL, record by record. The move from SQLite to PostgreSQL with two instances
 //! afterwards is in tests/instances.rs.
 
 mod common;
@@ -14,8 +14,9 @@ use common::pg::{TEST_MASTER_KEY, TestDatabase};
 use common::{Api, Portico, fixture, random};
 use portico_model::{Role, SharePermission};
 use portico_store::{
-    ApiKeyRecord, ConnectionQuery, ConnectionRecord, ConnectionStatus, ConnectorRecord, MemberRecord, OAuthStateRecord,
-    SealedBytes, ShareRecord, SqliteStore, Store, StoredApiKey, Tenant, new_id, now_millis,
+    ApiKeyRecord, Attempt, AttemptNext, ConnectSessionRecord, ConnectionQuery, ConnectionRecord, ConnectionStatus,
+    ConnectorRecord, DeliveryRecord, DeliveryState, Effects, EventRecord, MemberRecord, OAuthStateRecord, SealedBytes,
+    ShareRecord, SqliteStore, Store, StoredApiKey, StoredConnectSession, Tenant, WebhookRecord, new_id, now_millis,
 };
 use portico_testkit::database::Database;
 use serde_json::{Value, json};
@@ -212,7 +213,7 @@ async fn a_destination_in_use_or_sealed_with_another_key_is_refused_before_anyth
 }
 
 // ---------------------------------------------------------------------------------------------
-// The access model, from SQLite to PostgreSQL.
+// The access model, webhooks, connect sessions and the outbox, from SQLite to PostgreSQL.
 
 /// What a tenant holds, each kind in the order the store lists it.
 #[derive(Debug, PartialEq)]
@@ -222,6 +223,10 @@ struct Holdings {
     connectors: Vec<ConnectorRecord>,
     connections: Vec<ConnectionRecord>,
     shares: Vec<ShareRecord>,
+    webhooks: Vec<WebhookRecord>,
+    sessions: Vec<StoredConnectSession>,
+    events: Vec<EventRecord>,
+    deliveries: Vec<DeliveryRecord>,
 }
 
 impl Holdings {
@@ -234,17 +239,25 @@ impl Holdings {
             connectors: store.list_connectors(tenant, None, ALL).await.unwrap().items,
             connections: store.list_connections(tenant, &ConnectionQuery::default(), None, ALL).await.unwrap().items,
             shares: store.export_shares(tenant).await.unwrap(),
+            webhooks: store.list_webhooks(tenant, None, ALL).await.unwrap().items,
+            sessions: store.export_connect_sessions(tenant).await.unwrap(),
+            events: store.export_events(tenant).await.unwrap(),
+            deliveries: store.export_deliveries(tenant).await.unwrap(),
         }
     }
 
     /// How many records of each kind, named as `portico migrate` names them.
-    fn counts(&self) -> [(&'static str, usize); 5] {
+    fn counts(&self) -> [(&'static str, usize); 9] {
         [
             ("API keys", self.keys.len()),
             ("members", self.members.len()),
             ("connectors", self.connectors.len()),
             ("connections", self.connections.len()),
             ("shares", self.shares.len()),
+            ("webhooks", self.webhooks.len()),
+            ("connect sessions", self.sessions.len()),
+            ("events", self.events.len()),
+            ("deliveries", self.deliveries.len()),
         ]
     }
 }
@@ -254,16 +267,62 @@ fn hex_hash() -> String {
     format!("{:016x}{:016x}{:016x}{:016x}", random(), random(), random(), random())
 }
 
-/// A tenant `name` written into `store` as Portico's use cases would: a connector; connections
-/// of alice, of bob and of the tenant, each last changed by someone else; alice's shared with
-/// bob and carol, the tenant's with alice; keys of every role (an admin key, an author's that
-/// expires, alice's, one of hers narrowed to two connections, bob's revoked), a member of each
-/// role, and a sign-in of alice's in progress. What it wrote, in listing order.
+/// A tenant `name` written into `store` as Portico's use cases would: a connector; webhooks
+/// (one for every event, one disabled for deletions only); connections of alice (made through a
+/// connect session), of bob and of the tenant, each last changed by someone else, each with the
+/// event of its creation, delivered to the first webhook: alice's delivered, bob's to be retried,
+/// the tenant's being attempted (claimed); a connect session of dave's still pending; alice's
+/// connection shared with bob and carol, the tenant's with alice; keys of every role (an admin
+/// key, an author's that expires, alice's, one of hers narrowed to two connections, bob's
+/// revoked), a member of each role, and a sign-in of alice's in progress. What it wrote, in
+/// listing order.
 async fn write_tenant(store: &dyn Store, name: &str) -> (Tenant, Holdings) {
     let tenant = store.create_tenant(name).await.unwrap();
     let now = now_millis();
     let by_member = || Some(format!("member:{}", new_id()));
     let by_key = || Some(format!("key:{}", new_id()));
+
+    let every_event = WebhookRecord {
+        id: new_id(),
+        tenant_id: tenant.id.clone(),
+        url: format!("https://{name}.example/portico-events"),
+        events: None,
+        enabled: true,
+        secrets: SealedBytes(hex_hash().into_bytes()),
+        created_by: by_key().unwrap(),
+        created_at: now,
+        updated_at: now + 1,
+    };
+    let deletions = WebhookRecord {
+        id: new_id(),
+        url: format!("https://{name}.example/deletions"),
+        events: Some(vec!["connection.deleted".to_owned()]),
+        enabled: false,
+        secrets: SealedBytes(hex_hash().into_bytes()),
+        ..every_event.clone()
+    };
+    let webhooks = vec![every_event.clone(), deletions];
+    for webhook in &webhooks {
+        store.insert_webhook(webhook).await.unwrap();
+    }
+    let session = |end_user: &str, n: i64| StoredConnectSession {
+        record: ConnectSessionRecord {
+            id: new_id(),
+            tenant_id: tenant.id.clone(),
+            end_user_id: end_user.to_owned(),
+            app_name: Some(format!("{name} app")),
+            connector_ids: None,
+            return_url: Some(format!("https://{name}.example/connected")),
+            created_by: by_key().unwrap(),
+            created_at: now,
+            expires_at: now + 600_000 + n,
+            connection_id: None,
+            completed_at: None,
+        },
+        token_hash: hex_hash(),
+    };
+    let alices_session = session("alice", 0);
+    store.insert_connect_session(&alices_session.record, &alices_session.token_hash).await.unwrap();
 
     let connector = ConnectorRecord {
         id: new_id(),
@@ -300,10 +359,87 @@ async fn write_tenant(store: &dyn Store, name: &str) -> (Tenant, Holdings) {
             created_at: now,
             updated_at: now + 1,
         };
-        store.insert_connection(&record).await.unwrap();
         connections.push(record);
     }
+    let mut events = Vec::new();
+    for (n, record) in connections.iter().enumerate() {
+        let created = EventRecord {
+            id: format!("evt_{}", new_id()),
+            tenant_id: tenant.id.clone(),
+            kind: "connection.created".to_owned(),
+            payload: json!({"type": "connection.created", "data": {"connectionId": record.id}}).to_string(),
+            ordering_key: record.id.clone(),
+            created_at: now + n as i64,
+        };
+        // Alice's is made through her connect session, which it completes.
+        let made_by_session = (n == 0).then_some((alices_session.record.id.as_str(), now));
+        let effects = Effects {
+            events: std::slice::from_ref(&created),
+            claim_session: made_by_session,
+            complete_session: made_by_session,
+        };
+        store.insert_connection_with(record, effects).await.unwrap();
+        events.push(created);
+    }
     let (alices, tenants) = (&connections[0], &connections[2]);
+    let alices_session = StoredConnectSession {
+        record: ConnectSessionRecord {
+            connection_id: Some(alices.id.clone()),
+            completed_at: Some(now),
+            ..alices_session.record
+        },
+        ..alices_session
+    };
+    let daves_session = session("dave", 1);
+    store.insert_connect_session(&daves_session.record, &daves_session.token_hash).await.unwrap();
+
+    // The first attempts: one delivered, one to be retried, one still going on.
+    let holder = format!("sender-{name}");
+    let claimed = store.claim_deliveries(&holder, now + 2, now + 600_000, 10).await.unwrap();
+    assert_eq!(claimed.len(), 3);
+    let delivery = |event: &EventRecord| DeliveryRecord {
+        id: format!("{}:{}", event.id, every_event.id),
+        tenant_id: tenant.id.clone(),
+        webhook_id: every_event.id.clone(),
+        event_id: event.id.clone(),
+        event_kind: event.kind.clone(),
+        state: DeliveryState::Pending,
+        attempts: 0,
+        next_attempt_at: event.created_at,
+        last_status: None,
+        last_error: None,
+        last_attempt_at: None,
+        created_at: event.created_at,
+    };
+    let ok = Attempt { at: now + 3, status: Some(204), error: None, next: AttemptNext::Delivered };
+    let busy = Attempt {
+        at: now + 3,
+        status: Some(503),
+        error: Some("busy".into()),
+        next: AttemptNext::RetryAt(now + 60_000),
+    };
+    let deliveries = vec![
+        DeliveryRecord {
+            state: DeliveryState::Delivered,
+            attempts: 1,
+            next_attempt_at: now + 3,
+            last_status: Some(204),
+            last_attempt_at: Some(now + 3),
+            ..delivery(&events[0])
+        },
+        DeliveryRecord {
+            attempts: 1,
+            next_attempt_at: now + 60_000,
+            last_status: Some(503),
+            last_error: Some("busy".into()),
+            last_attempt_at: Some(now + 3),
+            ..delivery(&events[1])
+        },
+        delivery(&events[2]),
+    ];
+    for (delivery, attempt) in deliveries.iter().zip([ok, busy]) {
+        assert!(store.record_attempt(&delivery.id, &holder, &attempt).await.unwrap());
+    }
 
     let mut shares = Vec::new();
     for (connection, end_user, permission) in [
@@ -398,17 +534,30 @@ async fn write_tenant(store: &dyn Store, name: &str) -> (Tenant, Holdings) {
         verifier: SealedBytes(hex_hash().into_bytes()),
         redirect_uri: "https://portico.example/oauth/callback".to_owned(),
         return_url: None,
+        sealed_return_url: Some(SealedBytes(hex_hash().into_bytes())),
         started_by: by_member(),
         created_at: now,
         expires_at: now + 600_000,
     };
     store.insert_oauth_state(&sign_in).await.unwrap();
 
-    (tenant, Holdings { keys, members, connectors: vec![connector], connections, shares })
+    let holdings = Holdings {
+        keys,
+        members,
+        connectors: vec![connector],
+        connections,
+        shares,
+        webhooks,
+        sessions: vec![alices_session, daves_session],
+        events,
+        deliveries,
+    };
+    (tenant, holdings)
 }
 
-/// Every tenant of `written` is at the destination holding exactly what was written, and each
-/// key is found by its hash as a caller's key is.
+/// Every tenant of `written` is at the destination holding exactly what was written, each key
+/// is found by its hash as a caller's key is, and each connect session by its token's hash as
+/// the link that was handed out finds it.
 async fn assert_holds(destination: &dyn Store, written: &[(Tenant, Holdings)]) {
     for (tenant, holdings) in written {
         assert_eq!(destination.tenant(&tenant.id).await.unwrap().as_ref(), Some(tenant));
@@ -416,11 +565,15 @@ async fn assert_holds(destination: &dyn Store, written: &[(Tenant, Holdings)]) {
         for key in &holdings.keys {
             assert_eq!(destination.api_key_by_hash(&key.key_hash).await.unwrap().as_ref(), Some(&key.record));
         }
+        for session in &holdings.sessions {
+            let found = destination.connect_session_by_token(&session.token_hash).await.unwrap();
+            assert_eq!(found.as_ref(), Some(&session.record));
+        }
     }
 }
 
 #[tokio::test]
-async fn keys_members_owners_and_shares_move_exactly_from_sqlite_to_postgresql() {
+async fn keys_members_owners_shares_webhooks_sessions_and_deliveries_move_exactly_from_sqlite_to_postgresql() {
     let Some(database) = TestDatabase::try_create() else { return };
     let dir = tempfile::tempdir().unwrap();
     let from = format!("sqlite://{}?mode=rwc", dir.path().join("portico.db").display());
@@ -447,19 +600,38 @@ async fn keys_members_owners_and_shares_move_exactly_from_sqlite_to_postgresql()
     for kind in ["tenants", "sign-ins"] {
         assert_eq!(counts(&stdout, kind), [tenants, tenants, 0], "{kind}: {stdout}");
     }
+    let pending: usize = written
+        .iter()
+        .flat_map(|(_, holdings)| &holdings.deliveries)
+        .filter(|d| d.state == DeliveryState::Pending)
+        .count();
+    assert!(stdout.contains(&format!("({pending} pending)")), "{stdout}");
     let destination = portico_store::open(&database.url).await.unwrap();
     assert_holds(destination.as_ref(), &written).await;
     assert_eq!(destination.list_oauth_states().await.unwrap(), sign_ins);
 
-    // An interrupted move: a shared connection (its shares went with it) and a member are
-    // missing at the destination. A second run copies them, and only them.
+    // Pending deliveries are the destination's to attempt: the claims of the source (one of each
+    // tenant still held) did not move, and the one to be retried waits for its time.
+    let now = now_millis();
+    let claimed = destination.claim_deliveries("instance-1", now, now + 10_000, 100).await.unwrap();
+    let mut claimed: Vec<DeliveryRecord> = claimed.into_iter().map(|job| job.delivery).collect();
+    claimed.sort_by(|a, b| a.id.cmp(&b.id));
+    let mut being_attempted: Vec<DeliveryRecord> =
+        written.iter().map(|(_, holdings)| holdings.deliveries[2].clone()).collect();
+    being_attempted.sort_by(|a, b| a.id.cmp(&b.id));
+    assert_eq!(claimed, being_attempted);
+
+    // An interrupted move: a shared connection (its shares went with it), a member, the pending
+    // connect session and a delivery are missing at the destination. A second run copies them,
+    // and only them.
     let acme = &written[0].1;
     let shared = &acme.shares[0].connection_id;
     let its_shares = acme.shares.iter().filter(|share| share.connection_id == *shared).count() as u64;
     Database::at(&database.url).execute(
         &format!(
-            "DELETE FROM connections WHERE id = '{shared}'; DELETE FROM members WHERE id = '{}'",
-            acme.members[1].id
+            "DELETE FROM connections WHERE id = '{shared}'; DELETE FROM members WHERE id = '{}'; \
+             DELETE FROM connect_sessions WHERE id = '{}'; DELETE FROM webhook_deliveries WHERE id = '{}'",
+            acme.members[1].id, acme.sessions[1].record.id, acme.deliveries[1].id
         ),
         &[],
     );
@@ -468,7 +640,30 @@ async fn keys_members_owners_and_shares_move_exactly_from_sqlite_to_postgresql()
     assert_eq!(counts(&stdout, "connections"), [connections, 1, connections - 1], "{stdout}");
     assert_eq!(counts(&stdout, "shares"), [shares, its_shares, shares - its_shares], "{stdout}");
     assert_eq!(counts(&stdout, "members"), [members, 1, members - 1], "{stdout}");
+    for kind in ["connect sessions", "deliveries"] {
+        let expected = total(kind);
+        assert_eq!(counts(&stdout, kind), [expected, 1, expected - 1], "{kind}: {stdout}");
+    }
+    let (webhooks, events) = (total("webhooks"), total("events"));
+    assert_eq!(counts(&stdout, "webhooks"), [webhooks, 0, webhooks], "{stdout}");
+    assert_eq!(counts(&stdout, "events"), [events, 0, events], "{stdout}");
     assert_holds(destination.as_ref(), &written).await;
+
+    // The check covers them: a webhook's sealed secrets and a delivery's state changed at the
+    // destination are differences.
+    let (webhook, delivery) = (&acme.webhooks[0].id, &acme.deliveries[0].id);
+    Database::at(&database.url).execute(
+        &format!(
+            "UPDATE webhooks SET secrets = '\\x0102' WHERE id = '{webhook}'; \
+             UPDATE webhook_deliveries SET state = 'failed' WHERE id = '{delivery}'"
+        ),
+        &[],
+    );
+    let output = migrate(&from, &database.url);
+    let (stdout, stderr) = texts(&output);
+    assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(stderr.contains(&format!("the sealed secrets of webhook {webhook} differs")), "{stderr}");
+    assert!(stderr.contains(&format!("delivery {delivery} differs")), "{stderr}");
 }
 
 #[tokio::test]
@@ -479,7 +674,20 @@ async fn an_empty_store_moves_and_every_kind_is_counted() {
     // An empty store, with its schema and nothing else.
     portico_store::open(&format!("{from}?mode=rwc")).await.unwrap();
     let stdout = migrated(&from, &to);
-    for kind in ["settings", "tenants", "API keys", "members", "connectors", "connections", "shares", "sign-ins"] {
+    for kind in [
+        "settings",
+        "tenants",
+        "API keys",
+        "members",
+        "connectors",
+        "connections",
+        "shares",
+        "webhooks",
+        "connect sessions",
+        "events",
+        "deliveries",
+        "sign-ins",
+    ] {
         assert_eq!(counts(&stdout, kind), [0, 0, 0], "{kind}: {stdout}");
     }
 }

@@ -7,6 +7,7 @@
 //!   they belong to), so a value copied to another row does not open.
 //! - [`generate_api_key`] and [`api_key_hash`]: a tenant's key is shown once and stored only as
 //!   its SHA-256.
+//! - [`webhook`]: webhooks' signing secrets and their Standard Webhooks signatures.
 //!
 //! Architecture invariant: nothing in this crate logs, and no error carries secret or sealed
 //! bytes.
@@ -14,6 +15,7 @@
 mod api_key;
 mod master_key;
 mod secret;
+pub mod webhook;
 
 pub use api_key::{
     API_KEY_PREFIX, api_key_digest, api_key_hash, constant_time_eq, digest_hex, generate_api_key, is_api_key_format,

@@ -31,6 +31,8 @@ pub struct ProblemField {
 #[derive(Debug)]
 pub enum ApiError {
     Unauthorized,
+    /// A connect token that names no session.
+    UnknownToken,
     /// Known, but not allowed: says what it would take.
     Forbidden(String),
     NotFound(&'static str),
@@ -41,6 +43,8 @@ pub enum ApiError {
         errors: Vec<ProblemField>,
     },
     Conflict(String),
+    /// A used or expired connect session.
+    Gone(String),
     PayloadTooLarge,
     UnsupportedMediaType(String),
     NotImplemented(String),
@@ -66,11 +70,13 @@ impl ApiError {
     fn parts(&self) -> (StatusCode, &'static str, &'static str) {
         match self {
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", "Missing or invalid API key"),
+            ApiError::UnknownToken => (StatusCode::UNAUTHORIZED, "unknown-token", "Unknown connect token"),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad-request", "Malformed request"),
             ApiError::Invalid { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "validation", "Validation failed"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
+            ApiError::Gone(_) => (StatusCode::GONE, "gone", "Gone"),
             ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", "Request body too large"),
             ApiError::UnsupportedMediaType(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", "Unsupported media type")
@@ -94,11 +100,15 @@ impl IntoResponse for ApiError {
         let (status, kind, title) = self.parts();
         let (detail, errors) = match self {
             ApiError::Unauthorized => ("send 'Authorization: Bearer <api key>'".to_owned(), Vec::new()),
+            ApiError::UnknownToken => {
+                ("this connect link is not known here; ask the app for a new one".to_owned(), Vec::new())
+            }
             ApiError::NotFound(what) => (format!("no such {what}"), Vec::new()),
             ApiError::Invalid { detail, errors } => (detail, errors),
             ApiError::BadRequest(d)
             | ApiError::Forbidden(d)
             | ApiError::Conflict(d)
+            | ApiError::Gone(d)
             | ApiError::UnsupportedMediaType(d)
             | ApiError::NotImplemented(d)
             | ApiError::ConnectionNotReady(d)
@@ -133,6 +143,7 @@ impl From<portico_app::Error> for ApiError {
             Error::BadRequest(d) => ApiError::BadRequest(d),
             Error::Invalid { detail, errors } => ApiError::invalid_fields(detail, errors),
             Error::Conflict(d) => ApiError::Conflict(d),
+            Error::Gone(d) => ApiError::Gone(d),
             Error::PayloadTooLarge => ApiError::PayloadTooLarge,
             Error::ConnectionNotReady(d) => ApiError::ConnectionNotReady(d),
             Error::BackendNotAllowed(d) => ApiError::BackendNotAllowed(d),

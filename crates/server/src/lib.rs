@@ -8,7 +8,9 @@
 mod api;
 mod auth;
 mod clients;
+mod connect;
 mod error;
+mod forms;
 mod portal;
 mod proxy;
 mod serving;
@@ -65,6 +67,9 @@ pub struct ServerConfig {
     pub database_pool_size: Option<u32>,
     /// People sign in to the portal with this OpenID Connect provider (as well as with keys).
     pub people: Option<portico_app::people::PeopleSettings>,
+    /// When webhook deliveries are retried and given up (`allow_private` follows
+    /// `allow_private_backends`).
+    pub deliveries: portico_app::webhooks::DeliverySettings,
 }
 
 impl ServerConfig {
@@ -86,6 +91,7 @@ impl ServerConfig {
             idp_catalog: None,
             database_pool_size: None,
             people: None,
+            deliveries: portico_app::webhooks::DeliverySettings::new(false),
         }
     }
 }
@@ -156,10 +162,15 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
                 ..portico_runtime::UpstreamOptions::new(config.allow_private_backends)
             },
             people: config.people,
+            deliveries: portico_app::webhooks::DeliverySettings {
+                allow_private: config.allow_private_backends,
+                ..config.deliveries
+            },
         },
     )?);
     // Other instances' writes: drop what was prepared from the old state.
     app.follow_changes().await?;
+    app.send_webhooks();
     let state = Arc::new(AppState { app, max_body_bytes: config.max_body_bytes, portal: portal::Sessions::default() });
     let router = router(state.clone(), config.max_body_bytes);
     let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -205,17 +216,44 @@ fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
             }),
         )
         .merge(portal::routes())
+        .merge(connect::routes())
         .fallback(error::fallback)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body_bytes))
-        // Spans name the path, not the query: a callback's query holds the code and state.
+        // Spans name the path, not the query (a callback's query holds the code and state),
+        // and not a connect token in the path.
         .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<axum::body::Body>| {
-            tracing::debug_span!("request", method = %request.method(), path = %request.uri().path())
+            tracing::debug_span!("request", method = %request.method(), path = %loggable_path(request.uri().path()))
         }))
         .with_state(state)
 }
 
+/// A request's path as logs may show it: a connect token (the credential in the path of
+/// `/connect/{token}…` and `/v1/connect/{token}…`) is left out.
+fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {
+    for prefix in ["/connect/", "/v1/connect/"] {
+        if let Some(rest) = path.strip_prefix(prefix) {
+            let tail = rest.find('/').map_or("", |at| &rest[at..]);
+            return format!("{prefix}[token]{tail}").into();
+        }
+    }
+    path.into()
+}
+
 /// Prometheus metrics of calls through connections.
 async fn metrics(State(state): State<Arc<AppState>>) -> impl axum::response::IntoResponse {
-    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.app.metrics.render())
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.app.render_metrics())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::loggable_path;
+
+    #[test]
+    fn connect_tokens_are_left_out_of_logged_paths() {
+        assert_eq!(loggable_path("/connect/cst_abc/done"), "/connect/[token]/done");
+        assert_eq!(loggable_path("/v1/connect/cst_abc"), "/v1/connect/[token]");
+        assert_eq!(loggable_path("/v1/connect-sessions/cs_1"), "/v1/connect-sessions/cs_1");
+        assert_eq!(loggable_path("/v1/connections/c1"), "/v1/connections/c1");
+    }
 }

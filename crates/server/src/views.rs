@@ -3,10 +3,15 @@
 
 use std::collections::BTreeMap;
 
+use portico_app::connect::{ConnectOffer, CreatedConnectSession, SessionState};
 use portico_app::connections::ConnectionInfo;
+use portico_app::webhooks::WebhookWithSecret;
 use portico_import::summary::AuthSummary;
 use portico_model::Diagnostic;
-use portico_store::{ApiKeyRecord, ConnectorRecord, MemberRecord, Millis, ShareRecord};
+use portico_store::{
+    ApiKeyRecord, ConnectSessionRecord, ConnectorRecord, DeliveryRecord, DeliveryState, MemberRecord, Millis,
+    ShareRecord, WebhookRecord,
+};
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -261,6 +266,209 @@ impl MemberView {
             created_at: rfc3339(record.created_at),
             created_by: record.created_by.clone(),
             updated_at: rfc3339(record.updated_at),
+        }
+    }
+}
+
+/// A connect session just made: its token and link appear in this answer only.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatedConnectSessionView {
+    pub id: String,
+    /// The only credential of the end user's page; send it only to that end user.
+    pub token: String,
+    /// The hosted page that connects the account.
+    pub url: String,
+    pub expires_at: String,
+    pub end_user_id: String,
+    pub app_name: Option<String>,
+    pub connector_ids: Option<Vec<String>>,
+    pub return_url: Option<String>,
+}
+
+impl CreatedConnectSessionView {
+    pub fn new(created: &CreatedConnectSession) -> Self {
+        let record = &created.record;
+        CreatedConnectSessionView {
+            id: record.id.clone(),
+            token: created.token.expose().to_owned(),
+            url: created.url.clone(),
+            expires_at: rfc3339(record.expires_at),
+            end_user_id: record.end_user_id.clone(),
+            app_name: record.app_name.clone(),
+            connector_ids: record.connector_ids.clone(),
+            return_url: record.return_url.clone(),
+        }
+    }
+}
+
+/// A connect session and where it stands.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectSessionView {
+    pub id: String,
+    /// `pending`, `completed` or `expired`.
+    pub state: &'static str,
+    /// The connection it made (also while its sign-in is under way).
+    pub connection_id: Option<String>,
+    pub end_user_id: String,
+    pub app_name: Option<String>,
+    pub connector_ids: Option<Vec<String>>,
+    pub return_url: Option<String>,
+    pub created_at: String,
+    pub created_by: String,
+    pub expires_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub completed_at: Option<String>,
+}
+
+impl ConnectSessionView {
+    pub fn new(record: &ConnectSessionRecord, state: &SessionState) -> Self {
+        ConnectSessionView {
+            id: record.id.clone(),
+            state: match state {
+                SessionState::Pending => "pending",
+                SessionState::Completed { .. } => "completed",
+                SessionState::Expired => "expired",
+            },
+            connection_id: record.connection_id.clone(),
+            end_user_id: record.end_user_id.clone(),
+            app_name: record.app_name.clone(),
+            connector_ids: record.connector_ids.clone(),
+            return_url: record.return_url.clone(),
+            created_at: rfc3339(record.created_at),
+            created_by: record.created_by.clone(),
+            expires_at: rfc3339(record.expires_at),
+            completed_at: record.completed_at.map(rfc3339),
+        }
+    }
+}
+
+/// What a connect token offers.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectOfferView {
+    pub end_user_id: String,
+    pub expires_at: String,
+    pub connectors: Vec<OfferedConnectorView>,
+}
+
+/// A connector a connect token offers, with its connection form.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OfferedConnectorView {
+    pub id: String,
+    pub name: String,
+    pub display_name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub brand_color: Option<String>,
+    /// The parameter sets and their fields, as `GET /v1/connectors/{id}/connection-form` says.
+    #[schema(value_type = Object)]
+    pub form: portico_model::ConnectionForm,
+}
+
+impl ConnectOfferView {
+    pub fn new(offer: &ConnectOffer, _redirect_uri: String) -> Self {
+        ConnectOfferView {
+            end_user_id: offer.session.end_user_id.clone(),
+            expires_at: rfc3339(offer.session.expires_at),
+            connectors: offer
+                .connectors
+                .iter()
+                .map(|(record, form)| {
+                    let metadata = &record.connector.metadata;
+                    OfferedConnectorView {
+                        id: record.id.clone(),
+                        name: metadata.name.clone(),
+                        display_name: metadata.display_name.clone(),
+                        description: metadata.description.clone(),
+                        brand_color: metadata.brand_color.clone(),
+                        form: form.clone(),
+                    }
+                })
+                .collect(),
+        }
+    }
+}
+
+/// A webhook (never its secret).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookView {
+    pub id: String,
+    pub url: String,
+    /// The event kinds it receives; `null`: all.
+    pub events: Option<Vec<String>>,
+    pub enabled: bool,
+    pub created_at: String,
+    pub created_by: String,
+    pub updated_at: String,
+}
+
+impl WebhookView {
+    pub fn new(record: &WebhookRecord) -> Self {
+        WebhookView {
+            id: record.id.clone(),
+            url: record.url.clone(),
+            events: record.events.clone(),
+            enabled: record.enabled,
+            created_at: rfc3339(record.created_at),
+            created_by: record.created_by.clone(),
+            updated_at: rfc3339(record.updated_at),
+        }
+    }
+}
+
+/// A webhook with its signing secret, in the answer that made the secret only.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookWithSecretView {
+    #[serde(flatten)]
+    pub webhook: WebhookView,
+    /// `whsec_…`: verify deliveries with any Standard Webhooks library. Not shown again.
+    pub secret: String,
+}
+
+impl WebhookWithSecretView {
+    pub fn new(created: &WebhookWithSecret) -> Self {
+        WebhookWithSecretView { webhook: WebhookView::new(&created.record), secret: created.secret.expose().to_owned() }
+    }
+}
+
+/// One event's delivery to a webhook.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryView {
+    pub id: String,
+    /// The `webhook-id` the receiver got.
+    pub event_id: String,
+    pub event: String,
+    /// `pending`, `delivered` or `failed` (given up).
+    pub state: &'static str,
+    pub attempts: u32,
+    pub last_status: Option<u16>,
+    pub last_error: Option<String>,
+    pub last_attempt_at: Option<String>,
+    /// When it is attempted next, while pending.
+    pub next_attempt_at: Option<String>,
+    pub created_at: String,
+}
+
+impl DeliveryView {
+    pub fn new(record: &DeliveryRecord) -> Self {
+        DeliveryView {
+            id: record.id.clone(),
+            event_id: record.event_id.clone(),
+            event: record.event_kind.clone(),
+            state: record.state.as_str(),
+            attempts: record.attempts,
+            last_status: record.last_status,
+            last_error: record.last_error.clone(),
+            last_attempt_at: record.last_attempt_at.map(rfc3339),
+            next_attempt_at: (record.state == DeliveryState::Pending).then(|| rfc3339(record.next_attempt_at)),
+            created_at: rfc3339(record.created_at),
         }
     }
 }

@@ -6,8 +6,9 @@ use portico_model::{Connector, Diagnostic, Role, SharePermission};
 use sqlx::error::ErrorKind;
 
 use crate::{
-    ApiKeyRecord, ConnectionRecord, ConnectionStatus, ConnectorRecord, MemberRecord, OAuthStateRecord, Page, Result,
-    SealedBytes, ShareRecord, StoreError,
+    ApiKeyRecord, ConnectSessionRecord, ConnectionRecord, ConnectionStatus, ConnectorRecord, DeliveryJob,
+    DeliveryRecord, DeliveryState, MemberRecord, OAuthStateRecord, Page, Result, SealedBytes, ShareRecord, StoreError,
+    WebhookRecord,
 };
 
 /// The columns of [`ConnectorRow`]: a macro so that queries stay `&'static str` (`concat!`).
@@ -64,7 +65,8 @@ pub(crate) use connection_columns;
 /// The columns of [`OAuthStateRow`].
 macro_rules! oauth_state_columns {
     () => {
-        "state_hash, tenant_id, connection_id, verifier, redirect_uri, return_url, created_at, expires_at, started_by"
+        "state_hash, tenant_id, connection_id, verifier, redirect_uri, return_url, created_at, expires_at, started_by, \
+         sealed_return_url"
     };
 }
 pub(crate) use oauth_state_columns;
@@ -80,6 +82,7 @@ pub(crate) struct OAuthStateRow {
     pub(crate) created_at: i64,
     pub(crate) expires_at: i64,
     pub(crate) started_by: Option<String>,
+    pub(crate) sealed_return_url: Option<Vec<u8>>,
 }
 
 impl OAuthStateRow {
@@ -91,6 +94,7 @@ impl OAuthStateRow {
             verifier: SealedBytes(self.verifier),
             redirect_uri: self.redirect_uri,
             return_url: self.return_url,
+            sealed_return_url: self.sealed_return_url.map(SealedBytes),
             started_by: self.started_by,
             created_at: self.created_at,
             expires_at: self.expires_at,
@@ -269,6 +273,171 @@ impl MemberRow {
 
 fn role(text: &str, what: impl FnOnce() -> String) -> Result<Role> {
     Role::parse(text).ok_or_else(|| StoreError::Corrupt(format!("{}: unknown role", what())))
+}
+
+/// The columns of [`ConnectSessionRow`].
+macro_rules! connect_session_columns {
+    () => {
+        "id, tenant_id, end_user_id, connector_ids, return_url, created_by, created_at, expires_at, connection_id, \
+         completed_at, app_name"
+    };
+}
+pub(crate) use connect_session_columns;
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct ConnectSessionRow {
+    pub(crate) id: String,
+    pub(crate) tenant_id: String,
+    pub(crate) end_user_id: String,
+    pub(crate) connector_ids: Option<String>,
+    pub(crate) return_url: Option<String>,
+    pub(crate) created_by: String,
+    pub(crate) created_at: i64,
+    pub(crate) expires_at: i64,
+    pub(crate) connection_id: Option<String>,
+    pub(crate) completed_at: Option<i64>,
+    pub(crate) app_name: Option<String>,
+}
+
+impl ConnectSessionRow {
+    pub(crate) fn into_record(self) -> Result<ConnectSessionRecord> {
+        let connector_ids = match &self.connector_ids {
+            Some(text) => Some(decode_json(text, || format!("connect session {}: connector ids", self.id))?),
+            None => None,
+        };
+        Ok(ConnectSessionRecord {
+            id: self.id,
+            tenant_id: self.tenant_id,
+            end_user_id: self.end_user_id,
+            app_name: self.app_name,
+            connector_ids,
+            return_url: self.return_url,
+            created_by: self.created_by,
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+            connection_id: self.connection_id,
+            completed_at: self.completed_at,
+        })
+    }
+}
+
+/// A [`ConnectSessionRow`] with its token hash, as a store moves to another.
+#[derive(sqlx::FromRow)]
+pub(crate) struct StoredConnectSessionRow {
+    pub(crate) token_hash: String,
+    #[sqlx(flatten)]
+    pub(crate) session: ConnectSessionRow,
+}
+
+/// The columns of [`WebhookRow`].
+macro_rules! webhook_columns {
+    () => {
+        "id, tenant_id, url, events, enabled, secrets, created_by, created_at, updated_at"
+    };
+}
+pub(crate) use webhook_columns;
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct WebhookRow {
+    pub(crate) id: String,
+    pub(crate) tenant_id: String,
+    pub(crate) url: String,
+    pub(crate) events: Option<String>,
+    pub(crate) enabled: i64,
+    pub(crate) secrets: Vec<u8>,
+    pub(crate) created_by: String,
+    pub(crate) created_at: i64,
+    pub(crate) updated_at: i64,
+}
+
+impl WebhookRow {
+    pub(crate) fn into_record(self) -> WebhookRecord {
+        WebhookRecord {
+            id: self.id,
+            tenant_id: self.tenant_id,
+            url: self.url,
+            events: self.events.map(|text| text.split(',').filter(|k| !k.is_empty()).map(str::to_owned).collect()),
+            enabled: self.enabled != 0,
+            secrets: SealedBytes(self.secrets),
+            created_by: self.created_by,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }
+    }
+}
+
+/// A webhook's event kinds as stored: `,a,b,`, so that `LIKE '%,a,%'` finds one exactly.
+pub(crate) fn event_kinds(events: Option<&[String]>) -> Option<String> {
+    events.map(|kinds| format!(",{},", kinds.join(",")))
+}
+
+/// The columns of [`DeliveryRow`], of a delivery `d` joined with its event `e`.
+macro_rules! delivery_columns {
+    () => {
+        "d.id, d.tenant_id, d.webhook_id, d.event_id, e.type AS event_kind, d.state, d.attempts, d.next_attempt_at, \
+         d.last_status, d.last_error, d.last_attempt_at, d.created_at"
+    };
+}
+pub(crate) use delivery_columns;
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct DeliveryRow {
+    pub(crate) id: String,
+    pub(crate) tenant_id: String,
+    pub(crate) webhook_id: String,
+    pub(crate) event_id: String,
+    pub(crate) event_kind: String,
+    pub(crate) state: String,
+    pub(crate) attempts: i64,
+    pub(crate) next_attempt_at: i64,
+    pub(crate) last_status: Option<i64>,
+    pub(crate) last_error: Option<String>,
+    pub(crate) last_attempt_at: Option<i64>,
+    pub(crate) created_at: i64,
+}
+
+impl DeliveryRow {
+    pub(crate) fn into_record(self) -> Result<DeliveryRecord> {
+        let state = DeliveryState::parse(&self.state)
+            .ok_or_else(|| StoreError::Corrupt(format!("delivery {}: unknown state", self.id)))?;
+        Ok(DeliveryRecord {
+            id: self.id,
+            tenant_id: self.tenant_id,
+            webhook_id: self.webhook_id,
+            event_id: self.event_id,
+            event_kind: self.event_kind,
+            state,
+            attempts: u32::try_from(self.attempts).unwrap_or(u32::MAX),
+            next_attempt_at: self.next_attempt_at,
+            last_status: self.last_status.and_then(|status| u16::try_from(status).ok()),
+            last_error: self.last_error,
+            last_attempt_at: self.last_attempt_at,
+            created_at: self.created_at,
+        })
+    }
+}
+
+/// A [`DeliveryRow`] with what an attempt needs.
+#[derive(sqlx::FromRow)]
+pub(crate) struct DeliveryJobRow {
+    #[sqlx(flatten)]
+    pub(crate) delivery: DeliveryRow,
+    pub(crate) url: String,
+    pub(crate) secrets: Vec<u8>,
+    pub(crate) payload: String,
+    pub(crate) event_created_at: i64,
+}
+
+impl DeliveryJobRow {
+    pub(crate) fn into_job(self) -> Result<DeliveryJob> {
+        Ok(DeliveryJob {
+            delivery: self.delivery.into_record()?,
+            url: self.url,
+            secrets: SealedBytes(self.secrets),
+            payload: self.payload,
+            event_created_at: self.event_created_at,
+        })
+    }
 }
 
 /// `next` is the last id when the page is full: there may be more.

@@ -175,6 +175,167 @@ pub struct MemberRecord {
     pub updated_at: Millis,
 }
 
+/// An event for webhooks, written to the outbox with the change that causes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventRecord {
+    pub id: String,
+    pub tenant_id: String,
+    /// `connection.created`, `connect_session.completed`, …
+    pub kind: String,
+    /// The JSON sent, as it is sent: never a secret.
+    pub payload: String,
+    /// Deliveries of one key (a connection's id) go out in the order of their events' ids.
+    pub ordering_key: String,
+    pub created_at: Millis,
+}
+
+/// What a write does besides itself, in the same transaction: it happens with the write or not
+/// at all.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Effects<'a> {
+    /// Events to write to the outbox (one delivery each to every webhook that takes its kind).
+    pub events: &'a [EventRecord],
+    /// The connect session (id) whose one connection this write makes, at a time: a conflict
+    /// when it has made one already or has expired by then.
+    pub claim_session: Option<(&'a str, Millis)>,
+    /// The connect session (id) this write completes, at a time.
+    pub complete_session: Option<(&'a str, Millis)>,
+}
+
+impl Effects<'_> {
+    pub const NONE: Effects<'static> = Effects { events: &[], claim_session: None, complete_session: None };
+}
+
+/// A short-lived link with which an end user connects an account without a Portico key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectSessionRecord {
+    pub id: String,
+    pub tenant_id: String,
+    /// Who will own the connection.
+    pub end_user_id: String,
+    /// How the end user's page names the app that sent the link.
+    pub app_name: Option<String>,
+    /// The connectors offered; `None`: all of the tenant's.
+    pub connector_ids: Option<Vec<String>>,
+    /// Where the browser goes at the end, with `connectionId`.
+    pub return_url: Option<String>,
+    pub created_by: String,
+    pub created_at: Millis,
+    pub expires_at: Millis,
+    /// The one connection it made.
+    pub connection_id: Option<String>,
+    /// When that connection was connected.
+    pub completed_at: Option<Millis>,
+}
+
+/// A connect session as stored, its token hash included: what moving a store to another
+/// carries ([`Store::export_connect_sessions`], [`Store::import_connect_session`]), so that a
+/// link handed out before the move still works after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredConnectSession {
+    pub record: ConnectSessionRecord,
+    /// The SHA-256 of the session's token, hex.
+    pub token_hash: String,
+}
+
+/// Where the app is told of changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookRecord {
+    pub id: String,
+    pub tenant_id: String,
+    pub url: String,
+    /// The event kinds it receives; `None`: all.
+    pub events: Option<Vec<String>>,
+    pub enabled: bool,
+    /// Its signing secrets, sealed with the webhook id as associated data.
+    pub secrets: SealedBytes,
+    pub created_by: String,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryState {
+    Pending,
+    Delivered,
+    /// Given up after the retry period.
+    Failed,
+}
+
+impl DeliveryState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryState::Pending => "pending",
+            DeliveryState::Delivered => "delivered",
+            DeliveryState::Failed => "failed",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<DeliveryState> {
+        match text {
+            "pending" => Some(DeliveryState::Pending),
+            "delivered" => Some(DeliveryState::Delivered),
+            "failed" => Some(DeliveryState::Failed),
+            _ => None,
+        }
+    }
+}
+
+/// One event's delivery to one webhook, as its log shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryRecord {
+    pub id: String,
+    pub tenant_id: String,
+    pub webhook_id: String,
+    pub event_id: String,
+    pub event_kind: String,
+    pub state: DeliveryState,
+    pub attempts: u32,
+    pub next_attempt_at: Millis,
+    pub last_status: Option<u16>,
+    pub last_error: Option<String>,
+    pub last_attempt_at: Option<Millis>,
+    pub created_at: Millis,
+}
+
+/// A delivery claimed for an attempt, with what the attempt needs.
+#[derive(Debug, Clone)]
+pub struct DeliveryJob {
+    pub delivery: DeliveryRecord,
+    pub url: String,
+    pub secrets: SealedBytes,
+    pub payload: String,
+    /// When the event happened (the retry period counts from it).
+    pub event_created_at: Millis,
+}
+
+/// How an attempt went, and what happens next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    pub at: Millis,
+    pub status: Option<u16>,
+    pub error: Option<String>,
+    pub next: AttemptNext,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptNext {
+    Delivered,
+    RetryAt(Millis),
+    GiveUp,
+}
+
+/// The outbox as a whole: what waits to be delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DeliveryQueue {
+    pub pending: u64,
+    /// When the oldest pending delivery's event happened.
+    pub oldest_pending: Option<Millis>,
+    /// When the next pending delivery is due.
+    pub next_due: Option<Millis>,
+}
+
 /// Which of a tenant's connections a listing returns: every filter that is set applies.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ConnectionQuery<'a> {
@@ -255,8 +416,9 @@ pub struct ConnectionRecord {
     pub parameters: BTreeMap<String, serde_json::Value>,
     /// The secret parameters, sealed with the connection id as associated data.
     pub secrets: Option<SealedBytes>,
-    /// OAuth 2.0 tokens, sealed with `<connection id>:tokens` as associated data. Written only
-    /// by [`Store::set_connection_tokens`]; `update_connection` leaves them alone.
+    /// OAuth 2.0 tokens, sealed with `<connection id>:tokens` as associated data. Written by the
+    /// insert, and afterwards only by [`Store::set_connection_tokens`]; `update_connection`
+    /// leaves them alone.
     pub tokens: Option<SealedBytes>,
     /// When the access token expires.
     pub token_expires_at: Option<Millis>,
@@ -280,8 +442,12 @@ pub struct OAuthStateRecord {
     /// The PKCE verifier, sealed with the state hash as associated data.
     pub verifier: SealedBytes,
     pub redirect_uri: String,
-    /// Where the browser goes after the sign-in.
+    /// Where the browser goes after the sign-in, as stored by sign-ins started before it was
+    /// sealed; see `sealed_return_url`.
     pub return_url: Option<String>,
+    /// Where the browser goes after the sign-in, sealed with `<state hash>:return` as associated
+    /// data: it may be a connect page's address, which holds the session's token.
+    pub sealed_return_url: Option<SealedBytes>,
     /// Who started it (`key:<id>`, `member:<id>`).
     pub started_by: Option<String>,
     pub created_at: Millis,
@@ -342,10 +508,25 @@ pub trait Store: Send + Sync + 'static {
     async fn list_connectors(&self, tenant_id: &str, after: Option<&str>, limit: u32) -> Result<Page<ConnectorRecord>>;
     /// Replaces the connector's definition, warnings and OAuth client; false when not found.
     async fn update_connector(&self, record: &ConnectorRecord) -> Result<bool>;
-    async fn delete_connector(&self, tenant_id: &str, id: &str, cascade: bool) -> Result<DeleteConnector>;
+    async fn delete_connector(&self, tenant_id: &str, id: &str, cascade: bool) -> Result<DeleteConnector> {
+        self.delete_connector_with(tenant_id, id, cascade, &|_| None).await
+    }
+    /// [`Store::delete_connector`], writing `deleted`'s event (if any) for each connection the
+    /// cascade deletes, in the same transaction.
+    async fn delete_connector_with(
+        &self,
+        tenant_id: &str,
+        id: &str,
+        cascade: bool,
+        deleted: &(dyn for<'r> Fn(&'r ConnectionRecord) -> Option<EventRecord> + Send + Sync),
+    ) -> Result<DeleteConnector>;
 
     // Connections, always within one tenant.
-    async fn insert_connection(&self, record: &ConnectionRecord) -> Result<()>;
+    async fn insert_connection(&self, record: &ConnectionRecord) -> Result<()> {
+        self.insert_connection_with(record, Effects::NONE).await
+    }
+    /// A conflict when an effect cannot happen (the session's connection is made already).
+    async fn insert_connection_with(&self, record: &ConnectionRecord, effects: Effects<'_>) -> Result<()>;
     async fn connection(&self, tenant_id: &str, id: &str) -> Result<Option<ConnectionRecord>>;
     async fn list_connections(
         &self,
@@ -356,8 +537,15 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Page<ConnectionRecord>>;
     /// Replaces display name, parameter set, status, reason, parameters and secrets; false
     /// when not found.
-    async fn update_connection(&self, record: &ConnectionRecord) -> Result<bool>;
-    async fn delete_connection(&self, tenant_id: &str, id: &str) -> Result<bool>;
+    async fn update_connection(&self, record: &ConnectionRecord) -> Result<bool> {
+        self.update_connection_with(record, Effects::NONE).await
+    }
+    /// Nothing of `effects` happens when the connection is not found.
+    async fn update_connection_with(&self, record: &ConnectionRecord, effects: Effects<'_>) -> Result<bool>;
+    async fn delete_connection(&self, tenant_id: &str, id: &str) -> Result<bool> {
+        self.delete_connection_with(tenant_id, id, Effects::NONE).await
+    }
+    async fn delete_connection_with(&self, tenant_id: &str, id: &str, effects: Effects<'_>) -> Result<bool>;
 
     /// Replaces a connection's OAuth tokens, and its status and reason with them; false when
     /// not found.
@@ -369,7 +557,55 @@ pub trait Store: Send + Sync + 'static {
         token_expires_at: Option<Millis>,
         status: ConnectionStatus,
         status_reason: Option<&str>,
+    ) -> Result<bool> {
+        self.set_connection_tokens_with(tenant_id, id, tokens, token_expires_at, status, status_reason, Effects::NONE)
+            .await
+    }
+    #[allow(clippy::too_many_arguments, reason = "the columns it writes, and the effects")]
+    async fn set_connection_tokens_with(
+        &self,
+        tenant_id: &str,
+        id: &str,
+        tokens: Option<&SealedBytes>,
+        token_expires_at: Option<Millis>,
+        status: ConnectionStatus,
+        status_reason: Option<&str>,
+        effects: Effects<'_>,
     ) -> Result<bool>;
+
+    // Connect sessions, known by the SHA-256 (hex) of their token.
+    async fn insert_connect_session(&self, record: &ConnectSessionRecord, token_hash: &str) -> Result<()>;
+    async fn connect_session(&self, tenant_id: &str, id: &str) -> Result<Option<ConnectSessionRecord>>;
+    async fn connect_session_by_token(&self, token_hash: &str) -> Result<Option<ConnectSessionRecord>>;
+    /// The session that made this connection, if one did.
+    async fn connect_session_of(&self, tenant_id: &str, connection_id: &str) -> Result<Option<ConnectSessionRecord>>;
+
+    // Webhooks and their deliveries.
+    async fn insert_webhook(&self, record: &WebhookRecord) -> Result<()>;
+    async fn webhook(&self, tenant_id: &str, id: &str) -> Result<Option<WebhookRecord>>;
+    async fn list_webhooks(&self, tenant_id: &str, after: Option<&str>, limit: u32) -> Result<Page<WebhookRecord>>;
+    /// Replaces url, events, enabled, secrets and the update time; false when not found.
+    async fn update_webhook(&self, record: &WebhookRecord) -> Result<bool>;
+    /// Deletes it with its deliveries; false when not found.
+    async fn delete_webhook(&self, tenant_id: &str, id: &str) -> Result<bool>;
+    /// A webhook's deliveries, newest first (by id, descending; `before` is the cursor).
+    async fn list_deliveries(
+        &self,
+        tenant_id: &str,
+        webhook_id: &str,
+        before: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<DeliveryRecord>>;
+    /// Claims for `holder` until `until` up to `limit` pending deliveries due at `now`, each the
+    /// earliest pending one of its webhook and ordering key, and none claimed by another
+    /// holder whose claim still runs: across every process, one attempt at a time.
+    /// A disabled webhook's deliveries wait (they are not claimed) until it is enabled again.
+    async fn claim_deliveries(&self, holder: &str, now: Millis, until: Millis, limit: u32) -> Result<Vec<DeliveryJob>>;
+    /// Records an attempt of a delivery `holder` claimed, and releases the claim; false when
+    /// the claim was lost (it ran out and another holder took it).
+    async fn record_attempt(&self, delivery_id: &str, holder: &str, attempt: &Attempt) -> Result<bool>;
+    /// What waits for enabled webhooks.
+    async fn delivery_queue(&self) -> Result<DeliveryQueue>;
 
     // Shares of a connection with other end users.
     /// Shares a connection, or changes an existing share's permission (keeping its creation);
@@ -412,7 +648,7 @@ pub trait Store: Send + Sync + 'static {
     // Moving a whole store to another (`portico migrate`): everything listed, and inserted
     // again as it is, ids and times included (sealed values are bound to their row's id, so
     // they open unchanged). Connectors move with `list_connectors` and `insert_connector`, members
-    // with `list_members` and `insert_member`.
+    // with `list_members` and `insert_member`, webhooks with `list_webhooks` and `insert_webhook`.
 
     /// Every tenant, by id.
     async fn list_tenants(&self) -> Result<Vec<Tenant>>;
@@ -420,6 +656,12 @@ pub trait Store: Send + Sync + 'static {
     async fn export_api_keys(&self, tenant_id: &str) -> Result<Vec<StoredApiKey>>;
     /// The shares of the tenant's connections, by connection and end user.
     async fn export_shares(&self, tenant_id: &str) -> Result<Vec<ShareRecord>>;
+    /// The tenant's connect sessions with their token hashes, used and expired ones included, by id.
+    async fn export_connect_sessions(&self, tenant_id: &str) -> Result<Vec<StoredConnectSession>>;
+    /// The tenant's events in the outbox, by id.
+    async fn export_events(&self, tenant_id: &str) -> Result<Vec<EventRecord>>;
+    /// The deliveries of the tenant's webhooks, of every state, by id.
+    async fn export_deliveries(&self, tenant_id: &str) -> Result<Vec<DeliveryRecord>>;
     /// Every sign-in in progress, expired ones included, by state hash.
     async fn list_oauth_states(&self) -> Result<Vec<OAuthStateRecord>>;
     /// Every store-wide setting, by name.
@@ -435,6 +677,16 @@ pub trait Store: Send + Sync + 'static {
     async fn import_connection(&self, record: &ConnectionRecord) -> Result<()>;
     /// Inserts a sign-in as it is (unlike [`Store::insert_oauth_state`], forgets nothing).
     async fn import_oauth_state(&self, record: &OAuthStateRecord) -> Result<()>;
+    /// Inserts a connect session with its token hash, the connection it made and its completion;
+    /// a conflict when its id or hash is taken or the tenant is missing.
+    async fn import_connect_session(&self, session: &StoredConnectSession) -> Result<()>;
+    /// Inserts an event as it is, and nothing else: its deliveries are imported one by one.
+    /// A conflict when its id is taken or the tenant is missing.
+    async fn import_event(&self, event: &EventRecord) -> Result<()>;
+    /// Inserts a delivery with its state, attempts and times, unclaimed (its ordering key is its
+    /// event's, its `event_kind` is not read); a conflict when it is there already, or its
+    /// webhook or event is not in its tenant.
+    async fn import_delivery(&self, record: &DeliveryRecord) -> Result<()>;
 
     /// Tells every process on this store that something changed, so that none keeps using
     /// what it prepared from the old state. A store used by one process needs nothing.

@@ -12,10 +12,15 @@ use crate::common::{
     connection_columns, connector_columns, count_of, encode_json, insert_error, member_columns, oauth_state_columns,
     page, share_columns, store_error,
 };
+use crate::common::{
+    ConnectSessionRow, DeliveryJobRow, DeliveryRow, StoredConnectSessionRow, WebhookRow, connect_session_columns,
+    delivery_columns, event_kinds, webhook_columns,
+};
 use crate::{
-    ApiKeyRecord, Change, ConnectionQuery, ConnectionRecord, ConnectionStatus, ConnectorRecord, DeleteConnector,
-    MemberRecord, Millis, OAuthStateRecord, Page, Result, SealedBytes, ShareRecord, Store, StoreError, StoredApiKey,
-    Tenant, new_id, now_millis,
+    ApiKeyRecord, Attempt, AttemptNext, Change, ConnectSessionRecord, ConnectionQuery, ConnectionRecord,
+    ConnectionStatus, ConnectorRecord, DeleteConnector, DeliveryJob, DeliveryQueue, DeliveryRecord, Effects,
+    EventRecord, MemberRecord, Millis, OAuthStateRecord, Page, Result, SealedBytes, ShareRecord, Store, StoreError,
+    StoredApiKey, StoredConnectSession, Tenant, WebhookRecord, new_id, now_millis,
 };
 
 /// The [`Store`] on a pool of either engine: [`crate::SqliteStore`] on a `SqlitePool`,
@@ -112,6 +117,79 @@ macro_rules! on_pool {
             Engine::Postgres($pool) => $body,
         }
     };
+}
+
+/// The INSERT of `$event` into the outbox, bound: one for the effects of a write and for an
+/// import.
+macro_rules! insert_event {
+    ($event:expr) => {{
+        let event: &EventRecord = $event;
+        sqlx::query(
+            "INSERT INTO webhook_events (id, tenant_id, type, payload, ordering_key, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&event.id)
+        .bind(&event.tenant_id)
+        .bind(&event.kind)
+        .bind(&event.payload)
+        .bind(&event.ordering_key)
+        .bind(event.created_at)
+    }};
+}
+
+/// Writes `$effects` (of a write to connection `$connection` of tenant `$tenant`) in the
+/// transaction `$tx`: a session's claim or completion and the events with their deliveries.
+/// `return`s a conflict from the enclosing function when a session cannot be claimed.
+macro_rules! write_effects {
+    ($tx:expr, $tenant:expr, $connection:expr, $effects:expr) => {{
+        let effects: Effects<'_> = $effects;
+        if let Some((session, at)) = effects.claim_session {
+            let claimed = sqlx::query(
+                "UPDATE connect_sessions SET connection_id = $1 WHERE tenant_id = $2 AND id = $3 \
+                 AND connection_id IS NULL AND expires_at > $4",
+            )
+            .bind($connection)
+            .bind($tenant)
+            .bind(session)
+            .bind(at)
+            .execute(&mut *$tx)
+            .await
+            .map_err(store_error)?
+            .rows_affected();
+            if claimed != 1 {
+                return Err(StoreError::Conflict(format!("connect session {session} made its connection or expired; a connection")));
+            }
+        }
+        if let Some((session, at)) = effects.complete_session {
+            sqlx::query(
+                "UPDATE connect_sessions SET completed_at = $1 WHERE tenant_id = $2 AND id = $3 AND completed_at IS NULL",
+            )
+            .bind(at)
+            .bind($tenant)
+            .bind(session)
+            .execute(&mut *$tx)
+            .await
+            .map_err(store_error)?;
+        }
+        for event in effects.events {
+            insert_event!(event).execute(&mut *$tx).await.map_err(store_error)?;
+            // One delivery to each webhook of the tenant that takes this kind, due at once.
+            sqlx::query(
+                "INSERT INTO webhook_deliveries (id, tenant_id, webhook_id, event_id, ordering_key, state, attempts, \
+                 next_attempt_at, created_at) \
+                 SELECT $1 || ':' || id, tenant_id, id, $1, $2, 'pending', 0, $3, $3 FROM webhooks \
+                 WHERE tenant_id = $4 AND enabled = 1 AND (events IS NULL OR events LIKE $5)",
+            )
+            .bind(&event.id)
+            .bind(&event.ordering_key)
+            .bind(event.created_at)
+            .bind(&event.tenant_id)
+            .bind(format!("%,{},%", event.kind))
+            .execute(&mut *$tx)
+            .await
+            .map_err(store_error)?;
+        }
+    }};
 }
 
 #[async_trait]
@@ -322,7 +400,13 @@ impl<P: EnginePool> Store for SqlStore<P> {
         Ok(changed > 0)
     }
 
-    async fn delete_connector(&self, tenant_id: &str, id: &str, cascade: bool) -> Result<DeleteConnector> {
+    async fn delete_connector_with(
+        &self,
+        tenant_id: &str,
+        id: &str,
+        cascade: bool,
+        deleted: &(dyn for<'r> Fn(&'r ConnectionRecord) -> Option<EventRecord> + Send + Sync),
+    ) -> Result<DeleteConnector> {
         on_pool!(self, |pool| {
             // The count and the deletes see one state: no connection is added to the
             // connector until this commits.
@@ -348,6 +432,24 @@ impl<P: EnginePool> Store for SqlStore<P> {
             if connections > 0 && !cascade {
                 return Ok(DeleteConnector::InUse { connections });
             }
+            // The connections that go, for their events.
+            let going: Vec<ConnectionRow> = sqlx::query_as(concat!(
+                "SELECT ",
+                connection_columns!(),
+                " FROM connections WHERE tenant_id = $1 AND connector_id = $2 ORDER BY id"
+            ))
+            .bind(tenant_id)
+            .bind(id)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(store_error)?;
+            for row in going {
+                let record = row.into_record()?;
+                if let Some(event) = deleted(&record) {
+                    let events = [event];
+                    write_effects!(tx, tenant_id, record.id.as_str(), Effects { events: &events, ..Effects::NONE });
+                }
+            }
             sqlx::query("DELETE FROM connections WHERE tenant_id = $1 AND connector_id = $2")
                 .bind(tenant_id)
                 .bind(id)
@@ -365,9 +467,8 @@ impl<P: EnginePool> Store for SqlStore<P> {
         })
     }
 
-    async fn insert_connection(&self, record: &ConnectionRecord) -> Result<()> {
-        // Tokens come later, through `set_connection_tokens`.
-        insert_connection_with_tokens(self, record, None, None).await
+    async fn insert_connection_with(&self, record: &ConnectionRecord, effects: Effects<'_>) -> Result<()> {
+        insert_connection_with_tokens(self, record, record.tokens.as_ref(), record.token_expires_at, effects).await
     }
 
     async fn connection(&self, tenant_id: &str, id: &str) -> Result<Option<ConnectionRecord>> {
@@ -436,10 +537,11 @@ impl<P: EnginePool> Store for SqlStore<P> {
         Ok(page(items, limit, |record| &record.id))
     }
 
-    async fn update_connection(&self, record: &ConnectionRecord) -> Result<bool> {
+    async fn update_connection_with(&self, record: &ConnectionRecord, effects: Effects<'_>) -> Result<bool> {
         let parameters = encode_json(&record.parameters, "connection parameters")?;
-        let changed = on_pool!(self, |pool| {
-            sqlx::query(
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin_with(pool.dialect().begin_write).await.map_err(store_error)?;
+            let changed = sqlx::query(
                 "UPDATE connections SET display_name = $1, parameter_set = $2, status = $3, status_reason = $4, \
                  parameters = $5, secrets = $6, updated_at = $7, updated_by = $10 WHERE tenant_id = $8 AND id = $9",
             )
@@ -453,28 +555,39 @@ impl<P: EnginePool> Store for SqlStore<P> {
             .bind(&record.tenant_id)
             .bind(&record.id)
             .bind(&record.updated_by)
-            .execute(pool)
+            .execute(&mut *tx)
             .await
-            .map(|done| done.rows_affected())
+            .map_err(store_error)?
+            .rows_affected();
+            if changed == 0 {
+                return Ok(false);
+            }
+            write_effects!(tx, record.tenant_id.as_str(), record.id.as_str(), effects);
+            tx.commit().await.map_err(store_error)?;
+            Ok(true)
         })
-        .map_err(store_error)?;
-        Ok(changed > 0)
     }
 
-    async fn delete_connection(&self, tenant_id: &str, id: &str) -> Result<bool> {
-        let deleted = on_pool!(self, |pool| {
-            sqlx::query("DELETE FROM connections WHERE tenant_id = $1 AND id = $2")
+    async fn delete_connection_with(&self, tenant_id: &str, id: &str, effects: Effects<'_>) -> Result<bool> {
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin_with(pool.dialect().begin_write).await.map_err(store_error)?;
+            let deleted = sqlx::query("DELETE FROM connections WHERE tenant_id = $1 AND id = $2")
                 .bind(tenant_id)
                 .bind(id)
-                .execute(pool)
+                .execute(&mut *tx)
                 .await
-                .map(|done| done.rows_affected())
+                .map_err(store_error)?
+                .rows_affected();
+            if deleted == 0 {
+                return Ok(false);
+            }
+            write_effects!(tx, tenant_id, id, effects);
+            tx.commit().await.map_err(store_error)?;
+            Ok(true)
         })
-        .map_err(store_error)?;
-        Ok(deleted > 0)
     }
 
-    async fn set_connection_tokens(
+    async fn set_connection_tokens_with(
         &self,
         tenant_id: &str,
         id: &str,
@@ -482,9 +595,11 @@ impl<P: EnginePool> Store for SqlStore<P> {
         token_expires_at: Option<Millis>,
         status: ConnectionStatus,
         status_reason: Option<&str>,
+        effects: Effects<'_>,
     ) -> Result<bool> {
-        let changed = on_pool!(self, |pool| {
-            sqlx::query(
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin_with(pool.dialect().begin_write).await.map_err(store_error)?;
+            let changed = sqlx::query(
                 "UPDATE connections SET tokens = $1, token_expires_at = $2, status = $3, status_reason = $4, \
                  updated_at = $5 WHERE tenant_id = $6 AND id = $7",
             )
@@ -495,12 +610,17 @@ impl<P: EnginePool> Store for SqlStore<P> {
             .bind(now_millis())
             .bind(tenant_id)
             .bind(id)
-            .execute(pool)
+            .execute(&mut *tx)
             .await
-            .map(|done| done.rows_affected())
+            .map_err(store_error)?
+            .rows_affected();
+            if changed != 1 {
+                return Ok(false);
+            }
+            write_effects!(tx, tenant_id, id, effects);
+            tx.commit().await.map_err(store_error)?;
+            Ok(true)
         })
-        .map_err(store_error)?;
-        Ok(changed == 1)
     }
 
     async fn put_share(&self, record: &ShareRecord) -> Result<()> {
@@ -637,6 +757,307 @@ impl<P: EnginePool> Store for SqlStore<P> {
         Ok(deleted > 0)
     }
 
+    async fn insert_connect_session(&self, record: &ConnectSessionRecord, token_hash: &str) -> Result<()> {
+        let connector_ids =
+            record.connector_ids.as_ref().map(|ids| encode_json(ids, "connect session connector ids")).transpose()?;
+        on_pool!(self, |pool| {
+            sqlx::query(concat!(
+                "INSERT INTO connect_sessions (token_hash, ",
+                connect_session_columns!(),
+                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+            ))
+            .bind(token_hash)
+            .bind(&record.id)
+            .bind(&record.tenant_id)
+            .bind(&record.end_user_id)
+            .bind(&connector_ids)
+            .bind(&record.return_url)
+            .bind(&record.created_by)
+            .bind(record.created_at)
+            .bind(record.expires_at)
+            .bind(&record.connection_id)
+            .bind(record.completed_at)
+            .bind(&record.app_name)
+            .execute(pool)
+            .await
+            .map(drop)
+        })
+        .map_err(|error| {
+            insert_error(
+                error,
+                || format!("connect session {} or one with its token", record.id),
+                || {
+                    format!(
+                        "connect session {} cannot be added: tenant {} is missing, or the session",
+                        record.id, record.tenant_id
+                    )
+                },
+            )
+        })
+    }
+
+    async fn connect_session(&self, tenant_id: &str, id: &str) -> Result<Option<ConnectSessionRecord>> {
+        let row: Option<ConnectSessionRow> = on_pool!(self, |pool| {
+            sqlx::query_as(concat!(
+                "SELECT ",
+                connect_session_columns!(),
+                " FROM connect_sessions WHERE tenant_id = $1 AND id = $2"
+            ))
+            .bind(tenant_id)
+            .bind(id)
+            .fetch_optional(pool)
+            .await
+        })
+        .map_err(store_error)?;
+        row.map(ConnectSessionRow::into_record).transpose()
+    }
+
+    async fn connect_session_by_token(&self, token_hash: &str) -> Result<Option<ConnectSessionRecord>> {
+        let row: Option<ConnectSessionRow> = on_pool!(self, |pool| {
+            sqlx::query_as(concat!(
+                "SELECT ",
+                connect_session_columns!(),
+                " FROM connect_sessions WHERE token_hash = $1"
+            ))
+            .bind(token_hash)
+            .fetch_optional(pool)
+            .await
+        })
+        .map_err(store_error)?;
+        row.map(ConnectSessionRow::into_record).transpose()
+    }
+
+    async fn connect_session_of(&self, tenant_id: &str, connection_id: &str) -> Result<Option<ConnectSessionRecord>> {
+        let row: Option<ConnectSessionRow> = on_pool!(self, |pool| {
+            sqlx::query_as(concat!(
+                "SELECT ",
+                connect_session_columns!(),
+                " FROM connect_sessions WHERE tenant_id = $1 AND connection_id = $2"
+            ))
+            .bind(tenant_id)
+            .bind(connection_id)
+            .fetch_optional(pool)
+            .await
+        })
+        .map_err(store_error)?;
+        row.map(ConnectSessionRow::into_record).transpose()
+    }
+
+    async fn insert_webhook(&self, record: &WebhookRecord) -> Result<()> {
+        on_pool!(self, |pool| {
+            sqlx::query(concat!(
+                "INSERT INTO webhooks (",
+                webhook_columns!(),
+                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+            ))
+            .bind(&record.id)
+            .bind(&record.tenant_id)
+            .bind(&record.url)
+            .bind(event_kinds(record.events.as_deref()))
+            .bind(i64::from(record.enabled))
+            .bind(record.secrets.0.as_slice())
+            .bind(&record.created_by)
+            .bind(record.created_at)
+            .bind(record.updated_at)
+            .execute(pool)
+            .await
+            .map(drop)
+        })
+        .map_err(|error| {
+            insert_error(
+                error,
+                || format!("webhook {}", record.id),
+                || {
+                    format!(
+                        "webhook {} cannot be added: tenant {} is missing, or the webhook",
+                        record.id, record.tenant_id
+                    )
+                },
+            )
+        })
+    }
+
+    async fn webhook(&self, tenant_id: &str, id: &str) -> Result<Option<WebhookRecord>> {
+        let row: Option<WebhookRow> = on_pool!(self, |pool| {
+            sqlx::query_as(concat!("SELECT ", webhook_columns!(), " FROM webhooks WHERE tenant_id = $1 AND id = $2"))
+                .bind(tenant_id)
+                .bind(id)
+                .fetch_optional(pool)
+                .await
+        })
+        .map_err(store_error)?;
+        Ok(row.map(WebhookRow::into_record))
+    }
+
+    async fn list_webhooks(&self, tenant_id: &str, after: Option<&str>, limit: u32) -> Result<Page<WebhookRecord>> {
+        let limit = limit.max(1);
+        let rows: Vec<WebhookRow> = on_pool!(self, |pool| {
+            sqlx::query_as(concat!(
+                "SELECT ",
+                webhook_columns!(),
+                " FROM webhooks WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT $3"
+            ))
+            .bind(tenant_id)
+            .bind(after.unwrap_or(""))
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await
+        })
+        .map_err(store_error)?;
+        Ok(page(rows.into_iter().map(WebhookRow::into_record).collect(), limit, |record| &record.id))
+    }
+
+    async fn update_webhook(&self, record: &WebhookRecord) -> Result<bool> {
+        let changed = on_pool!(self, |pool| {
+            sqlx::query(
+                "UPDATE webhooks SET url = $1, events = $2, enabled = $3, secrets = $4, updated_at = $5 \
+                 WHERE tenant_id = $6 AND id = $7",
+            )
+            .bind(&record.url)
+            .bind(event_kinds(record.events.as_deref()))
+            .bind(i64::from(record.enabled))
+            .bind(record.secrets.0.as_slice())
+            .bind(record.updated_at)
+            .bind(&record.tenant_id)
+            .bind(&record.id)
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected())
+        })
+        .map_err(store_error)?;
+        Ok(changed > 0)
+    }
+
+    async fn delete_webhook(&self, tenant_id: &str, id: &str) -> Result<bool> {
+        let deleted = on_pool!(self, |pool| {
+            sqlx::query("DELETE FROM webhooks WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant_id)
+                .bind(id)
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected())
+        })
+        .map_err(store_error)?;
+        Ok(deleted > 0)
+    }
+
+    async fn list_deliveries(
+        &self,
+        tenant_id: &str,
+        webhook_id: &str,
+        before: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<DeliveryRecord>> {
+        let limit = limit.max(1);
+        // No cursor: every id sorts before the highest character.
+        let rows: Vec<DeliveryRow> = on_pool!(self, |pool| {
+            sqlx::query_as(concat!(
+                "SELECT ",
+                delivery_columns!(),
+                " FROM webhook_deliveries d JOIN webhook_events e ON e.id = d.event_id \
+                 WHERE d.tenant_id = $1 AND d.webhook_id = $2 AND d.id < $3 ORDER BY d.id DESC LIMIT $4"
+            ))
+            .bind(tenant_id)
+            .bind(webhook_id)
+            .bind(before.unwrap_or("\u{10FFFF}"))
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await
+        })
+        .map_err(store_error)?;
+        let items = rows.into_iter().map(DeliveryRow::into_record).collect::<Result<Vec<_>>>()?;
+        Ok(page(items, limit, |record| &record.id))
+    }
+
+    async fn claim_deliveries(&self, holder: &str, now: Millis, until: Millis, limit: u32) -> Result<Vec<DeliveryJob>> {
+        // The claim's conditions stand in the outer WHERE too: PostgreSQL checks them again on
+        // the row as another instance left it, so that of two instances racing for a delivery
+        // one claims it.
+        let claimed: Vec<String> = on_pool!(self, |pool| {
+            sqlx::query_scalar(
+                "UPDATE webhook_deliveries SET claimed_by = $1, claimed_until = $3 \
+                 WHERE state = 'pending' AND next_attempt_at <= $2 AND (claimed_until IS NULL OR claimed_until < $2) \
+                 AND id IN (SELECT d.id FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id \
+                   WHERE d.state = 'pending' AND d.next_attempt_at <= $2 AND w.enabled = 1 \
+                   AND (d.claimed_until IS NULL OR d.claimed_until < $2) \
+                   AND NOT EXISTS (SELECT 1 FROM webhook_deliveries earlier WHERE earlier.webhook_id = d.webhook_id \
+                     AND earlier.ordering_key = d.ordering_key AND earlier.state = 'pending' \
+                     AND earlier.event_id < d.event_id) \
+                   ORDER BY d.next_attempt_at, d.id LIMIT $4) \
+                 RETURNING id",
+            )
+            .bind(holder)
+            .bind(now)
+            .bind(until)
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await
+        })
+        .map_err(store_error)?;
+        if claimed.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<DeliveryJobRow> = on_pool!(self, |pool| {
+            let mut sql = sqlx::QueryBuilder::new(concat!(
+                "SELECT ",
+                delivery_columns!(),
+                ", w.url, w.secrets, e.payload, e.created_at AS event_created_at \
+                 FROM webhook_deliveries d JOIN webhook_events e ON e.id = d.event_id \
+                 JOIN webhooks w ON w.id = d.webhook_id WHERE d.claimed_by = "
+            ));
+            sql.push_bind(holder).push(" AND d.id IN (");
+            let mut each = sql.separated(", ");
+            for id in &claimed {
+                each.push_bind(id.as_str());
+            }
+            sql.push(") ORDER BY d.event_id");
+            sql.build_query_as().fetch_all(pool).await
+        })
+        .map_err(store_error)?;
+        rows.into_iter().map(DeliveryJobRow::into_job).collect()
+    }
+
+    async fn record_attempt(&self, delivery_id: &str, holder: &str, attempt: &Attempt) -> Result<bool> {
+        let (state, next) = match attempt.next {
+            AttemptNext::Delivered => ("delivered", attempt.at),
+            AttemptNext::RetryAt(at) => ("pending", at),
+            AttemptNext::GiveUp => ("failed", attempt.at),
+        };
+        let recorded = on_pool!(self, |pool| {
+            sqlx::query(
+                "UPDATE webhook_deliveries SET state = $1, attempts = attempts + 1, next_attempt_at = $2, \
+                 last_status = $3, last_error = $4, last_attempt_at = $5, claimed_by = NULL, claimed_until = NULL \
+                 WHERE id = $6 AND claimed_by = $7",
+            )
+            .bind(state)
+            .bind(next)
+            .bind(attempt.status.map(i64::from))
+            .bind(&attempt.error)
+            .bind(attempt.at)
+            .bind(delivery_id)
+            .bind(holder)
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected())
+        })
+        .map_err(store_error)?;
+        Ok(recorded == 1)
+    }
+
+    async fn delivery_queue(&self) -> Result<DeliveryQueue> {
+        let (pending, oldest, next_due): (i64, Option<i64>, Option<i64>) = on_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT COUNT(*), MIN(e.created_at), MIN(d.next_attempt_at) FROM webhook_deliveries d \
+                 JOIN webhook_events e ON e.id = d.event_id JOIN webhooks w ON w.id = d.webhook_id \
+                 WHERE d.state = 'pending' AND w.enabled = 1",
+            )
+            .fetch_one(pool)
+            .await
+        })
+        .map_err(store_error)?;
+        Ok(DeliveryQueue { pending: count_of(pending), oldest_pending: oldest, next_due })
+    }
+
     async fn insert_oauth_state(&self, record: &OAuthStateRecord) -> Result<()> {
         on_pool!(self, |pool| {
             sqlx::query("DELETE FROM oauth_states WHERE expires_at < $1")
@@ -761,6 +1182,63 @@ impl<P: EnginePool> Store for SqlStore<P> {
         rows.into_iter().map(ShareRow::into_record).collect()
     }
 
+    async fn export_connect_sessions(&self, tenant_id: &str) -> Result<Vec<StoredConnectSession>> {
+        let rows: Vec<StoredConnectSessionRow> = on_pool!(self, |pool| {
+            sqlx::query_as(concat!(
+                "SELECT token_hash, ",
+                connect_session_columns!(),
+                " FROM connect_sessions WHERE tenant_id = $1 ORDER BY id"
+            ))
+            .bind(tenant_id)
+            .fetch_all(pool)
+            .await
+        })
+        .map_err(store_error)?;
+        rows.into_iter()
+            .map(|row| Ok(StoredConnectSession { record: row.session.into_record()?, token_hash: row.token_hash }))
+            .collect()
+    }
+
+    async fn export_events(&self, tenant_id: &str) -> Result<Vec<EventRecord>> {
+        let rows: Vec<(String, String, String, String, String, i64)> = on_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT id, tenant_id, type, payload, ordering_key, created_at FROM webhook_events \
+                 WHERE tenant_id = $1 ORDER BY id",
+            )
+            .bind(tenant_id)
+            .fetch_all(pool)
+            .await
+        })
+        .map_err(store_error)?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, tenant_id, kind, payload, ordering_key, created_at)| EventRecord {
+                id,
+                tenant_id,
+                kind,
+                payload,
+                ordering_key,
+                created_at,
+            })
+            .collect())
+    }
+
+    async fn export_deliveries(&self, tenant_id: &str) -> Result<Vec<DeliveryRecord>> {
+        let rows: Vec<DeliveryRow> = on_pool!(self, |pool| {
+            sqlx::query_as(concat!(
+                "SELECT ",
+                delivery_columns!(),
+                " FROM webhook_deliveries d JOIN webhook_events e ON e.id = d.event_id \
+                 WHERE d.tenant_id = $1 ORDER BY d.id"
+            ))
+            .bind(tenant_id)
+            .fetch_all(pool)
+            .await
+        })
+        .map_err(store_error)?;
+        rows.into_iter().map(DeliveryRow::into_record).collect()
+    }
+
     async fn list_oauth_states(&self) -> Result<Vec<OAuthStateRecord>> {
         let rows: Vec<OAuthStateRow> = on_pool!(self, |pool| {
             sqlx::query_as(concat!("SELECT ", oauth_state_columns!(), " FROM oauth_states ORDER BY state_hash"))
@@ -792,7 +1270,8 @@ impl<P: EnginePool> Store for SqlStore<P> {
     }
 
     async fn import_connection(&self, record: &ConnectionRecord) -> Result<()> {
-        insert_connection_with_tokens(self, record, record.tokens.as_ref(), record.token_expires_at).await
+        insert_connection_with_tokens(self, record, record.tokens.as_ref(), record.token_expires_at, Effects::NONE)
+            .await
     }
 
     async fn import_oauth_state(&self, record: &OAuthStateRecord) -> Result<()> {
@@ -800,7 +1279,7 @@ impl<P: EnginePool> Store for SqlStore<P> {
             sqlx::query(concat!(
                 "INSERT INTO oauth_states (",
                 oauth_state_columns!(),
-                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
             ))
             .bind(&record.state_hash)
             .bind(&record.tenant_id)
@@ -811,12 +1290,63 @@ impl<P: EnginePool> Store for SqlStore<P> {
             .bind(record.created_at)
             .bind(record.expires_at)
             .bind(&record.started_by)
+            .bind(record.sealed_return_url.as_ref().map(|sealed| sealed.0.as_slice()))
             .execute(pool)
             .await
             .map(drop)
         })
         .map_err(|error| insert_error(error, || "sign-in state".to_owned(), || "sign-in state".to_owned()))?;
         Ok(())
+    }
+
+    async fn import_connect_session(&self, session: &StoredConnectSession) -> Result<()> {
+        self.insert_connect_session(&session.record, &session.token_hash).await
+    }
+
+    async fn import_event(&self, event: &EventRecord) -> Result<()> {
+        on_pool!(self, |pool| insert_event!(event).execute(pool).await.map(drop)).map_err(|error| {
+            insert_error(
+                error,
+                || format!("event {}", event.id),
+                || format!("event {} cannot be added: tenant {} is missing, or the event", event.id, event.tenant_id),
+            )
+        })
+    }
+
+    async fn import_delivery(&self, record: &DeliveryRecord) -> Result<()> {
+        // Its ordering key is its event's; the SELECT finds nothing when the event is not the
+        // tenant's, and the webhook's is checked likewise.
+        let refused = || {
+            format!(
+                "delivery {} cannot be added: webhook {} or event {} is not in tenant {}, or the delivery",
+                record.id, record.webhook_id, record.event_id, record.tenant_id
+            )
+        };
+        let written = on_pool!(self, |pool| {
+            sqlx::query(
+                "INSERT INTO webhook_deliveries (id, tenant_id, webhook_id, event_id, ordering_key, state, attempts, \
+                 next_attempt_at, last_status, last_error, last_attempt_at, created_at) \
+                 SELECT $1, e.tenant_id, $3, e.id, e.ordering_key, $5, $6, $7, $8, $9, $10, $11 FROM webhook_events e \
+                 WHERE e.tenant_id = $2 AND e.id = $4 \
+                 AND EXISTS (SELECT 1 FROM webhooks w WHERE w.tenant_id = $2 AND w.id = $3)",
+            )
+            .bind(&record.id)
+            .bind(&record.tenant_id)
+            .bind(&record.webhook_id)
+            .bind(&record.event_id)
+            .bind(record.state.as_str())
+            .bind(i64::from(record.attempts))
+            .bind(record.next_attempt_at)
+            .bind(record.last_status.map(i64::from))
+            .bind(&record.last_error)
+            .bind(record.last_attempt_at)
+            .bind(record.created_at)
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected())
+        })
+        .map_err(|error| insert_error(error, || format!("delivery {}", record.id), refused))?;
+        if written == 1 { Ok(()) } else { Err(StoreError::Conflict(refused())) }
     }
 
     async fn publish_change(&self, change: &Change) -> Result<()> {
@@ -924,15 +1454,31 @@ fn share_conflict(record: &ShareRecord) -> String {
     )
 }
 
-/// A connection as it is, but with these tokens.
+/// A connection as it is, but with these tokens, and what else the insert does.
 async fn insert_connection_with_tokens<P: EnginePool>(
     store: &SqlStore<P>,
     record: &ConnectionRecord,
     tokens: Option<&SealedBytes>,
     token_expires_at: Option<Millis>,
+    effects: Effects<'_>,
 ) -> Result<()> {
     let parameters = encode_json(&record.parameters, "connection parameters")?;
+    let refused = |error| {
+        insert_error(
+            error,
+            || format!("connection {}", record.id),
+            // The (tenant, connector) foreign key: the connector is gone (deleted meanwhile),
+            // or is another tenant's.
+            || {
+                format!(
+                    "connection {} cannot be added: connector {} is not in the tenant, or a connection with this id",
+                    record.id, record.connector_id
+                )
+            },
+        )
+    };
     on_pool!(store, |pool| {
+        let mut tx = pool.begin_with(pool.dialect().begin_write).await.map_err(store_error)?;
         sqlx::query(concat!(
             "INSERT INTO connections (",
             connection_columns!(),
@@ -954,22 +1500,10 @@ async fn insert_connection_with_tokens<P: EnginePool>(
         .bind(record.updated_at)
         .bind(&record.end_user_id)
         .bind(&record.updated_by)
-        .execute(pool)
+        .execute(&mut *tx)
         .await
-        .map(drop)
-    })
-    .map_err(|error| {
-        insert_error(
-            error,
-            || format!("connection {}", record.id),
-            // The (tenant, connector) foreign key: the connector is gone (deleted meanwhile),
-            // or is another tenant's.
-            || {
-                format!(
-                    "connection {} cannot be added: connector {} is not in the tenant, or a connection with this id",
-                    record.id, record.connector_id
-                )
-            },
-        )
+        .map_err(refused)?;
+        write_effects!(tx, record.tenant_id.as_str(), record.id.as_str(), effects);
+        tx.commit().await.map_err(store_error)
     })
 }

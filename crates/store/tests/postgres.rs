@@ -9,16 +9,20 @@
 mod behaviour;
 mod support;
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use portico_store::{DeleteConnector, PgOptions, PgStore, Store, StoreError, new_id, now_millis};
+use portico_store::{
+    Attempt, AttemptNext, DeleteConnector, DeliveryQueue, Effects, PgOptions, PgStore, Store, StoreError, new_id,
+    now_millis,
+};
 use portico_testkit::pg::{PrivateCluster, TestDatabase, with_database};
 use portico_testkit::spare_port;
 use support::{
-    Ctx, EVERY_CONNECTION, connection_record, connector_record, of_connector, state_record, test_pg_options,
+    Ctx, EVERY_CONNECTION, connection_record, connector_record, event_record, of_connector, state_record,
+    test_pg_options, webhook_record,
 };
 use tokio::sync::Barrier;
 
@@ -133,6 +137,108 @@ async fn a_cascade_delete_racing_new_connections_counts_exactly_what_it_deletes(
         );
     }
     assert!(writer.list_connections(&tenant, &EVERY_CONNECTION, None, 100).await.unwrap().items.is_empty());
+    a.finish().await;
+    b.finish().await;
+}
+
+/// What each claimer took in one go at the outbox: `(holder, delivery id)`.
+async fn claim_at_once(stores: &[Arc<dyn Store>; 2], name: &str, now: i64) -> Vec<(String, String)> {
+    const CLAIMERS: usize = 6;
+    let barrier = Arc::new(Barrier::new(CLAIMERS));
+    let mut tasks = Vec::new();
+    for index in 0..CLAIMERS {
+        let (store, barrier) = (stores[index % 2].clone(), barrier.clone());
+        let holder = format!("instance-{}-sender-{index}-{name}", index % 2);
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            // As a sender does: small batches until nothing is left for it.
+            let mut claimed = Vec::new();
+            loop {
+                let jobs = store.claim_deliveries(&holder, now, now + 500, 3).await.unwrap();
+                if jobs.is_empty() {
+                    return claimed;
+                }
+                claimed.extend(jobs.into_iter().map(|job| (holder.clone(), job.delivery.id)));
+            }
+        }));
+    }
+    let mut claims = Vec::new();
+    for task in tasks {
+        claims.extend(task.await.unwrap());
+    }
+    claims
+}
+
+/// Two instances' senders claiming one outbox at once, round after round: each delivery is
+/// claimed by one holder at a time — when free, and again when that claim has run out —, and of
+/// each webhook and connection only the earliest pending delivery.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_stores_claiming_at_once_never_claim_one_delivery_twice() {
+    let Some((a, b)) = two_instances().await else { return };
+    let stores = [a.shared(), b.shared()];
+    let tenant = stores[0].create_tenant("acme").await.unwrap().id;
+    let connector = connector_record(&tenant);
+    stores[0].insert_connector(&connector).await.unwrap();
+    let webhooks = [webhook_record(&tenant, None), webhook_record(&tenant, None)];
+    for webhook in &webhooks {
+        stores[0].insert_webhook(webhook).await.unwrap();
+    }
+    let mut connections = Vec::new();
+    for _ in 0..4 {
+        let record = connection_record(&tenant, &connector.id);
+        stores[0].insert_connection(&record).await.unwrap();
+        connections.push(record);
+    }
+    let delivered = |at| Attempt { at, status: Some(204), error: None, next: AttemptNext::Delivered };
+
+    for round in 0..30 {
+        let start = 1_000_000 + round * 10_000;
+        // Two events about each connection: sixteen deliveries, half of them first of their key.
+        let (mut firsts, mut seconds) = (BTreeSet::new(), BTreeSet::new());
+        for connection in &connections {
+            let events = [0, 1].map(|_| event_record(&tenant, "connection.updated", &connection.id, start));
+            let effects = Effects { events: &events, ..Effects::NONE };
+            assert!(stores[round as usize % 2].update_connection_with(connection, effects).await.unwrap());
+            for webhook in &webhooks {
+                firsts.insert(format!("{}:{}", events[0].id, webhook.id));
+                seconds.insert(format!("{}:{}", events[1].id, webhook.id));
+            }
+        }
+        // The firsts, free; the firsts again once those claims ran out (not recorded); then the
+        // seconds, once the firsts are delivered.
+        let mut lost = Vec::new();
+        for (phase, now, expected) in
+            [("free", start + 1_000, &firsts), ("ran out", start + 2_000, &firsts), ("next", start + 3_000, &seconds)]
+        {
+            let name = format!("{round}-{phase}");
+            let mut claims = claim_at_once(&stores, &name, now).await;
+            let mut seen = BTreeSet::new();
+            for (_, id) in &claims {
+                assert!(seen.insert(id.clone()), "round {round}, {phase}: {id} claimed twice: {claims:?}");
+            }
+            // A claimer stops at its first empty batch: whatever none took, one more claim gets.
+            for job in stores[0].claim_deliveries(&format!("sweeper-{name}"), now, now + 500, 100).await.unwrap() {
+                assert!(
+                    seen.insert(job.delivery.id.clone()),
+                    "round {round}, {phase}: {} claimed twice",
+                    job.delivery.id
+                );
+                claims.push((format!("sweeper-{name}"), job.delivery.id));
+            }
+            assert_eq!(&seen, expected, "round {round}, {phase}");
+            if phase == "free" {
+                lost = claims;
+                continue;
+            }
+            for (holder, id) in &claims {
+                assert!(stores[1].record_attempt(id, holder, &delivered(now)).await.unwrap(), "{holder}: {id}");
+            }
+            for (holder, id) in lost.drain(..) {
+                assert!(!stores[0].record_attempt(&id, &holder, &delivered(now)).await.unwrap(), "{holder}: {id}");
+            }
+        }
+    }
+    assert_eq!(stores[0].delivery_queue().await.unwrap(), DeliveryQueue::default());
     a.finish().await;
     b.finish().await;
 }

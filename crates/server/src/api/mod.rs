@@ -1,11 +1,13 @@
 //! The HTTP API: handlers that only translate between HTTP and the use cases of
 //! `portico-app`, and its OpenAPI description, made from the same route list that serves it.
 
+pub mod connect;
 pub mod connections;
 pub mod connectors;
 pub mod keys;
 pub mod members;
 pub mod shares;
+pub mod webhooks;
 
 use std::sync::Arc;
 
@@ -69,6 +71,8 @@ pub fn parse_time(field: &str, text: &str) -> Result<portico_store::Millis, ApiE
          (name = "connections", description = "Authenticated connections, for users"),
          (name = "calls", description = "Calls to backends through connections"),
          (name = "access", description = "API keys and members, for admins"),
+         (name = "connect", description = "Connect sessions: an app's end users connect their own accounts"),
+         (name = "webhooks", description = "Signed, durable events of every change to a connection"),
          (name = "health", description = "Liveness and readiness")),
 )]
 struct ApiDoc;
@@ -97,6 +101,14 @@ pub fn routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(keys::get, keys::delete))
         .routes(routes!(members::create, members::list))
         .routes(routes!(members::get, members::update, members::delete))
+        .routes(routes!(connect::create))
+        .routes(routes!(connect::get))
+        .routes(routes!(connect::offer))
+        .routes(routes!(connect::connect))
+        .routes(routes!(webhooks::create, webhooks::list))
+        .routes(routes!(webhooks::get, webhooks::update, webhooks::delete))
+        .routes(routes!(webhooks::rotate_secret))
+        .routes(routes!(webhooks::deliveries))
         .routes(routes!(connections::oauth_callback))
         .routes(routes!(healthz))
         .routes(routes!(readyz))

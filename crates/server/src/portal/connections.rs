@@ -14,16 +14,17 @@ use axum::routing::{get, post};
 use maud::{Markup, html};
 use portico_app::access::{self, Action, Need};
 use portico_app::connections::{ConnectionFilter, NewConnection};
-use portico_model::{ConnectionForm, FormField, FormSet, SharePermission};
+use portico_model::{ConnectionForm, SharePermission};
 use portico_store::{ConnectionRecord, ConnectionStatus, ConnectorRecord, ShareRecord};
 use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::connectors::{After, PAGE};
-use super::layout::{self, Confirm, Field, FormErrors, Kind, Section, Shell, csrf_input};
+use super::layout::{self, Confirm, Field, FormErrors, Section, Shell, csrf_input};
 use super::session::{Flash, Signed};
 use super::{Posted, describe, error_page, public, redirect_with, refusal, refused_page, spread, when};
 use crate::error::ApiError;
+use crate::forms;
 use crate::state::AppState;
 
 pub fn routes() -> axum::Router<Arc<AppState>> {
@@ -209,14 +210,6 @@ struct NewQuery {
     connector: Option<String>,
 }
 
-/// What the dialog shows again after a refused create: the typed values (never a secret).
-#[derive(Default)]
-struct Typed {
-    display_name: String,
-    set: Option<String>,
-    values: HashMap<String, String>,
-}
-
 async fn new_dialog(State(state): State<Arc<AppState>>, signed: Signed, Query(query): Query<NewQuery>) -> Response {
     if let Some(refused) = refused_page(&signed, Action::CreateConnection) {
         return refused;
@@ -224,7 +217,9 @@ async fn new_dialog(State(state): State<Arc<AppState>>, signed: Signed, Query(qu
     match query.connector.as_deref().filter(|c| !c.is_empty()) {
         None => choose_connector(&state, &signed).await,
         Some(id) => match state.app.connector(&signed.principal, id).await {
-            Ok(record) => dialog(&state, &signed, &record, StatusCode::OK, &Typed::default(), &FormErrors::default()),
+            Ok(record) => {
+                dialog(&state, &signed, &record, StatusCode::OK, &forms::Typed::default(), &FormErrors::default())
+            }
             Err(error) => error_page(&signed, &error.into()),
         },
     }
@@ -260,36 +255,18 @@ async fn choose_connector(state: &AppState, signed: &Signed) -> Response {
     layout::ok(layout::page(shell, content))
 }
 
-/// The id and name of the input of field `j` of set `i`: parameter names may hold any
-/// character (`token:TenantId`), so inputs are named by position.
-fn input_id(set: usize, field: usize) -> String {
-    format!("p{set}_{field}")
-}
-
-fn visible(set: &FormSet) -> impl Iterator<Item = (usize, &FormField)> {
-    set.fields.iter().enumerate().filter(|(_, f)| !f.hidden)
-}
-
-fn set_label(set: &FormSet) -> &str {
-    set.ui.as_ref().map(|u| u.label.as_str()).filter(|l| !l.is_empty()).unwrap_or(&set.name)
-}
-
 fn dialog(
     state: &AppState,
     signed: &Signed,
     record: &ConnectorRecord,
     status: StatusCode,
-    typed: &Typed,
+    typed: &forms::Typed,
     errors: &FormErrors,
 ) -> Response {
     let form: ConnectionForm = record.connector.connection_form();
     let name = &record.connector.metadata.display_name;
-    let chosen = typed.set.clone().or_else(|| form.sets.first().map(|s| s.name.clone())).unwrap_or_default();
-    let single_oauth = form.choice.is_none() && form.sets.first().and_then(|s| s.oauth.as_ref()).is_some();
-    let submit = match form.sets.first().and_then(|s| s.oauth.as_ref()) {
-        Some(oauth) if form.choice.is_none() => oauth.label.clone(),
-        _ => "Create connection".to_owned(),
-    };
+    let single_oauth = forms::single_oauth(&form);
+    let submit = single_oauth.map_or("Create connection", |oauth| oauth.label.as_str());
     let cancel = format!("/connectors/{}", record.id);
     let shell = Shell::new("New connection", signed, Section::Connections).with_flash(signed.take_flash(state));
     let content = layout::modal(
@@ -304,110 +281,16 @@ fn dialog(
                 (errors.summary())
                 (Field::new("display_name", "Connection name").value(&typed.display_name)
                     .placeholder(name).hint("Leave blank to use the connector's name.").errors(errors.of("display_name")).render())
-                @match &form.choice {
-                    Some(choice) => {
-                        fieldset.choice.has-error[!errors.of("set").is_empty()] #set {
-                            legend { (if choice.label.is_empty() { "How to connect" } else { choice.label.as_str() }) }
-                            @if let Some(description) = &choice.description { p.hint { (description) } }
-                            (layout::errors("set-error", errors.of("set")))
-                            @for (i, set) in form.sets.iter().enumerate() {
-                                div.set-option {
-                                    div.radio {
-                                        input type="radio" name="set" id={ "set-" (i) } value=(set.name) checked[set.name == chosen];
-                                        label for={ "set-" (i) } { (set_label(set)) }
-                                    }
-                                    div.set-fields { (set_fields(state, i, set, typed, errors)) }
-                                }
-                            }
-                        }
-                    }
-                    None => {
-                        @for (i, set) in form.sets.iter().enumerate() { (set_fields(state, i, set, typed, errors)) }
-                    }
-                }
+                (forms::parameter_sets(&state.app.catalog, &form, typed, errors))
                 div.actions {
                     button.button.primary type="submit" { (submit) }
                     a.button href=(cancel) { "Cancel" }
                 }
-                @if single_oauth { p.hint { "Portico keeps the tokens sealed; you can sign in again at any time." } }
+                @if single_oauth.is_some() { p.hint { "Portico keeps the tokens sealed; you can sign in again at any time." } }
             }
         },
     );
     layout::respond(status, layout::page(shell, content))
-}
-
-/// The inputs of one parameter set, and what happens on submit.
-fn set_fields(state: &AppState, i: usize, set: &FormSet, typed: &Typed, errors: &FormErrors) -> Markup {
-    html! {
-        @if let Some(description) = set.ui.as_ref().and_then(|u| u.description.as_ref()) { p.hint { (description) } }
-        @for (j, field) in visible(set) { (input(i, j, field, typed, errors)) }
-        @if let Some(oauth) = &set.oauth {
-            p.sign-in-note {
-                @let provider = state.app.catalog.get(&oauth.identity_provider).map_or(oauth.identity_provider.as_str(), |e| e.display_name.as_str());
-                "You will sign in at " strong { (provider) } " and come back here."
-            }
-        } @else if visible(set).next().is_none() {
-            p.muted { "Nothing to fill in: this connector needs no credentials." }
-        }
-    }
-}
-
-/// The input of one connection parameter, as its author labelled it.
-fn input(set: usize, index: usize, field: &FormField, typed: &Typed, errors: &FormErrors) -> Markup {
-    let id = input_id(set, index);
-    let field_errors = errors.of(&id);
-    let hint = field.description.as_deref().or(field.tooltip.as_deref());
-    // Secrets are never written back into a page; other values are, or the default.
-    let value = if field.secret {
-        String::new()
-    } else {
-        typed.values.get(&id).cloned().or_else(|| field.default.clone()).unwrap_or_default()
-    };
-    if !field.allowed_values.is_empty() {
-        let mut options: Vec<(String, String)> = Vec::new();
-        if !field.required || field.default.is_none() {
-            options.push((String::new(), "Choose…".to_owned()));
-        }
-        options.extend(
-            field.allowed_values.iter().map(|a| (a.value.clone(), a.label.clone().unwrap_or_else(|| a.value.clone()))),
-        );
-        let label = if field.required { format!("{} (required)", field.label) } else { field.label.clone() };
-        return layout::select(&id, &label, &options, &value, hint, field_errors);
-    }
-    if field.kind == "bool" {
-        let checked = matches!(value.as_str(), "true" | "True" | "on");
-        return html! {
-            div.field.checkbox.has-error[!field_errors.is_empty()] {
-                (layout::errors(&format!("{id}-error"), field_errors))
-                input type="checkbox" id=(id) name=(id) value="true" checked[checked];
-                (layout::label(&id, &field.label, false))
-                @if let Some(hint) = hint { p.hint { (hint) } }
-            }
-        };
-    }
-    let kind = if field.masked {
-        Kind::Password
-    } else if field.kind == "int" {
-        Kind::Number
-    } else {
-        Kind::Text
-    };
-    Field::new(&id, &field.label)
-        .kind(kind)
-        .value(&value)
-        .required(field.required)
-        .autocomplete(if field.secret { "new-password" } else { "off" })
-        .errors(field_errors)
-        .render_with_hint(hint)
-}
-
-impl Field<'_> {
-    fn render_with_hint(self, hint: Option<&str>) -> Markup {
-        match hint {
-            Some(hint) => self.hint(hint).render(),
-            None => self.render(),
-        }
-    }
 }
 
 async fn create(State(state): State<Arc<AppState>>, posted: Posted) -> Response {
@@ -418,39 +301,14 @@ async fn create(State(state): State<Arc<AppState>>, posted: Posted) -> Response 
         Err(error) => return error_page(&signed, &error.into()),
     };
     let form = record.connector.connection_form();
-    let set_name = fields.get("set").map(str::to_owned);
-    let index = match (&form.choice, &set_name) {
-        (None, _) => Some(0),
-        (Some(_), Some(name)) => form.sets.iter().position(|s| s.name == *name),
-        (Some(_), None) => None,
-    };
-    let mut typed = Typed {
-        display_name: fields.trimmed("display_name").to_owned(),
-        set: set_name.clone(),
-        values: HashMap::new(),
-    };
-    let mut parameters = Map::new();
-    if let Some(i) = index
-        && let Some(set) = form.sets.get(i)
-    {
-        for (j, field) in visible(set) {
-            let id = input_id(i, j);
-            let text = fields.get(&id).unwrap_or_default();
-            if !field.secret {
-                typed.values.insert(id.clone(), text.to_owned());
-            }
-            if let Some(value) = typed_value(field, text) {
-                parameters.insert(field.name.clone(), value);
-            }
-        }
-    }
-    let oauth = index.and_then(|i| form.sets.get(i)).is_some_and(|s| s.oauth.is_some());
+    let forms::Submitted { typed, index, parameter_set, parameters, oauth } =
+        forms::read(&form, |name| fields.get(name));
     // The sign-in comes back to a page of this session that knows the connection.
     let reference = oauth.then(|| portico_secrets::random_token().expose().to_owned());
     let new = NewConnection {
         connector_id: record.id.clone(),
         display_name: (!typed.display_name.is_empty()).then(|| typed.display_name.clone()),
-        parameter_set: if form.choice.is_some() { set_name } else { None },
+        parameter_set,
         parameters,
         return_url: reference.as_ref().map(|r| public(&state, &format!("/connections/signed-in?ref={r}"))),
         end_user_id: None,
@@ -470,34 +328,9 @@ async fn create(State(state): State<Arc<AppState>>, posted: Posted) -> Response 
         },
         Err(error) if refusal(&error) => error_page(&signed, &error),
         Err(error) => {
-            let errors = spread(&error, |at| field_of(&form, index, at));
+            let errors = spread(&error, |at| forms::field_of(&form, index, at));
             dialog(&state, &signed, &record, StatusCode::UNPROCESSABLE_ENTITY, &typed, &errors)
         }
-    }
-}
-
-/// The input a finding of the API names: `parameters.<name>` or `parameterSet`.
-fn field_of(form: &ConnectionForm, set: Option<usize>, at: &str) -> Option<String> {
-    if at == "parameterSet" {
-        return Some("set".to_owned());
-    }
-    let name = at.strip_prefix("parameters.")?;
-    let i = set?;
-    let (j, _) =
-        form.sets.get(i)?.fields.iter().enumerate().find(|(_, f)| !f.hidden && f.name.eq_ignore_ascii_case(name))?;
-    Some(input_id(i, j))
-}
-
-/// A typed value as the API takes it: nothing for a blank (so that defaults and the model's
-/// "is required" apply), a number or boolean where the parameter wants one. Text that is not
-/// a number stays text, and the model says what is wrong with it.
-fn typed_value(field: &FormField, text: &str) -> Option<Value> {
-    match field.kind {
-        "bool" => Some(Value::Bool(text == "true")),
-        _ if text.trim().is_empty() => None,
-        "int" => Some(text.trim().parse::<i64>().map(Value::from).unwrap_or_else(|_| Value::String(text.to_owned()))),
-        _ if field.secret => Some(Value::String(text.to_owned())),
-        _ => Some(Value::String(text.trim().to_owned())),
     }
 }
 
@@ -835,38 +668,5 @@ async fn delete(State(state): State<Arc<AppState>>, Path(id): Path<String>, post
     match state.app.delete_connection(&signed.principal, &id).await {
         Ok(()) => redirect_with(&state, &signed, "/connections", Flash::success("Connection deleted.")),
         Err(error) => error_page(&signed, &error.into()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn field(kind: &'static str, secret: bool) -> FormField {
-        FormField {
-            name: "x".into(),
-            label: "X".into(),
-            description: None,
-            tooltip: None,
-            kind,
-            secret,
-            masked: secret,
-            required: false,
-            hidden: false,
-            allowed_values: vec![],
-            default: None,
-            sent_to: vec![],
-        }
-    }
-
-    #[test]
-    fn typed_values_follow_the_parameter_type() {
-        assert_eq!(typed_value(&field("string", false), "  a "), Some(Value::String("a".into())));
-        assert_eq!(typed_value(&field("securestring", true), " s "), Some(Value::String(" s ".into())));
-        assert_eq!(typed_value(&field("string", false), "  "), None);
-        assert_eq!(typed_value(&field("int", false), "42"), Some(Value::from(42)));
-        assert_eq!(typed_value(&field("int", false), "4x"), Some(Value::String("4x".into())));
-        assert_eq!(typed_value(&field("bool", false), ""), Some(Value::Bool(false)));
-        assert_eq!(typed_value(&field("bool", false), "true"), Some(Value::Bool(true)));
     }
 }

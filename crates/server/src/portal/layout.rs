@@ -47,51 +47,63 @@ pub fn page(shell: Shell<'_>, content: Markup) -> Markup {
             a href=(href) aria-current=[(shell.section == section).then_some("page")] { (label) }
         }
     };
+    let top = html! {
+        a.brand href="/" { span.brand-mark aria-hidden="true" { "P" } "Portico" }
+        @if let Some(signed) = shell.signed {
+            nav.main-nav aria-label="Main" {
+                (nav_link("/connectors", "Connectors", Section::Connectors))
+                (nav_link("/connections", "Connections", Section::Connections))
+                @if signed.may(Action::ManageKeys) {
+                    (nav_link("/keys", "API keys", Section::Keys))
+                }
+                @if signed.may(Action::ManageMembers) {
+                    (nav_link("/members", "Members", Section::Members))
+                }
+            }
+            p.who {
+                span.visually-hidden { "Signed in as " }
+                span.who-name { (breakable(signed.who())) }
+                " "
+                span.role-badge title="Your role in this tenant" { (signed.principal.role) }
+            }
+            form.sign-out method="post" action="/sign-out" {
+                (csrf_input(signed))
+                button.button.quiet type="submit" { "Sign out" }
+            }
+        }
+    };
+    let content = html! {
+        @if let Some(flash) = &shell.flash {
+            div.flash.(flash_class(flash.kind)) role=(flash_role(flash.kind)) { (flash.message) }
+        }
+        (content)
+    };
+    document(shell.title, None, top, content)
+}
+
+/// A whole page for someone who is not signed in to the portal and is not led into it (the
+/// hosted connect page): no navigation, the brand not a link; `stylesheet` after the portal's.
+pub fn standalone_page(title: &str, stylesheet: Option<&str>, content: Markup) -> Markup {
+    let top = html! { span.brand { span.brand-mark aria-hidden="true" { "P" } "Portico" } };
+    document(title, stylesheet, top, content)
+}
+
+fn document(title: &str, stylesheet: Option<&str>, top: Markup, content: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (shell.title) " — Portico" }
+                title { (title) " — Portico" }
                 link rel="stylesheet" href="/assets/portal.css";
+                @if let Some(href) = stylesheet { link rel="stylesheet" href=(href); }
                 script src="/assets/portal.js" defer {}
             }
             body {
                 a.skip href="#main" { "Skip to content" }
-                header.top {
-                    div.top-inner {
-                        a.brand href="/" { span.brand-mark aria-hidden="true" { "P" } "Portico" }
-                        @if let Some(signed) = shell.signed {
-                            nav.main-nav aria-label="Main" {
-                                (nav_link("/connectors", "Connectors", Section::Connectors))
-                                (nav_link("/connections", "Connections", Section::Connections))
-                                @if signed.may(Action::ManageKeys) {
-                                    (nav_link("/keys", "API keys", Section::Keys))
-                                }
-                                @if signed.may(Action::ManageMembers) {
-                                    (nav_link("/members", "Members", Section::Members))
-                                }
-                            }
-                            p.who {
-                                span.visually-hidden { "Signed in as " }
-                                span.who-name { (breakable(signed.who())) }
-                                " "
-                                span.role-badge title="Your role in this tenant" { (signed.principal.role) }
-                            }
-                            form.sign-out method="post" action="/sign-out" {
-                                (csrf_input(signed))
-                                button.button.quiet type="submit" { "Sign out" }
-                            }
-                        }
-                    }
-                }
-                main #main tabindex="-1" {
-                    @if let Some(flash) = &shell.flash {
-                        div.flash.(flash_class(flash.kind)) role=(flash_role(flash.kind)) { (flash.message) }
-                    }
-                    (content)
-                }
+                header.top { div.top-inner { (top) } }
+                main #main tabindex="-1" { (content) }
             }
         }
     }

@@ -14,7 +14,7 @@
 mod connections;
 mod connectors;
 mod keys;
-mod layout;
+pub(crate) mod layout;
 mod members;
 mod people;
 mod security;
@@ -144,6 +144,7 @@ fn csrf_refused(signed: Option<&Signed>) -> Response {
 pub fn describe(error: &ApiError) -> String {
     match error {
         ApiError::Unauthorized => "Your API key is no longer accepted: sign in again.".to_owned(),
+        ApiError::UnknownToken => "This connect link is not known here; ask for a new one.".to_owned(),
         ApiError::NotFound(what) => format!("There is no such {what}."),
         ApiError::Invalid { detail, errors } if errors.is_empty() => detail.clone(),
         ApiError::Invalid { detail, errors } => {
@@ -153,6 +154,7 @@ pub fn describe(error: &ApiError) -> String {
         ApiError::Forbidden(d) => format!("You may not do that here: {}", sentence(d)),
         ApiError::BadRequest(d)
         | ApiError::Conflict(d)
+        | ApiError::Gone(d)
         | ApiError::UnsupportedMediaType(d)
         | ApiError::NotImplemented(d)
         | ApiError::ConnectionNotReady(d)

@@ -6,17 +6,21 @@ use std::collections::BTreeMap;
 
 use portico_model::{Diagnostic, Role, SharePermission};
 use portico_store::{
-    ApiKeyRecord, Change, ConnectionQuery, ConnectionRecord, ConnectionStatus, ConnectorRecord, DeleteConnector,
-    MemberRecord, OAuthStateRecord, SealedBytes, ShareRecord, Store, StoreError, StoredApiKey, Tenant, new_id,
-    now_millis,
+    ApiKeyRecord, Attempt, AttemptNext, Change, ConnectSessionRecord, ConnectionQuery, ConnectionRecord,
+    ConnectionStatus, ConnectorRecord, DeleteConnector, DeliveryQueue, DeliveryRecord, DeliveryState, Effects,
+    EventRecord, MemberRecord, OAuthStateRecord, SealedBytes, ShareRecord, Store, StoreError, StoredApiKey,
+    StoredConnectSession, Tenant, WebhookRecord, new_id, now_millis,
 };
 use serde_json::json;
 
 use crate::support::{
     Ctx, EVERY_CONNECTION, alices_connection, api_key_record, awkward_bytes, connection_record, connector_record,
-    fixture_connector, key_hash, keys_of_every_kind, member_record, of_connector, owned_connection, pages,
-    share_record, state_record, two_tenants,
+    event_record, fixture_connector, key_hash, keys_of_every_kind, member_record, of_connector, owned_connection,
+    pages, pending_delivery, session_record, share_record, state_record, two_tenants, webhook_record,
 };
+
+mod outbox;
+pub use outbox::*;
 
 pub async fn tenants_are_created_found_by_name_and_counted(ctx: &Ctx) {
     let store = ctx.store();
@@ -190,14 +194,18 @@ pub async fn a_connection_round_trips_exactly_with_byte_identical_secrets(ctx: &
     let connector = connector_record(&acme);
     store.insert_connector(&connector).await.unwrap();
 
+    // With tokens, as a connection made with client credentials is.
     let record = ConnectionRecord {
         updated_by: Some(format!("member:{}", new_id())),
+        tokens: Some(SealedBytes(awkward_bytes(8))),
+        token_expires_at: Some(1_234),
         ..owned_connection(&acme, &connector.id, "alice")
     };
     store.insert_connection(&record).await.unwrap();
     let stored = store.connection(&acme, &record.id).await.unwrap().unwrap();
     assert_eq!(stored, record);
     assert_eq!(stored.secrets.unwrap().0, awkward_bytes(7));
+    assert_eq!(stored.tokens.unwrap().0, awkward_bytes(8));
 
     // Without the optional fields: a connection of the tenant, never changed.
     let bare = ConnectionRecord {
@@ -865,6 +873,60 @@ pub async fn a_whole_store_is_listed_for_a_move(ctx: &Ctx) {
     store.insert_oauth_state(&old).await.unwrap();
     assert_eq!(store.list_oauth_states().await.unwrap(), vec![old, live]);
 
+    // Connect sessions with their token hashes (used ones too), by id.
+    let mut sessions = Vec::new();
+    for (n, connection_id) in [(200, None), (201, Some(connections[0].id.clone()))] {
+        let record = ConnectSessionRecord { connection_id, ..session_record(&acme, "alice") };
+        store.insert_connect_session(&record, &key_hash(n)).await.unwrap();
+        sessions.push(StoredConnectSession { record, token_hash: key_hash(n) });
+    }
+    let globex_session = StoredConnectSession { record: session_record(&globex, "bob"), token_hash: key_hash(202) };
+    store.insert_connect_session(&globex_session.record, &globex_session.token_hash).await.unwrap();
+    assert_eq!(store.export_connect_sessions(&acme).await.unwrap(), sessions, "by id, with their hashes");
+    assert_eq!(store.export_connect_sessions(&globex).await.unwrap(), vec![globex_session]);
+    assert!(store.export_connect_sessions(&new_id()).await.unwrap().is_empty());
+
+    // Webhooks (by `list_webhooks`), the events of the outbox and the deliveries of every state,
+    // each by id.
+    let webhooks = [webhook_record(&acme, None), webhook_record(&acme, Some(&["connection.deleted"]))];
+    for webhook in &webhooks {
+        store.insert_webhook(webhook).await.unwrap();
+    }
+    let globex_webhook = webhook_record(&globex, None);
+    store.insert_webhook(&globex_webhook).await.unwrap();
+    assert_eq!(store.list_webhooks(&acme, None, 100).await.unwrap().items, webhooks);
+    let events = [
+        event_record(&acme, "connection.updated", &connections[1].id, 10),
+        event_record(&acme, "connection.deleted", &connections[1].id, 20),
+    ];
+    assert!(store.update_connection_with(&connections[1], Effects { events: &events, ..Effects::NONE }).await.unwrap());
+    let globex_event = event_record(&globex, "connection.updated", &globex_connection.id, 30);
+    let effects = Effects { events: std::slice::from_ref(&globex_event), ..Effects::NONE };
+    assert!(store.update_connection_with(&globex_connection, effects).await.unwrap());
+    assert_eq!(store.export_events(&acme).await.unwrap(), events);
+    assert_eq!(store.export_events(&globex).await.unwrap(), vec![globex_event.clone()]);
+    // One delivered, one claimed: both listed as they are.
+    let claimed = store.claim_deliveries("sender", 20, 1_000, 10).await.unwrap();
+    assert_eq!(claimed.len(), 2, "the first of each key and webhook");
+    let first = pending_delivery(&events[0], &webhooks[0]);
+    let attempt = Attempt { at: 25, status: Some(200), error: None, next: AttemptNext::Delivered };
+    assert!(store.record_attempt(&first.id, "sender", &attempt).await.unwrap());
+    let delivered = DeliveryRecord {
+        state: DeliveryState::Delivered,
+        attempts: 1,
+        next_attempt_at: 25,
+        last_status: Some(200),
+        last_attempt_at: Some(25),
+        ..first
+    };
+    let mut acme_deliveries =
+        vec![delivered, pending_delivery(&events[1], &webhooks[0]), pending_delivery(&events[1], &webhooks[1])];
+    acme_deliveries.sort_by(|a, b| a.id.cmp(&b.id));
+    assert_eq!(store.export_deliveries(&acme).await.unwrap(), acme_deliveries);
+    assert_eq!(store.export_deliveries(&globex).await.unwrap(), vec![pending_delivery(&globex_event, &globex_webhook)]);
+    assert!(store.export_events(&new_id()).await.unwrap().is_empty());
+    assert!(store.export_deliveries(&new_id()).await.unwrap().is_empty());
+
     store.init_setting("zeta", &awkward_bytes(9)).await.unwrap();
     store.init_setting("alpha", b"first").await.unwrap();
     assert_eq!(
@@ -967,6 +1029,110 @@ pub async fn imports_keep_ids_times_tokens_and_sealed_bytes(ctx: &Ctx) {
     assert_eq!(store.list_oauth_states().await.unwrap(), vec![expired, live.clone()]);
     assert_eq!(message(store.import_oauth_state(&live).await.unwrap_err()), "sign-in state already exists");
     assert_eq!(store.take_oauth_state("live", now).await.unwrap(), Some(live));
+
+    // A connect session with its token hash, its connection and its completion: its link works.
+    let session = StoredConnectSession {
+        record: ConnectSessionRecord {
+            created_at: 9,
+            expires_at: now + 600_000,
+            connection_id: Some(record.id.clone()),
+            completed_at: Some(11),
+            ..session_record(&tenant.id, "alice")
+        },
+        token_hash: key_hash(50),
+    };
+    store.import_connect_session(&session).await.unwrap();
+    assert_eq!(store.export_connect_sessions(&tenant.id).await.unwrap(), vec![session.clone()]);
+    assert_eq!(store.connect_session_by_token(&key_hash(50)).await.unwrap(), Some(session.record.clone()));
+    assert_eq!(store.connect_session_of(&tenant.id, &record.id).await.unwrap(), Some(session.record.clone()));
+    assert_eq!(
+        message(store.import_connect_session(&session).await.unwrap_err()),
+        format!("connect session {} or one with its token already exists", session.record.id)
+    );
+    let same_hash = StoredConnectSession { record: session_record(&tenant.id, "bob"), ..session.clone() };
+    message(store.import_connect_session(&same_hash).await.unwrap_err());
+    let orphan = StoredConnectSession { record: session_record(&new_id(), "bob"), token_hash: key_hash(51) };
+    message(store.import_connect_session(&orphan).await.unwrap_err());
+
+    // Events as they were, without a fan-out: their deliveries are imported as they were, with
+    // their state, attempts and times, unclaimed.
+    let webhook = WebhookRecord { created_at: 7, updated_at: 8, ..webhook_record(&tenant.id, None) };
+    store.insert_webhook(&webhook).await.unwrap();
+    let events: Vec<EventRecord> =
+        [12, 13, 14].into_iter().map(|at| event_record(&tenant.id, "connection.updated", &record.id, at)).collect();
+    for event in &events {
+        store.import_event(event).await.unwrap();
+    }
+    assert_eq!(store.export_events(&tenant.id).await.unwrap(), events);
+    assert!(store.export_deliveries(&tenant.id).await.unwrap().is_empty(), "no fan-out");
+    assert_eq!(
+        message(store.import_event(&events[0]).await.unwrap_err()),
+        format!("event {} already exists", events[0].id)
+    );
+    let orphan_event = event_record(&new_id(), "connection.updated", &record.id, 12);
+    assert_eq!(
+        message(store.import_event(&orphan_event).await.unwrap_err()),
+        format!(
+            "event {} cannot be added: tenant {} is missing, or the event already exists",
+            orphan_event.id, orphan_event.tenant_id
+        )
+    );
+
+    let delivered = DeliveryRecord {
+        state: DeliveryState::Delivered,
+        attempts: 2,
+        next_attempt_at: 15,
+        last_status: Some(200),
+        last_attempt_at: Some(15),
+        ..pending_delivery(&events[0], &webhook)
+    };
+    let retrying = DeliveryRecord {
+        attempts: 3,
+        next_attempt_at: now - 1,
+        last_status: Some(503),
+        last_error: Some("busy".to_owned()),
+        last_attempt_at: Some(16),
+        ..pending_delivery(&events[1], &webhook)
+    };
+    let waiting = pending_delivery(&events[2], &webhook);
+    for delivery in [&delivered, &retrying, &waiting] {
+        store.import_delivery(delivery).await.unwrap();
+    }
+    assert_eq!(store.export_deliveries(&tenant.id).await.unwrap(), vec![delivered.clone(), retrying.clone(), waiting]);
+    assert_eq!(
+        store.delivery_queue().await.unwrap(),
+        DeliveryQueue { pending: 2, oldest_pending: Some(13), next_due: Some(14) }
+    );
+    // Unclaimed, and ordered by their events' key: the retried one goes first, the last waits.
+    let jobs = store.claim_deliveries("sender", now, now + 100, 10).await.unwrap();
+    assert_eq!(jobs.into_iter().map(|job| job.delivery).collect::<Vec<_>>(), vec![retrying.clone()]);
+    assert_eq!(
+        message(store.import_delivery(&delivered).await.unwrap_err()),
+        format!("delivery {} already exists", delivered.id)
+    );
+    let refused = |delivery: &DeliveryRecord| {
+        format!(
+            "delivery {} cannot be added: webhook {} or event {} is not in tenant {}, or the delivery already exists",
+            delivery.id, delivery.webhook_id, delivery.event_id, delivery.tenant_id
+        )
+    };
+    let other = Tenant { id: new_id(), name: "other".to_owned(), created_at: 1 };
+    store.import_tenant(&other).await.unwrap();
+    let other_webhook = webhook_record(&other.id, None);
+    store.insert_webhook(&other_webhook).await.unwrap();
+    for delivery in [
+        // Its event is missing.
+        pending_delivery(&orphan_event, &webhook),
+        // Its webhook is missing, or another tenant's.
+        pending_delivery(&events[0], &webhook_record(&tenant.id, None)),
+        pending_delivery(&events[0], &other_webhook),
+        // Its event is another tenant's.
+        DeliveryRecord { tenant_id: other.id.clone(), ..pending_delivery(&events[0], &other_webhook) },
+    ] {
+        assert_eq!(message(store.import_delivery(&delivery).await.unwrap_err()), refused(&delivery));
+    }
+    assert_eq!(store.export_deliveries(&tenant.id).await.unwrap().len(), 3);
+    assert!(store.export_deliveries(&other.id).await.unwrap().is_empty());
 }
 
 // ---------------------------------------------------------------------------------------------

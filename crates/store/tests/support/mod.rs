@@ -12,8 +12,9 @@ use std::sync::Arc;
 
 use portico_model::{Connector, Diagnostic, Role, SharePermission};
 use portico_store::{
-    ApiKeyRecord, ConnectionQuery, ConnectionRecord, ConnectionStatus, ConnectorRecord, MemberRecord, OAuthStateRecord,
-    Page, PgOptions, PgStore, SealedBytes, ShareRecord, SqliteStore, Store, new_id, now_millis,
+    ApiKeyRecord, ConnectSessionRecord, ConnectionQuery, ConnectionRecord, ConnectionStatus, ConnectorRecord,
+    DeliveryRecord, DeliveryState, EventRecord, MemberRecord, OAuthStateRecord, Page, PgOptions, PgStore, SealedBytes,
+    ShareRecord, SqliteStore, Store, WebhookRecord, new_id, now_millis,
 };
 use portico_testkit::database::{Database, Engine};
 use serde_json::json;
@@ -92,6 +93,7 @@ pub fn state_record(tenant_id: &str, hash: &str, expires_at: i64) -> OAuthStateR
         verifier: SealedBytes(awkward_bytes(1)),
         redirect_uri: "http://127.0.0.1/oauth/callback".to_owned(),
         return_url: Some("http://127.0.0.1/done".to_owned()),
+        sealed_return_url: Some(SealedBytes(awkward_bytes(5))),
         started_by: Some(format!("member:{}", new_id())),
         created_at: 1,
         expires_at,
@@ -185,6 +187,75 @@ pub fn share_record(connection: &ConnectionRecord, end_user_id: &str, permission
         created_by: format!("key:{}", new_id()),
         created_at: now,
         updated_at: now,
+    }
+}
+
+/// A webhook of `tenant_id`, enabled, taking `events` (`None`: all), with sealed secrets of
+/// every byte value.
+pub fn webhook_record(tenant_id: &str, events: Option<&[&str]>) -> WebhookRecord {
+    let now = now_millis();
+    WebhookRecord {
+        id: new_id(),
+        tenant_id: tenant_id.to_owned(),
+        url: format!("https://app.example/hooks/{}", new_id()),
+        events: events.map(|kinds| kinds.iter().map(|kind| (*kind).to_owned()).collect()),
+        enabled: true,
+        secrets: SealedBytes(awkward_bytes(11)),
+        created_by: format!("key:{}", new_id()),
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+/// A connect session of `tenant_id` for `end_user`, offering two connectors, with every field
+/// set but what its connection sets, expiring in ten minutes.
+pub fn session_record(tenant_id: &str, end_user: &str) -> ConnectSessionRecord {
+    let now = now_millis();
+    ConnectSessionRecord {
+        id: new_id(),
+        tenant_id: tenant_id.to_owned(),
+        end_user_id: end_user.to_owned(),
+        app_name: Some("Acme CRM".to_owned()),
+        connector_ids: Some(vec![new_id(), new_id()]),
+        return_url: Some("https://app.example/connected?from=portico&x=1".to_owned()),
+        created_by: format!("key:{}", new_id()),
+        created_at: now,
+        expires_at: now + 600_000,
+        connection_id: None,
+        completed_at: None,
+    }
+}
+
+/// An event `kind` of tenant `tenant_id` about `ordering_key`, at `created_at`; its id sorts
+/// after every event made before it.
+pub fn event_record(tenant_id: &str, kind: &str, ordering_key: &str, created_at: i64) -> EventRecord {
+    let id = format!("evt_{}", new_id());
+    EventRecord {
+        payload: json!({"type": kind, "id": id, "data": {"connectionId": ordering_key}}).to_string(),
+        id,
+        tenant_id: tenant_id.to_owned(),
+        kind: kind.to_owned(),
+        ordering_key: ordering_key.to_owned(),
+        created_at,
+    }
+}
+
+/// The delivery of `event` to `webhook` as the fan-out makes it: pending, due when the event
+/// happened, never tried.
+pub fn pending_delivery(event: &EventRecord, webhook: &WebhookRecord) -> DeliveryRecord {
+    DeliveryRecord {
+        id: format!("{}:{}", event.id, webhook.id),
+        tenant_id: event.tenant_id.clone(),
+        webhook_id: webhook.id.clone(),
+        event_id: event.id.clone(),
+        event_kind: event.kind.clone(),
+        state: DeliveryState::Pending,
+        attempts: 0,
+        next_attempt_at: event.created_at,
+        last_status: None,
+        last_error: None,
+        last_attempt_at: None,
+        created_at: event.created_at,
     }
 }
 
@@ -397,6 +468,25 @@ macro_rules! behaviour_tests {
             members_page_by_id_within_their_tenant,
             update_member_changes_the_role_only,
             a_member_is_deleted_once_and_only_by_its_tenant,
+            a_connection_whose_session_cannot_be_claimed_is_not_made_and_writes_no_event,
+            a_write_to_a_missing_connection_has_no_effects,
+            each_write_writes_its_events_and_a_delete_removes_the_row,
+            completing_a_session_sets_its_completion_once,
+            a_cascade_writes_one_event_per_deleted_connection,
+            an_event_goes_to_each_enabled_webhook_of_its_tenant_that_takes_its_kind,
+            only_due_deliveries_are_claimed_and_a_claim_holds_until_it_runs_out,
+            per_webhook_and_key_only_the_earliest_pending_delivery_is_claimable,
+            a_claim_takes_no_more_than_its_limit_earliest_due_first,
+            an_attempt_is_recorded_only_by_the_holder_of_its_claim,
+            each_outcome_of_an_attempt_sets_the_delivery_and_releases_its_claim,
+            the_delivery_queue_counts_pending_ones_with_the_oldest_event_and_the_next_due,
+            a_webhook_round_trips_exactly,
+            webhooks_page_by_id_within_their_tenant,
+            update_webhook_changes_what_it_says,
+            a_webhook_is_deleted_once_with_its_deliveries,
+            deliveries_are_listed_newest_first_by_webhook_within_their_tenant,
+            a_connect_session_round_trips_and_is_found_by_token_and_by_its_connection,
+            a_connect_session_token_hash_and_id_are_unique,
         );
     };
     (@each $open:expr; $($name:ident),* $(,)?) => {
