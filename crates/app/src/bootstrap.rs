@@ -22,29 +22,58 @@ pub struct Opened {
     pub master_key: MasterKey,
 }
 
-/// Creates the data dir (owner-only) if needed, loads or creates the master key, opens the
-/// store and runs its migrations.
+/// A master key given to the server (from `PORTICO_MASTER_KEY` or a file named by
+/// `PORTICO_MASTER_KEY_FILE`) rather than kept in its data directory.
+#[derive(Clone)]
+pub struct GivenKey {
+    /// Where it came from, as errors name it: the variable, or the file's path.
+    pub origin: String,
+    pub text: SecretString,
+}
+
+/// Creates the data dir (owner-only) if needed, opens the store and runs its migrations, and
+/// loads the master key: the given one, else `<data dir>/master.key`, else (for a store that
+/// holds no secrets yet) a new one written there. A store whose secrets are sealed with a key
+/// that is neither given nor in the data dir is refused: a new key would open none of them.
 /// `pool_size` caps the connections to PostgreSQL (see [`portico_store::PgOptions`]).
 pub async fn open(
     data_dir: &Path,
     database: Option<&str>,
-    master_key: Option<&SecretString>,
+    given: Option<&GivenKey>,
     pool_size: Option<u32>,
 ) -> anyhow::Result<Opened> {
     create_private_dir(data_dir)?;
+    let key_file = data_dir.join(portico_secrets::KEY_FILE_NAME);
     // A key generated here would be this instance's alone, and the others on the database could
     // open none of its secrets.
     let shared = database.is_some_and(|url| url.starts_with("postgres:") || url.starts_with("postgresql:"));
-    if shared && master_key.is_none() && !data_dir.join(portico_secrets::KEY_FILE_NAME).exists() {
+    if shared && given.is_none() && !key_file.exists() {
         bail!(
             "with PostgreSQL every instance needs the same master key: set PORTICO_MASTER_KEY (base64 of 32 \
-             bytes, e.g. from `head -c 32 /dev/urandom | base64`) on each, or put the same key in {}",
-            data_dir.join(portico_secrets::KEY_FILE_NAME).display()
+             bytes, e.g. from `head -c 32 /dev/urandom | base64`) or PORTICO_MASTER_KEY_FILE on each, or put \
+             the same key in {}",
+            key_file.display()
         );
     }
-    let (master_key, _source) = MasterKey::load_or_create(data_dir, master_key.map(SecretString::expose))
-        .context("cannot load the master key")?;
     let store = open_store_with(data_dir, database, pool_size).await?;
+    let master_key = match given {
+        Some(given) => MasterKey::from_base64(given.text.expose())
+            .map_err(|error| anyhow::anyhow!("cannot load the master key: {}: {error}", given.origin))?,
+        None => {
+            if !key_file.exists()
+                && let Some(sealed) = store.setting(KEY_CHECK).await?
+            {
+                bail!(
+                    "the master key is missing: this store's secrets are sealed with master key {}, but no key \
+                     was given and {} does not exist; set PORTICO_MASTER_KEY_FILE (a file holding the key) or \
+                     PORTICO_MASTER_KEY to that key, or restore the file",
+                    MasterKey::key_id_of(&sealed).unwrap_or("unknown"),
+                    key_file.display()
+                );
+            }
+            MasterKey::load_or_create(data_dir, None).context("cannot load the master key")?.0
+        }
+    };
     check_master_key(store.as_ref(), &master_key).await?;
     Ok(Opened { store, master_key })
 }
@@ -62,7 +91,7 @@ async fn check_master_key(store: &dyn Store, key: &MasterKey) -> anyhow::Result<
         Ok(plaintext) if plaintext.as_slice() == KEY_CHECK_PLAINTEXT => Ok(()),
         _ => bail!(
             "the master key (id {}) is not the one this store's secrets are sealed with (id {}): \
-             set PORTICO_MASTER_KEY or <data dir>/master.key to that key",
+             set PORTICO_MASTER_KEY_FILE, PORTICO_MASTER_KEY or <data dir>/master.key to that key",
             key.id(),
             MasterKey::key_id_of(&stored).unwrap_or("unknown")
         ),

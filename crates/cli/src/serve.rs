@@ -53,6 +53,13 @@ pub struct ServeArgs {
     /// arriving counts as none) before it is closed; a call in progress is never cut [default: 60]
     #[arg(long, env = "PORTICO_CLIENT_IDLE_TIMEOUT")]
     client_idle_timeout: Option<f64>,
+    /// Seconds a client may take to send a request's head before it is closed [default: 10]
+    #[arg(long, env = "PORTICO_HEADER_READ_TIMEOUT")]
+    header_read_timeout: Option<f64>,
+    /// Most client connections held at once; more are closed as soon as they are accepted
+    /// (fewer when the open-file limit does not allow as many) [default: 10000]
+    #[arg(long, env = "PORTICO_MAX_CLIENT_CONNECTIONS", value_parser = clap::value_parser!(u32).range(1..))]
+    max_client_connections: Option<u32>,
     /// An origin (scheme://host[:port]) that OAuth sign-ins may return to besides the public
     /// URL's; repeatable
     #[arg(long = "allowed-return-origin", env = "PORTICO_ALLOWED_RETURN_ORIGINS", value_delimiter = ',')]
@@ -91,6 +98,14 @@ pub struct ServeArgs {
     /// Seconds after its event that a webhook delivery is given up [default: 86400]
     #[arg(long, env = "PORTICO_WEBHOOK_RETRY_FOR")]
     webhook_retry_for: Option<f64>,
+    /// A file holding the master key (base64 of 32 bytes), kept apart from the data directory
+    /// and the database; or the key itself in PORTICO_MASTER_KEY [default: <data dir>/master.key]
+    #[arg(long, env = "PORTICO_MASTER_KEY_FILE")]
+    master_key_file: Option<PathBuf>,
+    /// The bearer token a scraper presents to read /metrics (prefer the environment variable);
+    /// without one, /metrics is not served
+    #[arg(long, env = "PORTICO_METRICS_TOKEN", hide_env_values = true)]
+    metrics_token: Option<String>,
     /// A TOML file with any of these settings (flags and environment variables win)
     #[arg(long, env = "PORTICO_CONFIG")]
     config: Option<PathBuf>,
@@ -111,6 +126,8 @@ struct FileConfig {
     backend_connect_timeout: Option<f64>,
     backend_timeout: Option<f64>,
     client_idle_timeout: Option<f64>,
+    header_read_timeout: Option<f64>,
+    max_client_connections: Option<u32>,
     #[serde(default)]
     allowed_return_origins: Vec<Url>,
     idp_catalog: Option<PathBuf>,
@@ -121,6 +138,8 @@ struct FileConfig {
     webhook_retry_initial: Option<f64>,
     webhook_retry_max_interval: Option<f64>,
     webhook_retry_for: Option<f64>,
+    master_key_file: Option<PathBuf>,
+    metrics_token: Option<String>,
 }
 
 fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
@@ -133,6 +152,28 @@ fn seconds(value: Option<f64>) -> anyhow::Result<Option<std::time::Duration>> {
         .map(|s| std::time::Duration::try_from_secs_f64(s).ok().filter(|d| !d.is_zero()))
         .map(|d| d.ok_or_else(|| anyhow::anyhow!("timeouts and retry times must be positive numbers of seconds")))
         .transpose()
+}
+
+/// The master key given to the server: `PORTICO_MASTER_KEY`, or the file named by
+/// `--master-key-file` (`PORTICO_MASTER_KEY_FILE`); not both.
+fn given_master_key(file: Option<PathBuf>) -> anyhow::Result<Option<portico_app::bootstrap::GivenKey>> {
+    let variable = std::env::var("PORTICO_MASTER_KEY").ok().map(SecretString::from);
+    match (variable, file) {
+        (Some(_), Some(_)) => anyhow::bail!(
+            "the master key is given twice: set PORTICO_MASTER_KEY or PORTICO_MASTER_KEY_FILE (--master-key-file), \
+             not both"
+        ),
+        (Some(text), None) => {
+            Ok(Some(portico_app::bootstrap::GivenKey { origin: "PORTICO_MASTER_KEY".to_owned(), text }))
+        }
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(&path).map(SecretString::from).with_context(|| {
+                format!("cannot read the master key file {} (PORTICO_MASTER_KEY_FILE)", path.display())
+            })?;
+            Ok(Some(portico_app::bootstrap::GivenKey { origin: path.display().to_string(), text }))
+        }
+        (None, None) => Ok(None),
+    }
 }
 
 /// The OpenID Connect client of the portal: all of issuer and client id, or none.
@@ -177,7 +218,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         database: args.store.database.or(file.database),
         public_url: args.public_url.or(file.public_url),
         allow_private_backends: args.allow_private_backends || file.allow_private_backends.unwrap_or(false),
-        master_key: std::env::var("PORTICO_MASTER_KEY").ok().map(SecretString::from),
+        master_key: given_master_key(args.master_key_file.or(file.master_key_file))?,
+        metrics_token: args.metrics_token.or(file.metrics_token).filter(|t| !t.is_empty()).map(SecretString::from),
         max_body_bytes: args.max_body_bytes.or(file.max_body_bytes).unwrap_or(defaults.max_body_bytes),
         workers: args.workers.or(file.workers).filter(|n| *n > 0),
         cached_connections: defaults.cached_connections,
@@ -186,6 +228,12 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         backend_timeout: seconds(args.backend_timeout.or(file.backend_timeout))?.unwrap_or(defaults.backend_timeout),
         client_idle_timeout: seconds(args.client_idle_timeout.or(file.client_idle_timeout))?
             .unwrap_or(defaults.client_idle_timeout),
+        header_read_timeout: seconds(args.header_read_timeout.or(file.header_read_timeout))?
+            .unwrap_or(defaults.header_read_timeout),
+        max_client_connections: args
+            .max_client_connections
+            .or(file.max_client_connections)
+            .map_or(defaults.max_client_connections, |n| n as usize),
         allowed_return_origins: if args.allowed_return_origins.is_empty() {
             file.allowed_return_origins
         } else {

@@ -979,7 +979,13 @@ async fn metrics_count_calls_by_connector_and_outcome() {
     assert_eq!(caller.get(&proxy(&down_connection, "/ok")).await.status, 502);
     assert_eq!(caller.get(&proxy(&down_connection, "/ok")).await.status, 502);
 
-    let metrics = caller.get("/metrics").await;
+    // They name every tenant's connectors: only the metrics token reads them.
+    for key in [None, Some("metrics-token-of-the-test"), Some(portico.admin_key.as_str())] {
+        let refused = portico.client(key).get("/metrics").await;
+        assert_eq!(refused.status, 401, "{key:?}");
+        assert!(!refused.text.contains("inventory"), "{}", refused.text);
+    }
+    let metrics = portico.metrics().await;
     assert_eq!(metrics.status, 200);
     assert!(metrics.content_type().starts_with("text/plain"), "{}", metrics.content_type());
     let text = metrics.text;
@@ -1058,4 +1064,60 @@ async fn sequential_calls_on_one_client_connection_reuse_a_backend_connection() 
     assert_eq!(backend.take().len(), 40, "every call but the API reads reached the backend");
     assert!(backend.connections() <= 2, "{} backend connections for 50 sequential calls", backend.connections());
     assert_eq!(backend.connections(), 1, "one backend connection for one client connection");
+}
+
+#[tokio::test]
+async fn an_operations_path_parameter_cannot_climb_in_any_spelling() {
+    let (_portico, backend, caller, connection) = setup("inventory.json", json!({"api_key": "k"})).await;
+    for value in ["..", ".%2e", "%2e%2e", "%252e%252e", "..;x", ".. ", "../admin", "..\\admin", "\u{ff0e}\u{ff0e}"] {
+        let problem = caller
+            .operation(&connection, "GetItem", json!({"parameters": {"itemId": value}}))
+            .await
+            .expect_problem(422, "validation");
+        assert!(problem.message("parameters.itemId").contains(".."), "{value:?}: {:?}", problem.0);
+    }
+    assert!(backend.take().is_empty(), "nothing reached the backend");
+    // Dots that do not climb are sent, encoded as one segment.
+    caller.operation(&connection, "GetItem", json!({"parameters": {"itemId": "v1..2"}})).await;
+    assert_eq!(backend.take_one().path, "/api/items/v1..2");
+}
+
+#[tokio::test]
+async fn a_header_or_cookie_that_would_forge_another_is_refused_when_written() {
+    let backend = Backend::start().await;
+    let portico = Portico::start_with(&[PRIVATE]);
+    let caller = Caller::admin(&portico);
+    for (name, location) in [("Host", "header"), ("content-length", "header"), ("X Key", "header"), ("a=b", "cookie")] {
+        let mut body = definition("api-key-header.json", &backend.authority());
+        body["definition"]["connection"]["credential"]["keys"][0] =
+            json!({"parameter": "api_key", "name": name, "in": location});
+        let reply = caller.send(caller.request(Method::POST, "/v1/connectors").json(&body)).await;
+        let problem = reply.expect_problem(422, "validation");
+        assert!(problem.0.to_string().contains(&name.replace('"', "")), "{name}: {:?}", problem.0);
+    }
+    let mut body = definition("api-key-header.json", &backend.authority());
+    body["definition"]["policies"] = json!([{"policy": "setHeader", "name": "Transfer-Encoding", "value": "chunked"}]);
+    let reply = caller.send(caller.request(Method::POST, "/v1/connectors").json(&body)).await;
+    assert!(reply.expect_problem(422, "validation").0.to_string().contains("Transfer-Encoding"));
+
+    let mut cookie = definition("api-key-header.json", &backend.authority());
+    cookie["definition"]["connection"]["credential"]["keys"][0] =
+        json!({"parameter": "api_key", "name": "session", "in": "cookie"});
+    let connector = caller.send(caller.request(Method::POST, "/v1/connectors").json(&cookie)).await.expect_json(201);
+    let header = caller
+        .send(
+            caller
+                .request(Method::POST, "/v1/connectors")
+                .json(&definition("api-key-header.json", &backend.authority())),
+        )
+        .await
+        .expect_json(201);
+    for (connector, value) in [(&connector, "v; admin=true"), (&header, "k\r\nX-Admin: 1")] {
+        let request = json!({"connectorId": connector["id"], "parameters": {"api_key": value}});
+        let reply = caller.send(caller.request(Method::POST, "/v1/connections").json(&request)).await;
+        let problem = reply.expect_problem(422, "validation");
+        assert_eq!(problem.fields(), ["parameters.api_key"], "{:?}", problem.0);
+        assert!(!reply.text.contains("admin"), "the value is not repeated: {}", reply.text);
+    }
+    assert!(backend.take().is_empty());
 }

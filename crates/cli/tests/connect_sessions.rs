@@ -19,7 +19,7 @@ mod receiver;
 
 use std::time::Duration;
 
-use common::{Api, MISSING_ID, Portico, Reply, contains, distinctive, fixture};
+use common::{Api, MISSING_ID, Portico, Reply, contains, distinctive, fixture, id, string};
 use receiver::{unix_now, unix_seconds};
 use serde_json::{Value, json};
 
@@ -89,15 +89,6 @@ impl World {
 /// A connector body from a definition under `fixtures/calls/` (its backend never called).
 fn connector(file: &str) -> Value {
     json!({"definition": fixture::json(&format!("calls/{file}"))})
-}
-
-fn id(value: &Value) -> String {
-    string(value, "id")
-}
-
-#[track_caller]
-fn string(value: &Value, name: &str) -> String {
-    value[name].as_str().unwrap_or_else(|| panic!("{name} in {value}")).to_owned()
 }
 
 /// Seconds from now until an RFC 3339 time of Portico's.

@@ -410,7 +410,7 @@ async fn two_hundred_calls_on_an_expired_token_across_two_instances_renew_it_onc
 
 /// A sample of `/metrics`, or 0 when it is missing.
 async fn sample(portico: &Portico, name: &str) -> f64 {
-    let text = portico.client(None).get("/metrics").await.text;
+    let text = portico.metrics().await.text;
     text.lines().find_map(|line| line.strip_prefix(name)?.trim().parse().ok()).unwrap_or(0.0)
 }
 

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use bytes::Bytes;
 use common::idp::{self, BASIC, Browser, CC, Idp, IdpClient, IdpOptions, ODD, POST};
-use common::{Api, Portico, Reply, contains, distinctive, fixture};
+use common::{Api, Portico, Reply, contains, distinctive, fixture, id, string};
 use http_body_util::{BodyExt as _, Full};
 use reqwest::header::LOCATION;
 use serde_json::{Value, json};
@@ -181,15 +181,6 @@ fn with_client(definition: Value, client: IdpClient) -> Value {
 /// The OAuth credential of a connector body.
 fn credential(body: &mut Value) -> &mut Value {
     &mut body["definition"]["connection"]["credential"]
-}
-
-fn id(value: &Value) -> String {
-    string(value, "id")
-}
-
-#[track_caller]
-fn string(value: &Value, name: &str) -> String {
-    value[name].as_str().unwrap_or_else(|| panic!("{name} in {value}")).to_owned()
 }
 
 /// The query parameters of `url`.

@@ -704,3 +704,43 @@ async fn another_tenants_connector_is_not_found() {
     }
     chrome.close().await;
 }
+
+/// The value of the hidden field `name` in a page.
+fn hidden_field(page: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = page.find(&marker).unwrap_or_else(|| panic!("a hidden field {name} in {page}")) + marker.len();
+    page[start..].split('"').next().unwrap_or_default().to_owned()
+}
+
+#[tokio::test]
+async fn signing_in_never_sends_the_browser_to_another_site() {
+    let portico = Portico::start();
+    let portal = url::Url::parse(&portico.base).unwrap();
+    for next in [
+        "/\t/evil.example/",
+        "/\n/evil.example/",
+        "/\r\n/evil.example/",
+        "\t//evil.example/",
+        "/\\evil.example/",
+        "/\\/evil.example/",
+        "//evil.example/",
+        " //evil.example/",
+        "https://evil.example/",
+        "/%09/evil.example/",
+    ] {
+        let http =
+            common::client_builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        let mut sign_in = portal.join("/sign-in").unwrap();
+        sign_in.query_pairs_mut().append_pair("next", next);
+        let page = http.get(sign_in).send().await.unwrap();
+        let page = page.text().await.unwrap();
+        let form =
+            [("csrf", hidden_field(&page, "csrf")), ("next", next.to_owned()), ("api_key", portico.admin_key.clone())];
+        let posted = http.post(format!("{}/sign-in", portico.base)).form(&form).send().await.unwrap();
+        assert_eq!(posted.status(), 303, "{next:?}");
+        let location = posted.headers()["location"].to_str().unwrap();
+        // Where a browser goes: the Location read by the URL rules browsers follow.
+        let landed = portal.join(location).unwrap();
+        assert_eq!(landed.origin(), portal.origin(), "{next:?} sent the browser to {location}");
+    }
+}

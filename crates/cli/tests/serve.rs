@@ -281,6 +281,39 @@ async fn a_second_server_on_a_taken_address_is_refused() {
 }
 
 #[tokio::test]
+async fn a_stopped_server_gets_its_port_back_at_once() {
+    let temp = tempfile::tempdir().unwrap();
+    let data_dir = temp.path().join("data");
+    let mut first = Portico::start_in(&data_dir, &[]);
+    let address = first.base.trim_start_matches("http://").to_owned();
+    // Connections the server closes stay in TIME_WAIT on its side for a minute.
+    let client = reqwest::Client::new();
+    for _ in 0..20 {
+        let response = client
+            .get(format!("{}/v1/connectors", first.base))
+            .bearer_auth(&first.admin_key)
+            .header("connection", "close")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    assert!(first.stop().success());
+    let second = Portico::start_in(&data_dir, &["--listen", &address]);
+    assert_eq!(second.base, first.base);
+    second.api().get("/v1/connectors").await.expect_json(200);
+}
+
+#[tokio::test]
+async fn metrics_are_not_served_without_a_metrics_token() {
+    let portico = Portico::start_with(&["--metrics-token", ""]);
+    let reply = portico.client(Some(common::METRICS_TOKEN)).get("/metrics").await;
+    assert_eq!(reply.status, 404);
+    assert!(reply.text.contains("--metrics-token"), "{}", reply.text);
+    assert_eq!(portico.api().get("/metrics").await.status, 404, "not even to an admin key");
+}
+
+#[tokio::test]
 async fn the_master_key_can_come_from_the_environment() {
     // base64 of 32 bytes.
     let master_key = "cG9ydGljby10ZXN0LW1hc3Rlci1rZXktMzItYnl0ZXM=";
@@ -320,4 +353,143 @@ async fn a_start_with_another_master_key_is_refused() {
     let again =
         Portico::launch(&data_dir, &[], &[("PORTICO_MASTER_KEY", "cG9ydGljby10ZXN0LW1hc3Rlci1rZXktMzItYnl0ZXM=")]);
     again.api().get("/v1/connectors").await.expect_json(200);
+}
+
+#[tokio::test]
+async fn the_master_key_can_come_from_a_file_and_a_missing_one_is_named() {
+    let master_key = "cG9ydGljby10ZXN0LW1hc3Rlci1rZXktMzItYnl0ZXM=";
+    let temp = tempfile::tempdir().unwrap();
+    let key_file = temp.path().join("portico-master.key");
+    std::fs::write(&key_file, format!("{master_key}\n")).unwrap();
+    let key_path = key_file.to_str().unwrap();
+    let data_dir = temp.path().join("data");
+    // The embedded store, named: what is tried here is the data directory's part.
+    let database = format!("sqlite://{}?mode=rwc", data_dir.join("portico.db").display());
+    let store = ["--database", database.as_str()];
+    let env = [("PORTICO_MASTER_KEY_FILE", key_path)];
+    let mut first = Portico::launch(&data_dir, &store, &env);
+    let api = first.api();
+    let metrics = api.create_connector(&fixture::definition("metrics.json")).await;
+    let connection = api
+        .create_connection(&json!({"connectorId": metrics["id"],
+            "parameters": {"api_key": "file-sealed", "region": "eu", "timeout": 1}}))
+        .await;
+    first.stop();
+    assert!(!data_dir.join("master.key").exists(), "no key in the data directory when a file is given");
+    assert!(!contains(&first.output_bytes(), master_key), "the master key is not logged");
+
+    // Started without it, the server names what is missing, and makes no key of its own.
+    let refused = common::serve_refused(&data_dir, &store, &[]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("the master key is missing") && stderr.contains("PORTICO_MASTER_KEY_FILE"), "{stderr}");
+    assert!(!data_dir.join("master.key").exists(), "a refused start writes no key");
+
+    // A file that cannot be read, or a key given twice, is named too.
+    let absent = temp.path().join("absent.key");
+    let refused = common::serve_refused(&data_dir, &store, &[("PORTICO_MASTER_KEY_FILE", absent.to_str().unwrap())]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains(&format!("cannot read the master key file {}", absent.display())), "{stderr}");
+    let refused = common::serve_refused(&data_dir, &store, &[env[0], ("PORTICO_MASTER_KEY", master_key)]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("given twice"), "{stderr}");
+    let short = temp.path().join("short.key");
+    std::fs::write(&short, "c2hvcnQ=").unwrap();
+    let refused = common::serve_refused(&data_dir, &store, &[("PORTICO_MASTER_KEY_FILE", short.to_str().unwrap())]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains(short.to_str().unwrap()) && stderr.contains("5 bytes"), "{stderr}");
+    assert!(!stderr.contains("c2hvcnQ"), "the key is not repeated: {stderr}");
+
+    let second = Portico::launch(&data_dir, &store, &env);
+    let path = format!("/v1/connections/{}", connection["id"].as_str().unwrap());
+    let changed = second.api().patch(&path, &json!({"parameters": {"region": "us"}})).await.expect_json(200);
+    assert_eq!(changed["secrets"], json!({"api_key": {"set": true}}), "the secret opens with the key of the file");
+}
+
+/// A connection that sends a request's head a line at a time, never ending it (slowloris).
+async fn slow_client(address: &str) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt as _;
+    let mut stream = tokio::net::TcpStream::connect(address).await.expect("a connection");
+    stream.write_all(b"GET /v1/connectors HTTP/1.1\r\nHost: portico\r\n").await.expect("a first line");
+    stream
+}
+
+/// Whether the server closed `stream` within `deadline`, while the client keeps sending header
+/// lines.
+async fn closed_by_server(stream: &mut tokio::net::TcpStream, deadline: std::time::Duration) -> bool {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let until = tokio::time::Instant::now() + deadline;
+    let mut buffer = [0u8; 512];
+    while tokio::time::Instant::now() < until {
+        if stream.write_all(b"X-Slow: 1\r\n").await.is_err() {
+            return true;
+        }
+        match tokio::time::timeout(std::time::Duration::from_millis(200), stream.read(&mut buffer)).await {
+            // The end, a reset, or the answer to a request head that took too long.
+            Ok(Ok(0) | Err(_)) => return true,
+            Ok(Ok(_)) => {}
+            Err(_) => {}
+        }
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_are_closed_and_others_are_served_meanwhile() {
+    let portico = Portico::start_with(&["--header-read-timeout", "2"]);
+    let address = portico.base.trim_start_matches("http://").to_owned();
+    let mut slow = Vec::new();
+    for _ in 0..500 {
+        slow.push(slow_client(&address).await);
+    }
+    // While 500 clients trickle their heads, calls are served.
+    let api = portico.api();
+    for _ in 0..20 {
+        api.get("/v1/connectors").await.expect_json(200);
+    }
+    // And the slow ones are closed once their head takes longer than the limit.
+    let started = std::time::Instant::now();
+    for stream in &mut slow {
+        assert!(closed_by_server(stream, std::time::Duration::from_secs(10)).await, "a slow client was closed");
+    }
+    assert!(started.elapsed() < std::time::Duration::from_secs(10), "closed after {:?}", started.elapsed());
+    api.get("/v1/connectors").await.expect_json(200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_over_the_limit_are_closed_at_once_and_counted() {
+    use tokio::io::AsyncReadExt as _;
+    let portico = Portico::start_with(&["--max-client-connections", "50", "--header-read-timeout", "2"]);
+    let address = portico.base.trim_start_matches("http://").to_owned();
+    let mut held = Vec::new();
+    for _ in 0..50 {
+        held.push(slow_client(&address).await);
+    }
+    // The 51st and later are closed without an answer.
+    let mut refused = 0;
+    for _ in 0..20 {
+        let mut extra = tokio::net::TcpStream::connect(&address).await.expect("accepted by the kernel");
+        let mut buffer = [0u8; 64];
+        let read = tokio::time::timeout(std::time::Duration::from_secs(5), extra.read(&mut buffer)).await;
+        if matches!(read, Ok(Ok(0) | Err(_))) {
+            refused += 1;
+        }
+    }
+    assert_eq!(refused, 20, "every connection over the limit is closed");
+    // Once the held ones are closed (their heads took too long), calls are served again, and the
+    // metrics tell what happened.
+    drop(held);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let metrics = loop {
+        let reply = portico.metrics().await;
+        if reply.status == 200 {
+            break reply.text;
+        }
+        assert!(std::time::Instant::now() < deadline, "metrics served again");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let sample = |name: &str| -> f64 {
+        metrics.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok()).unwrap_or(-1.0)
+    };
+    assert_eq!(sample("portico_client_connections_limit"), 50.0, "{metrics}");
+    assert!(sample("portico_client_connections_refused_total") >= 20.0, "{metrics}");
 }

@@ -25,7 +25,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use common::idp::{BASIC, Browser, Idp, IdpOptions};
-use common::{Api, Portico, Reply, contains, distinctive, fixture};
+use common::{Api, Portico, Reply, contains, distinctive, fixture, id, string};
 use receiver::{DEADLINE, Delivery, Receiver, unix_now, unix_seconds};
 use serde_json::{Value, json};
 
@@ -132,7 +132,7 @@ impl World {
 
     /// The `portico_webhook_*` samples of `/metrics`.
     async fn metrics(&self) -> BTreeMap<String, f64> {
-        let reply = self.portico.client(None).get("/metrics").await;
+        let reply = self.portico.metrics().await;
         assert_eq!(reply.status, 200, "{}", reply.text);
         reply
             .text
@@ -183,15 +183,6 @@ impl Metrics<'_> {
 /// The connector of every test: an API key in a header, its backend never called.
 fn key_connector() -> Value {
     json!({"definition": fixture::json("calls/api-key-header.json")})
-}
-
-fn id(value: &Value) -> String {
-    string(value, "id")
-}
-
-#[track_caller]
-fn string(value: &Value, name: &str) -> String {
-    value[name].as_str().unwrap_or_else(|| panic!("{name} in {value}")).to_owned()
 }
 
 /// Asserts what every delivery must be: a POST of JSON, verified by `standardwebhooks` with

@@ -397,3 +397,34 @@ fn pointers(value: &Value, at: String) -> Vec<String> {
     }
     out
 }
+
+#[test]
+fn a_header_policy_on_a_header_portico_sets_itself_is_kept_as_written_not_applied() {
+    let folder = fixture("policies");
+    let read = |name: &str| -> Value {
+        serde_json::from_slice(&std::fs::read(folder.join(name)).expect("fixture")).expect("fixture JSON")
+    };
+    let mut properties = read("apiProperties.json");
+    let definition = read("apiDefinition.swagger.json");
+    let instances = properties["properties"]["policyTemplateInstances"].as_array_mut().expect("policies");
+    for name in ["Host", "Content-Length", "Bad Name"] {
+        instances.push(json!({"templateId": "setheader", "title": "Set a header",
+            "parameters": {"x-ms-apimTemplateParameter.name": name, "x-ms-apimTemplateParameter.value": "x",
+                "x-ms-apimTemplate-policySection": "Request"}}));
+    }
+    let import = import_values(&properties, &definition).validated(&IdentityProviderCatalog::built_in());
+    assert!(import.is_ok(), "{:?}", import.diagnostics);
+    let connector = import.connector.as_ref().expect("a connector");
+    for name in ["Host", "Content-Length", "Bad Name"] {
+        assert!(
+            !connector.policies.iter().any(|p| matches!(&p.kind, PolicyKind::SetHeader { name: n, .. } if n == name)),
+            "{name} is not set"
+        );
+        assert!(
+            connector.policies.iter().any(|p| matches!(&p.kind, PolicyKind::Other { parameters, .. }
+                if parameters.get("x-ms-apimTemplateParameter.name") == Some(&json!(name)))),
+            "{name} is kept as written"
+        );
+        assert!(messages(&import).iter().any(|m| m.contains(name)), "a warning names {name}: {:?}", messages(&import));
+    }
+}

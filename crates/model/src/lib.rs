@@ -18,6 +18,7 @@ mod operation;
 mod policy;
 mod validate;
 mod values;
+mod wire;
 
 pub use access::{END_USER_ID_MAX, Ownership, Role, Share, SharePermission, end_user_id, normalize_email};
 pub use connection::{
@@ -32,3 +33,4 @@ pub use oauth::{EntraId, GrantType, IdentityProvider, OAuth2, OAuthTemplates};
 pub use operation::{Operation, OperationParameter, ParameterLocation, Visibility};
 pub use policy::{ParamRef, Policy, PolicyKind, Segment, Template};
 pub use values::{CheckedValues, FieldError};
+pub use wire::{RESERVED_HEADERS, cookie_name_problem, header_name_problem, is_cookie_value, is_header_value};

@@ -3,8 +3,8 @@
 use std::collections::HashSet;
 
 use crate::{
-    ConnectionSpec, Connector, Credential, Diagnostic, IdentityProviderCatalog, OAuth2, ParameterSet, PolicyKind,
-    Template,
+    ApiKeyLocation, ConnectionSpec, Connector, Credential, Diagnostic, IdentityProviderCatalog, OAuth2, ParameterSet,
+    PolicyKind, Template,
 };
 
 impl Connector {
@@ -14,6 +14,13 @@ impl Connector {
         let mut out = Vec::new();
         if self.metadata.display_name.trim().is_empty() {
             out.push(Diagnostic::error("metadata.displayName", "the connector has no display name"));
+        }
+        for (i, policy) in self.policies.iter().enumerate() {
+            if let PolicyKind::SetHeader { name, .. } = &policy.kind
+                && let Some(problem) = crate::header_name_problem(name)
+            {
+                out.push(Diagnostic::error(format!("policies.{i}.name"), problem));
+            }
         }
         if self.backend.host.trim().is_empty() && self.backend.host_template.is_none() {
             out.push(Diagnostic::error("backend.host", "the backend has no host"));
@@ -174,6 +181,14 @@ fn validate_set(set: &ParameterSet, at: &str, catalog: &IdentityProviderCatalog,
                     ));
                 }
                 require(&key.parameter, "API-key", out);
+                let problem = match key.location {
+                    ApiKeyLocation::Header => crate::header_name_problem(&key.name),
+                    ApiKeyLocation::Cookie => crate::cookie_name_problem(&key.name),
+                    ApiKeyLocation::Query => None,
+                };
+                if let Some(problem) = problem.filter(|_| !key.name.trim().is_empty()) {
+                    out.push(Diagnostic::error(format!("{at}.credential"), problem));
+                }
             }
         }
         Credential::OAuth2(oauth) => validate_oauth(oauth, &format!("{at}.credential"), catalog, out),

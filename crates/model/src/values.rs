@@ -6,7 +6,7 @@ use std::fmt;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::{ParameterSet, ParameterType};
+use crate::{ApiKeyLocation, Credential, ParameterSet, ParameterType};
 
 /// One problem with one field, named so that a form can show it beside the field.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -90,6 +90,10 @@ impl ParameterSet {
                     errors.push(FieldError::new(&p.name, format!("must be one of: {}", allowed.join(", "))));
                     continue;
                 }
+                if let Some(problem) = self.wire_problem(&p.name, text) {
+                    errors.push(FieldError::new(&p.name, problem));
+                    continue;
+                }
                 if self.is_secret(p) {
                     checked.secret.insert(p.name.clone(), text.to_owned());
                     continue;
@@ -98,6 +102,28 @@ impl ParameterSet {
             checked.public.insert(p.name.clone(), value);
         }
         if errors.is_empty() { Ok(checked) } else { Err(errors) }
+    }
+}
+
+impl ParameterSet {
+    /// Why the value of `parameter` cannot be sent where the credential sends it, if it cannot.
+    fn wire_problem(&self, parameter: &str, text: &str) -> Option<&'static str> {
+        let Credential::ApiKey { keys } = &self.credential else {
+            return None;
+        };
+        keys.iter().filter(|key| key.parameter.eq_ignore_ascii_case(parameter)).find_map(|key| {
+            let sent = format!("{}{text}", key.prefix.as_deref().unwrap_or(""));
+            match key.location {
+                ApiKeyLocation::Header if !crate::is_header_value(&sent) => {
+                    Some("cannot be sent in a header: it holds a line break or another control character")
+                }
+                ApiKeyLocation::Cookie if !crate::is_cookie_value(&sent) => Some(
+                    "cannot be sent as a cookie: it holds a space, a quote, a comma, a semicolon, a backslash or a \
+                     control character",
+                ),
+                _ => None,
+            }
+        })
     }
 }
 
@@ -186,5 +212,38 @@ mod tests {
         let values = json!({"username": "  ", "password": "x"});
         let errors = set().check_values(values.as_object().unwrap()).unwrap_err();
         assert_eq!(errors, vec![FieldError { field: "username".into(), message: "is required".into() }]);
+    }
+
+    #[test]
+    fn a_key_that_would_break_its_header_or_cookie_is_refused() {
+        let key = |parameter: &str, location| crate::ApiKey {
+            parameter: parameter.into(),
+            name: format!("k-{parameter}"),
+            location,
+            prefix: None,
+        };
+        let set = ParameterSet {
+            parameters: vec![
+                ConnectionParameter::new("header", ParameterType::SecureString, "Header key"),
+                ConnectionParameter::new("cookie", ParameterType::SecureString, "Cookie key"),
+                ConnectionParameter::new("query", ParameterType::SecureString, "Query key"),
+            ],
+            credential: Credential::ApiKey {
+                keys: vec![
+                    key("header", ApiKeyLocation::Header),
+                    key("cookie", ApiKeyLocation::Cookie),
+                    key("query", ApiKeyLocation::Query),
+                ],
+            },
+            ..ParameterSet::default()
+        };
+        let bad = json!({"header": "k\r\nX-Admin: 1", "cookie": "v; admin=true", "query": "a b; c\r\n"});
+        let errors = set.check_values(bad.as_object().unwrap()).unwrap_err();
+        let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["header", "cookie"], "a query value is encoded, so any value goes: {errors:?}");
+        assert!(errors[0].message.contains("header") && errors[1].message.contains("cookie"), "{errors:?}");
+        assert!(!format!("{errors:?}").contains("admin"), "the value is not repeated: {errors:?}");
+        let good = json!({"header": "k-1 2\t3", "cookie": "v1!~", "query": "x"});
+        assert!(set.check_values(good.as_object().unwrap()).is_ok());
     }
 }

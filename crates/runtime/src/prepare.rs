@@ -182,7 +182,10 @@ pub fn prepare(
                         headers.push((header_name(&key.name)?, sensitive(&value, &key.parameter)?))
                     }
                     ApiKeyLocation::Query => query.push((key.name.clone(), value)),
-                    ApiKeyLocation::Cookie => cookies.push(format!("{}={value}", key.name)),
+                    ApiKeyLocation::Cookie if portico_model::is_cookie_value(&value) => {
+                        cookies.push(format!("{}={value}", key.name))
+                    }
+                    ApiKeyLocation::Cookie => return Err(PrepareError::InvalidHeaderValue(key.parameter.clone())),
                 }
             }
         }
@@ -246,7 +249,12 @@ pub(crate) fn encode_query(pairs: &[(String, String)]) -> String {
     out
 }
 
+/// A header a credential or a policy sets: refused, as when the connector was written, when it
+/// is not a valid name or is one Portico sets itself (a stored connector may predate the rule).
 fn header_name(name: &str) -> Result<HeaderName, PrepareError> {
+    if portico_model::header_name_problem(name).is_some() {
+        return Err(PrepareError::InvalidHeaderName(name.to_owned()));
+    }
     HeaderName::from_bytes(name.as_bytes()).map_err(|_| PrepareError::InvalidHeaderName(name.to_owned()))
 }
 

@@ -81,18 +81,80 @@ pub fn proxy_request(
     Ok(request)
 }
 
-/// Whether a segment of `rest` is `..` once percent-decoded (`%2e%2e`, `.%2e`), or holds one
-/// between encoded slashes or backslashes (`..%2f..%2f`), which a backend that decodes before
-/// normalising would climb with.
+/// Whether a segment of `rest` reads as `..` to some backend (see [`segment_climbs`]).
 fn climbs(rest: &str) -> bool {
-    // Most paths hold neither: one scan of the bytes settles them.
-    if !rest.bytes().any(|b| b == b'.' || b == b'%') {
+    // Most paths hold none of the bytes that could spell it: one scan settles them.
+    if !rest.bytes().any(suspect) {
         return false;
     }
-    rest.split('/').filter(|segment| segment.contains(['.', '%'])).any(|segment| {
-        let decoded: Vec<u8> = percent_decode_str(segment).collect();
-        decoded.split(|b| *b == b'/' || *b == b'\\').any(|part| part == b"..")
+    rest.split('/').any(segment_climbs)
+}
+
+/// Bytes without which no spelling of `..` can be made.
+fn suspect(b: u8) -> bool {
+    b == b'.' || b == b'%' || b >= 0x80
+}
+
+/// How many times a segment is decoded before it is judged: a backend, or a proxy in front of
+/// it, may decode more than once. A segment still encoded after that is refused.
+const DECODINGS: usize = 3;
+
+/// Whether `segment` reads as `..` to a backend that decodes before it normalises: once
+/// percent-decoded (up to [`DECODINGS`] times: `%2e%2e`, `%252e%252e`), split at decoded
+/// slashes and backslashes (`..%2f..%2f`, `..%5c`), with a `;` path parameter cut off (`..;x`)
+/// and trailing spaces trimmed (`.. `), with the other spellings of a dot read as one
+/// (overlong UTF-8 `%c0%ae`, `%u002e`, the fullwidth and leader dots), any part that is `..`.
+pub(crate) fn segment_climbs(segment: &str) -> bool {
+    if !segment.bytes().any(suspect) {
+        return false;
+    }
+    let mut bytes = segment.as_bytes().to_vec();
+    let mut settled = false;
+    for _ in 0..=DECODINGS {
+        let decoded: Vec<u8> = percent_encoding::percent_decode(&bytes).collect();
+        if decoded == bytes {
+            settled = true;
+            break;
+        }
+        bytes = decoded;
+    }
+    if !settled {
+        return true;
+    }
+    let bytes = dots_read_as_dots(&bytes);
+    bytes.split(|b| *b == b'/' || *b == b'\\').any(|part| {
+        let part = part.split(|b| *b == b';').next().unwrap_or(part);
+        let end = part.iter().rposition(|b| *b != b' ').map_or(0, |i| i + 1);
+        let part = &part[..end];
+        part == b".."
     })
+}
+
+/// `bytes` with every other spelling of a dot that some server decodes as one made a dot.
+fn dots_read_as_dots(bytes: &[u8]) -> Vec<u8> {
+    const SPELLINGS: [&[u8]; 6] = [
+        b"\xc0\xae",     // overlong UTF-8
+        b"\xe0\x80\xae", // overlong UTF-8
+        b"\xef\xbc\x8e", // U+FF0E FULLWIDTH FULL STOP
+        b"\xe2\x80\xa4", // U+2024 ONE DOT LEADER
+        b"%u002e",       // IIS
+        b"%uff0e",       // IIS
+    ];
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    'bytes: while i < bytes.len() {
+        for spelling in SPELLINGS {
+            let end = i + spelling.len();
+            if end <= bytes.len() && bytes[i..end].eq_ignore_ascii_case(spelling) {
+                out.push(b'.');
+                i = end;
+                continue 'bytes;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    out
 }
 
 /// The caller's `query` without the parameters the connection sets (`set`, encoded): as with
@@ -185,6 +247,12 @@ pub fn operation_request(
             ParameterLocation::Path => {
                 let text = scalar(&value);
                 let encoded: String = utf8_percent_encode(&text, SEGMENT).collect();
+                // `/` and `%` are encoded, but a backend that decodes the path (once or more)
+                // before normalising it would still climb with `..`, `%2e%2e` and the like.
+                if segment_climbs(&encoded) {
+                    errors.push((parameter.name.clone(), "cannot be '..' or another spelling of it".to_owned()));
+                    continue;
+                }
                 path = path.replace(&format!("{{{}}}", parameter.name), &encoded);
             }
             ParameterLocation::Query => match &value {
@@ -193,6 +261,8 @@ pub fn operation_request(
             },
             ParameterLocation::Header => {
                 match (HeaderName::from_bytes(parameter.name.as_bytes()), HeaderValue::from_str(&scalar(&value))) {
+                    _ if portico_model::header_name_problem(&parameter.name).is_some() => errors
+                        .push((parameter.name.clone(), "is a header Portico does not let a caller set".to_owned())),
                     (Ok(name), Ok(v)) => {
                         headers.insert(name, v);
                     }
@@ -274,8 +344,40 @@ mod tests {
         {
             assert!(climbs(rest), "{rest}");
         }
+        for rest in [
+            "/a/%252e%252e/b",
+            "/a/%25252e%25252e/b",
+            "/a/%2525252e%2525252e/b",
+            "/a/..;jsessionid=1/b",
+            "/a/%2e%2e%3bx/b",
+            "/a/.. /b",
+            "/a/%2e%2e%20/b",
+            "/a/%c0%ae%c0%ae/b",
+            "/a/%C0%AE./b",
+            "/a/%e0%80%ae%e0%80%ae/b",
+            "/a/%u002e%u002e/b",
+            "/a/%U002E./b",
+            "/a/\u{ff0e}\u{ff0e}/b",
+            "/a/%ef%bc%8e%ef%bc%8e/b",
+            "/a/\u{2024}./b",
+            "/a/x%255c..%255cy",
+        ] {
+            assert!(climbs(rest), "{rest}");
+        }
         for rest in ["", "/", "/a..b", "/.well-known/x", "/a/.../b", "/a/./b", "/%2e/b", "/a%2fb", "/v1.2"] {
             assert!(!climbs(rest), "{rest}");
+        }
+    }
+
+    #[test]
+    fn a_path_parameter_cannot_climb_in_any_spelling() {
+        for value in ["..", "%2e%2e", ".%2E", "..;x", ".. ", "\u{ff0e}\u{ff0e}", "%c0%ae%c0%ae", "../etc", "..\\x"] {
+            let encoded: String = utf8_percent_encode(value, SEGMENT).collect();
+            assert!(segment_climbs(&encoded), "{value:?} as {encoded}");
+        }
+        for value in [".", "...", "a..b", "v1.2", "%", "50%", "a b", "naïve"] {
+            let encoded: String = utf8_percent_encode(value, SEGMENT).collect();
+            assert!(!segment_climbs(&encoded), "{value:?} as {encoded}");
         }
     }
 

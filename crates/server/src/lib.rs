@@ -11,6 +11,7 @@ mod clients;
 mod connect;
 mod error;
 mod forms;
+mod limits;
 mod portal;
 mod proxy;
 mod serving;
@@ -44,8 +45,11 @@ pub struct ServerConfig {
     /// The base URL users' browsers reach; `http://<listen>` when not given.
     pub public_url: Option<Url>,
     pub allow_private_backends: bool,
-    /// `PORTICO_MASTER_KEY` (base64 of 32 bytes); else `<data dir>/master.key`.
-    pub master_key: Option<SecretString>,
+    /// The master key given by `PORTICO_MASTER_KEY` or `PORTICO_MASTER_KEY_FILE` (base64 of 32
+    /// bytes); else `<data dir>/master.key`.
+    pub master_key: Option<bootstrap::GivenKey>,
+    /// The bearer token `/metrics` asks for; `None`: `/metrics` is not served.
+    pub metrics_token: Option<SecretString>,
     /// Largest accepted request body (API calls and proxied calls alike).
     pub max_body_bytes: usize,
     /// Worker threads, each with its own runtime and listener; one per core when `None`.
@@ -59,6 +63,11 @@ pub struct ServerConfig {
     /// How long a client connection may go without starting a call (slow request heads
     /// included) before it is closed.
     pub client_idle_timeout: std::time::Duration,
+    /// Longest a client may take to send a request's head (headers included).
+    pub header_read_timeout: std::time::Duration,
+    /// Most client connections this instance holds at once (fewer when the open-file limit
+    /// does not allow as many).
+    pub max_client_connections: usize,
     /// Origins besides the public URL's that a sign-in's `returnUrl` may point to.
     pub allowed_return_origins: Vec<Url>,
     /// Identity-provider entries that add to or replace the built-in catalog (a JSON file).
@@ -81,12 +90,15 @@ impl ServerConfig {
             public_url: None,
             allow_private_backends: false,
             master_key: None,
+            metrics_token: None,
             max_body_bytes: 16 * 1024 * 1024,
             workers: None,
             cached_connections: 100_000,
             backend_connect_timeout: std::time::Duration::from_secs(10),
             backend_timeout: std::time::Duration::from_secs(60),
             client_idle_timeout: std::time::Duration::from_secs(60),
+            header_read_timeout: std::time::Duration::from_secs(10),
+            max_client_connections: 10_000,
             allowed_return_origins: Vec::new(),
             idp_catalog: None,
             database_pool_size: None,
@@ -171,11 +183,18 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
     // Other instances' writes: drop what was prepared from the old state.
     app.follow_changes().await?;
     app.send_webhooks();
-    let state = Arc::new(AppState { app, max_body_bytes: config.max_body_bytes, portal: portal::Sessions::default() });
+    let state = Arc::new(AppState {
+        app,
+        max_body_bytes: config.max_body_bytes,
+        portal: portal::Sessions::default(),
+        metrics_token: config.metrics_token,
+        connections: limits::ConnectionLimit::new(config.max_client_connections),
+    });
     let router = router(state.clone(), config.max_body_bytes);
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let workers = serving::spawn_workers(listeners, state, router, config.client_idle_timeout, stopped)
-        .context("cannot start the workers")?;
+    let timeouts = serving::Timeouts { idle: config.client_idle_timeout, header_read: config.header_read_timeout };
+    let workers =
+        serving::spawn_workers(listeners, state, router, timeouts, stopped).context("cannot start the workers")?;
     Ok(Running { addr, admin_key_file, public_url, stop, workers })
 }
 
@@ -240,9 +259,27 @@ fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {
     path.into()
 }
 
-/// Prometheus metrics of calls through connections.
-async fn metrics(State(state): State<Arc<AppState>>) -> impl axum::response::IntoResponse {
-    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.app.render_metrics())
+/// Prometheus metrics of calls through connections and of webhook deliveries, for a scraper
+/// that presents the metrics token (they name every tenant's connectors).
+async fn metrics(
+    State(state): State<Arc<AppState>>,
+    headers: axum::http::HeaderMap,
+) -> Result<axum::response::Response, error::ApiError> {
+    use axum::response::IntoResponse;
+    let Some(token) = &state.metrics_token else {
+        return Err(error::ApiError::NotFound("/metrics is served only with a metrics token (--metrics-token)"));
+    };
+    let presented = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if !portico_secrets::constant_time_eq(presented.as_bytes(), token.expose().as_bytes()) {
+        return Err(error::ApiError::Unauthorized);
+    }
+    let mut text = state.app.render_metrics();
+    text.push_str(&state.connections.render());
+    Ok(([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
 }
 
 #[cfg(test)]

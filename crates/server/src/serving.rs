@@ -34,8 +34,11 @@ pub fn bind(addr: SocketAddr, workers: usize) -> std::io::Result<(SocketAddr, Ve
     if addr.port() != 0 {
         // `SO_REUSEPORT` would let this start share a port another server (say, a Portico
         // already running on other data) listens on, each taking some of the connections:
-        // a plain bind first fails as it should when the address is taken.
+        // a bind without it first fails as it should when a listener holds the address. With
+        // `SO_REUSEADDR` (and only that), connections of a stopped Portico that linger in
+        // TIME_WAIT do not keep a restart from the port.
         let probe = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        probe.set_reuse_address(true)?;
         probe.bind(&addr.into())?;
     }
     let first = listener(addr)?;
@@ -59,13 +62,20 @@ fn listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     Ok(socket.into())
 }
 
+/// How long a client connection may stay without a call, and take to send a request's head.
+#[derive(Clone, Copy)]
+pub struct Timeouts {
+    pub idle: Duration,
+    pub header_read: Duration,
+}
+
 /// Starts one thread per listener; each ends when `stop` turns true and its connections are
 /// done (or the grace period is over).
 pub fn spawn_workers(
     listeners: Vec<std::net::TcpListener>,
     state: Arc<AppState>,
     router: Router,
-    idle_timeout: Duration,
+    timeouts: Timeouts,
     stop: watch::Receiver<bool>,
 ) -> std::io::Result<Vec<std::thread::JoinHandle<()>>> {
     let mut handles = Vec::new();
@@ -88,16 +98,20 @@ pub fn spawn_workers(
                     }
                 };
                 let clients = Clients::default();
-                let mut sweeps = tokio::time::interval(Clients::sweep_period(idle_timeout));
+                let mut sweeps = tokio::time::interval(Clients::sweep_period(timeouts.idle));
                 sweeps.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 let mut builder = hyper::server::conn::http1::Builder::new();
                 // One buffer per write: a small answer's head and body go out in one `write`
                 // rather than a `writev` of two pieces, which costs more on both sides.
                 builder.writev(false);
+                // A client that sends its request's head slowly (slowloris) is closed.
+                builder.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(timeouts.header_read);
                 loop {
                     tokio::select! {
                         accepted = listener.accept() => match accepted {
                             Ok((stream, _)) => {
+                                // Over the limit: closed at once (dropped), and counted.
+                                let Some(admitted) = state.connections.admit() else { continue };
                                 let _ = stream.set_nodelay(true);
                                 let registration = clients.open();
                                 let service = Dispatcher::new(state.clone(), router.clone(), registration.activity());
@@ -106,6 +120,7 @@ pub fn spawn_workers(
                                     if let Err(error) = connection.await {
                                         tracing::debug!(%error, "client connection ended with an error");
                                     }
+                                    drop(admitted);
                                 });
                             }
                             Err(error) => {

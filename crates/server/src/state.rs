@@ -9,4 +9,8 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// The portal's signed-in browsers.
     pub portal: crate::portal::Sessions,
+    /// The bearer token `/metrics` asks for; `None`: `/metrics` is not served.
+    pub metrics_token: Option<portico_secrets::SecretString>,
+    /// The client connections held, and their limit.
+    pub connections: std::sync::Arc<crate::limits::ConnectionLimit>,
 }

@@ -162,27 +162,42 @@ pub(crate) async fn publish_change(pool: &PgPool, change: &Change) -> Result<()>
 
 /// The changes that instances on the database publish (LISTEN).
 pub(crate) async fn subscribe_changes(pool: &PgPool) -> Result<tokio::sync::mpsc::Receiver<Change>> {
-    let mut listener = sqlx::postgres::PgListener::connect_with(pool).await.map_err(store_error)?;
-    listener.listen(CHANGES_CHANNEL).await.map_err(store_error)?;
+    let mut listener = listen(pool).await?;
+    let pool = pool.clone();
     let (sender, receiver) = tokio::sync::mpsc::channel(1024);
     tokio::spawn(async move {
         loop {
-            let change = match listener.try_recv().await {
-                Ok(Some(notification)) => Change::from_payload(notification.payload()),
-                // The connection dropped (and is re-established by the next call): what was
-                // published meanwhile is lost, so everything prepared is suspect.
-                Ok(None) => Change::Everything,
-                Err(_) => {
-                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-                    Change::Everything
+            if let Ok(Some(notification)) = listener.try_recv().await {
+                if sender.send(Change::from_payload(notification.payload())).await.is_err() {
+                    return;
+                }
+                continue;
+            }
+            // The connection dropped: what was published meanwhile is lost, so everything
+            // prepared is suspect, now and once more when listening again. Only a LISTEN in
+            // place before everything is dropped guarantees that no later change is missed.
+            if sender.send(Change::Everything).await.is_err() {
+                return;
+            }
+            listener = loop {
+                match listen(&pool).await {
+                    Ok(listener) => break listener,
+                    Err(_) if sender.is_closed() => return,
+                    Err(_) => tokio::time::sleep(std::time::Duration::from_millis(200)).await,
                 }
             };
-            if sender.send(change).await.is_err() {
+            if sender.send(Change::Everything).await.is_err() {
                 return;
             }
         }
     });
     Ok(receiver)
+}
+
+async fn listen(pool: &PgPool) -> Result<sqlx::postgres::PgListener> {
+    let mut listener = sqlx::postgres::PgListener::connect_with(pool).await.map_err(store_error)?;
+    listener.listen(CHANGES_CHANNEL).await.map_err(store_error)?;
+    Ok(listener)
 }
 
 /// The LISTEN/NOTIFY channel for [`Change`]s.

@@ -28,7 +28,22 @@ use tempfile::TempDir;
 /// for leaked secrets covers the most talkative logs.
 pub const DEBUG_LOG: &str = "portico=debug,portico_server=debug,tower_http=debug,sqlx=debug";
 
+/// The `--metrics-token` of every test server that is not given one.
+pub const METRICS_TOKEN: &str = "metrics-token-of-the-tests";
+
 const START_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The `id` of a JSON record.
+#[track_caller]
+pub fn id(value: &Value) -> String {
+    string(value, "id")
+}
+
+/// The string field `name` of a JSON object; the test fails when it is not a string.
+#[track_caller]
+pub fn string(value: &Value, name: &str) -> String {
+    value[name].as_str().unwrap_or_else(|| panic!("{name} in {value}")).to_owned()
+}
 
 /// Every route of the API with an id where it takes one, for the tests that try them all.
 pub fn every_route(connector: &str, connection: &str) -> Vec<(Method, String)> {
@@ -193,6 +208,11 @@ impl Portico {
         self.client(Some(&self.admin_key))
     }
 
+    /// `GET /metrics` with the metrics token every test server is started with.
+    pub async fn metrics(&self) -> Reply {
+        self.client(Some(METRICS_TOKEN)).get("/metrics").await
+    }
+
     /// A client that sends `key` as a bearer token, or nothing.
     pub fn client(&self, key: Option<&str>) -> Api {
         let http = client_builder().no_proxy().timeout(Duration::from_secs(10)).build().expect("an HTTP client");
@@ -321,6 +341,9 @@ fn serve_command(data_dir: &Path, engine: &Engine, args: &[&str], env: &[(&str, 
     command.arg("serve");
     if !args.contains(&"--listen") {
         command.args(["--listen", "127.0.0.1:0"]);
+    }
+    if !args.contains(&"--metrics-token") {
+        command.args(["--metrics-token", METRICS_TOKEN]);
     }
     command.arg("--data-dir").arg(data_dir).args(["--log", DEBUG_LOG]);
     command.args(args);

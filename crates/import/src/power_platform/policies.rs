@@ -1,7 +1,7 @@
 //! `policyTemplateInstances`: APIM policies that fill headers, query parameters and the host
 //! from connection parameters. Policies Portico does not interpret are kept as written.
 
-use portico_model::{Policy, PolicyKind, Template};
+use portico_model::{Policy, PolicyKind, Template, header_name_problem};
 use serde_json::Value;
 
 use super::findings::{Findings, Source};
@@ -65,11 +65,14 @@ pub(super) fn read(properties: &Object, operation_ids: &[&str], findings: &mut F
                                 .and_then(Value::as_str)
                                 .unwrap_or_default(),
                         );
-                        Some(if id == "setheader" {
-                            PolicyKind::SetHeader { name, value }
+                        if id == "setqueryparameter" {
+                            Some(PolicyKind::SetQueryParameter { name, value })
+                        } else if let Some(problem) = header_name_problem(&name) {
+                            findings.warn(Source::Properties, &at, format!("{problem}: the policy is kept as written"));
+                            None
                         } else {
-                            PolicyKind::SetQueryParameter { name, value }
-                        })
+                            Some(PolicyKind::SetHeader { name, value })
+                        }
                     }
                     (None, _) => {
                         findings.warn(

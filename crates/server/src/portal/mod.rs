@@ -283,7 +283,7 @@ async fn sign_in_page(
     headers: HeaderMap,
     Query(query): Query<SignInQuery>,
 ) -> Response {
-    let next = session::safe_next(query.next.as_deref()).to_owned();
+    let next = session::safe_next(query.next.as_deref());
     if let Some(id) = session::cookie(&headers, SESSION_COOKIE)
         && Signed::from_cookie(&state, id).await.is_some()
     {
@@ -352,7 +352,7 @@ async fn sign_in(State(state): State<Arc<AppState>>, headers: HeaderMap, request
         Ok(fields) => fields,
         Err(response) => return response,
     };
-    let next = session::safe_next(fields.get("next")).to_owned();
+    let next = session::safe_next(fields.get("next"));
     let paired = match (session::cookie(&headers, SIGN_IN_COOKIE), fields.get(CSRF_FIELD)) {
         (Some(cookie), Some(field)) => portico_secrets::constant_time_eq(cookie.as_bytes(), field.as_bytes()),
         _ => false,

@@ -230,7 +230,7 @@ fn not_configured() -> Response {
 /// `GET /sign-in/oidc?next=…`: off to the provider.
 async fn start(State(state): State<Arc<AppState>>, query: Result<Query<SignInQuery>, QueryRejection>) -> Response {
     let next = query.ok().and_then(|Query(q)| q.next);
-    let next = session::safe_next(next.as_deref()).to_owned();
+    let next = session::safe_next(next.as_deref());
     if state.app.people_provider().is_none() {
         return not_configured();
     }

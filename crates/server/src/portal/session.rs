@@ -309,14 +309,18 @@ pub fn session_max_age() -> Duration {
     LIFETIME
 }
 
-/// A path of this site to go to after signing in; anything else (another origin, a
-/// scheme-relative `//host`) goes to the start page.
-pub fn safe_next(next: Option<&str>) -> &str {
-    match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.starts_with("/\\") && !n.contains(['\r', '\n']) => {
-            n
-        }
-        _ => "/",
+/// A path of this site to go to after signing in; anything else goes to the start page.
+///
+/// The path is read as a browser reads it (the WHATWG URL rules: tabs and line breaks
+/// dropped, `\\` read as `/`, so that `/\t/host` or `/\\host` is another origin) and the
+/// path that the browser would then go to is what comes back.
+pub fn safe_next(next: Option<&str>) -> String {
+    static BASE: std::sync::LazyLock<url::Url> =
+        std::sync::LazyLock::new(|| url::Url::parse("https://portal.invalid/").expect("a valid URL"));
+    let resolved = next.filter(|n| n.starts_with('/')).and_then(|n| BASE.join(n).ok());
+    match resolved {
+        Some(url) if url.origin() == BASE.origin() => url[url::Position::BeforePath..].to_owned(),
+        _ => "/".to_owned(),
     }
 }
 
@@ -355,9 +359,26 @@ mod tests {
     #[test]
     fn sign_in_returns_only_to_this_site() {
         assert_eq!(safe_next(Some("/connections/1")), "/connections/1");
-        for bad in ["//evil.example/x", "https://evil.example", "/\\evil.example", "x", ""] {
-            assert_eq!(safe_next(Some(bad)), "/", "{bad}");
+        assert_eq!(safe_next(Some("/connections?after=x#top")), "/connections?after=x#top");
+        for bad in [
+            "//evil.example/x",
+            "https://evil.example",
+            "/\\evil.example",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/\r\n/evil.example",
+            "\t//evil.example",
+            " //evil.example",
+            "/\\/evil.example",
+            "\\\\evil.example",
+            "x",
+            "",
+        ] {
+            assert_eq!(safe_next(Some(bad)), "/", "{bad:?}");
         }
+        // What stays on this site comes back as the browser would read it.
+        assert_eq!(safe_next(Some("/a\\b")), "/a/b");
+        assert_eq!(safe_next(Some("/a/../../b")), "/b");
         assert_eq!(safe_next(None), "/");
     }
 
