@@ -45,7 +45,12 @@ impl CallSession {
     }
 
     /// The principal named by an `Authorization` header value (`Bearer <api key>`).
-    pub async fn principal(&self, app: &App, authorization: Option<&[u8]>) -> Result<Principal> {
+    pub async fn principal(
+        &self,
+        app: &App,
+        authorization: Option<&[u8]>,
+        source: Option<std::net::IpAddr>,
+    ) -> Result<Principal> {
         let generation = app.keys.generation();
         if let Some(value) = authorization
             && let Some((known, principal, seen)) = &self.memo().key
@@ -58,7 +63,7 @@ impl CallSession {
             return Ok(principal.clone());
         }
         // Boxed, as every rarely taken path here: the future of a call stays small.
-        let principal = Box::pin(app.authenticate_bearer(authorization)).await?;
+        let principal = Box::pin(app.authenticate_bearer(authorization, source)).await?;
         if let Some(value) = authorization {
             // A copy of its own: cloning the cache's would touch what other threads use.
             self.memo().key = Some((value.into(), principal.detached(), generation));
@@ -171,14 +176,18 @@ pub fn refused(prepared: &PreparedConnection, started: Instant, error: Error) ->
 
 impl App {
     /// The principal named by an `Authorization` header value (`Bearer <api key>`).
-    pub async fn authenticate_bearer(&self, authorization: Option<&[u8]>) -> Result<Principal> {
+    pub async fn authenticate_bearer(
+        &self,
+        authorization: Option<&[u8]>,
+        source: Option<std::net::IpAddr>,
+    ) -> Result<Principal> {
         let header = authorization.and_then(|v| std::str::from_utf8(v).ok()).ok_or(Error::Unauthenticated)?;
         let (scheme, key) = header.split_once(' ').ok_or(Error::Unauthenticated)?;
         let key = key.trim();
         if !scheme.eq_ignore_ascii_case("bearer") || key.is_empty() {
             return Err(Error::Unauthenticated);
         }
-        self.authenticate(key).await
+        self.authenticate(key, source).await
     }
 
     /// May `principal` call through `prepared`? Checked in memory, on every call.

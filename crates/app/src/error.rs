@@ -32,6 +32,9 @@ pub enum Error {
     BadGateway(String),
     /// The backend did not answer in time.
     GatewayTimeout(String),
+    /// Too many tries (failed authentications from one address); trying again after the
+    /// wait may work.
+    TooManyRequests(std::time::Duration),
     /// The store is unavailable; trying again may work.
     Unavailable,
     /// A bug or corrupt data: logged where it happened, never detailed to the caller.
@@ -99,6 +102,9 @@ impl std::fmt::Display for Error {
             | Error::BadGateway(d)
             | Error::GatewayTimeout(d) => f.write_str(d),
             Error::PayloadTooLarge => f.write_str("the request body exceeds the size limit"),
+            Error::TooManyRequests(_) => {
+                f.write_str("too many failed authentications from this address; try again later")
+            }
             Error::Unavailable => f.write_str("the store is unavailable; try again"),
             Error::Internal => f.write_str("an internal error occurred; it has been logged"),
         }

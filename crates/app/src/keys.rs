@@ -2,6 +2,8 @@
 //! key, the end user it acts as and optionally the connections it may call), listed without
 //! their secret, revoked. A key is shown once, when it is made; only its SHA-256 is stored.
 
+use std::net::IpAddr;
+
 use portico_model::{FieldError, Role};
 use portico_secrets::SecretString;
 use portico_store::{ApiKeyRecord, Change, Millis, Page};
@@ -107,21 +109,34 @@ pub(crate) fn make_key(tenant_id: &str, created_by: String, new: NewKey, now: Mi
 impl App {
     /// The principal an API key names; a missing, revoked or expired key is unauthenticated.
     /// Known keys come from memory; a miss asks the store, so that a key made elsewhere (by
-    /// `portico tenant key`, or on another instance) works at once.
-    pub async fn authenticate(&self, key: &str) -> Result<Principal> {
+    /// `portico tenant key`, or on another instance) works at once. `source`, the address the
+    /// key came from, is refused without a store query when it has failed too often
+    /// ([`crate::throttle`]).
+    pub async fn authenticate(&self, key: &str, source: Option<IpAddr>) -> Result<Principal> {
         let digest = portico_secrets::api_key_digest(key);
-        self.authenticate_digest(&digest).await
+        self.authenticate_digest(&digest, source).await
     }
 
     /// [`App::authenticate`] by the SHA-256 of the key: what a portal session keeps.
-    pub async fn authenticate_digest(&self, digest: &[u8; 32]) -> Result<Principal> {
+    pub async fn authenticate_digest(&self, digest: &[u8; 32], source: Option<IpAddr>) -> Result<Principal> {
         let now = portico_store::now_millis();
         if let Some(principal) = self.keys.get(digest) {
             return if principal.expired(now) { Err(Error::Unauthenticated) } else { Ok(principal) };
         }
+        if let Some(source) = source
+            && let Err(wait) = self.auth_failures.check(source)
+        {
+            tracing::debug!(%source, "refused: too many failed authentications from this address");
+            return Err(Error::TooManyRequests(wait));
+        }
         let generation = self.keys.generation();
         let record = self.store.api_key_by_hash(&portico_secrets::digest_hex(digest)).await?;
-        let principal = record.as_ref().and_then(|record| principal_of(record, now)).ok_or(Error::Unauthenticated)?;
+        let Some(principal) = record.as_ref().and_then(|record| principal_of(record, now)) else {
+            if let Some(source) = source {
+                self.auth_failures.failed(source);
+            }
+            return Err(Error::Unauthenticated);
+        };
         self.keys.insert(*digest, principal.clone(), generation);
         Ok(principal)
     }

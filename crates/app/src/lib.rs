@@ -22,6 +22,7 @@ pub mod people;
 mod principal;
 mod sealing;
 pub mod shares;
+pub mod throttle;
 pub mod webhooks;
 
 use std::sync::Arc;
@@ -49,6 +50,9 @@ pub struct AppConfig {
     pub people: Option<people::PeopleSettings>,
     /// When webhook deliveries are retried and given up.
     pub deliveries: webhooks::DeliverySettings,
+    /// Failed authentications a source address may make per second (ten times as many at
+    /// once) before it is refused without a store query; 0: no limit.
+    pub auth_failures_per_second: f64,
 }
 
 /// The use cases and what they share. One per process; every front door holds it.
@@ -57,6 +61,8 @@ pub struct App {
     master_key: MasterKey,
     /// API keys seen before, as principals.
     pub keys: KeyCache,
+    /// Failed authentications by source address.
+    pub auth_failures: throttle::AuthFailures,
     pub catalog: IdentityProviderCatalog,
     pub public_url: Url,
     /// Prepared connections, so that a call makes no store query.
@@ -78,6 +84,7 @@ impl App {
             store,
             master_key,
             keys: KeyCache::default(),
+            auth_failures: throttle::AuthFailures::new(config.auth_failures_per_second),
             catalog: config.catalog,
             public_url: config.public_url,
             connections: ConnectionCache::new(config.cached_connections),

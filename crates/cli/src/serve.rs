@@ -102,6 +102,11 @@ pub struct ServeArgs {
     /// and the database; or the key itself in PORTICO_MASTER_KEY [default: <data dir>/master.key]
     #[arg(long, env = "PORTICO_MASTER_KEY_FILE")]
     master_key_file: Option<PathBuf>,
+    /// Failed authentications an address may make per second (ten times as many at once)
+    /// before its unknown keys are refused with 429 without a store query; 0 turns it off.
+    /// Behind a load balancer every client has its address [default: 5]
+    #[arg(long, env = "PORTICO_AUTH_FAILURE_LIMIT")]
+    auth_failure_limit: Option<f64>,
     /// The bearer token a scraper presents to read /metrics (prefer the environment variable);
     /// without one, /metrics is not served
     #[arg(long, env = "PORTICO_METRICS_TOKEN", hide_env_values = true)]
@@ -140,6 +145,7 @@ struct FileConfig {
     webhook_retry_for: Option<f64>,
     master_key_file: Option<PathBuf>,
     metrics_token: Option<String>,
+    auth_failure_limit: Option<f64>,
 }
 
 fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
@@ -219,6 +225,13 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         public_url: args.public_url.or(file.public_url),
         allow_private_backends: args.allow_private_backends || file.allow_private_backends.unwrap_or(false),
         master_key: given_master_key(args.master_key_file.or(file.master_key_file))?,
+        auth_failures_per_second: match args.auth_failure_limit.or(file.auth_failure_limit) {
+            Some(rate) if !(rate.is_finite() && rate >= 0.0) => {
+                anyhow::bail!("--auth-failure-limit must be a number of failures per second, 0 or more")
+            }
+            Some(rate) => rate,
+            None => defaults.auth_failures_per_second,
+        },
         metrics_token: args.metrics_token.or(file.metrics_token).filter(|t| !t.is_empty()).map(SecretString::from),
         max_body_bytes: args.max_body_bytes.or(file.max_body_bytes).unwrap_or(defaults.max_body_bytes),
         workers: args.workers.or(file.workers).filter(|n| *n > 0),

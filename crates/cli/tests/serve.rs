@@ -493,3 +493,24 @@ async fn connections_over_the_limit_are_closed_at_once_and_counted() {
     assert_eq!(sample("portico_client_connections_limit"), 50.0, "{metrics}");
     assert!(sample("portico_client_connections_refused_total") >= 20.0, "{metrics}");
 }
+
+#[tokio::test]
+async fn an_address_that_keeps_failing_to_authenticate_is_refused_for_a_while() {
+    let portico = Portico::start_with(&["--auth-failure-limit", "1"]);
+    // The admin key is known (in memory) before the guessing starts.
+    portico.api().get("/v1/connectors").await.expect_json(200);
+    for i in 0..10 {
+        let reply = portico.client(Some(&format!("pk_guess_{i}"))).get("/v1/connectors").await;
+        reply.expect_problem(401, "unauthorized");
+    }
+    for path in ["/v1/connectors", "/v1/connections/c1/proxy/x"] {
+        let refused = portico.client(Some("pk_guess_more")).get(path).await;
+        refused.expect_problem(429, "too-many-requests");
+        let retry_after: u64 = refused.headers["retry-after"].to_str().unwrap().parse().unwrap();
+        assert!((1..=2).contains(&retry_after), "Retry-After: {retry_after}");
+    }
+    // A known key is not refused, and the address may try again once it has waited.
+    portico.api().get("/v1/connectors").await.expect_json(200);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    portico.client(Some("pk_guess_late")).get("/v1/connectors").await.expect_problem(401, "unauthorized");
+}

@@ -18,6 +18,7 @@ impl FromRequestParts<Arc<AppState>> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
         let authorization = parts.headers.get(AUTHORIZATION).map(|value| value.as_bytes());
-        Ok(Caller(state.app.authenticate_bearer(authorization).await?))
+        let source = parts.extensions.get::<crate::state::ClientAddr>().map(|addr| addr.0);
+        Ok(Caller(state.app.authenticate_bearer(authorization, source).await?))
     }
 }

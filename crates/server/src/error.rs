@@ -46,6 +46,8 @@ pub enum ApiError {
     /// A used or expired connect session.
     Gone(String),
     PayloadTooLarge,
+    /// Too many tries: the `Retry-After` to send.
+    TooManyRequests(std::time::Duration),
     UnsupportedMediaType(String),
     NotImplemented(String),
     MethodNotAllowed,
@@ -71,6 +73,7 @@ impl ApiError {
         match self {
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", "Missing or invalid API key"),
             ApiError::UnknownToken => (StatusCode::UNAUTHORIZED, "unknown-token", "Unknown connect token"),
+            ApiError::TooManyRequests(_) => (StatusCode::TOO_MANY_REQUESTS, "too-many-requests", "Too many requests"),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad-request", "Malformed request"),
@@ -98,6 +101,10 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, kind, title) = self.parts();
+        let retry_after = match &self {
+            ApiError::TooManyRequests(wait) => Some(*wait),
+            _ => None,
+        };
         let (detail, errors) = match self {
             ApiError::Unauthorized => ("send 'Authorization: Bearer <api key>'".to_owned(), Vec::new()),
             ApiError::UnknownToken => {
@@ -117,6 +124,10 @@ impl IntoResponse for ApiError {
             | ApiError::GatewayTimeout(d) => (d, Vec::new()),
             ApiError::MethodNotAllowed => ("this route does not take that method".to_owned(), Vec::new()),
             ApiError::PayloadTooLarge => ("the request body exceeds the size limit".to_owned(), Vec::new()),
+            ApiError::TooManyRequests(_) => (
+                "too many failed authentications from this address; try again after Retry-After seconds".to_owned(),
+                Vec::new(),
+            ),
             ApiError::Unavailable => ("the store is unavailable; try again".to_owned(), Vec::new()),
             ApiError::Internal => ("an internal error occurred; it has been logged".to_owned(), Vec::new()),
         };
@@ -126,6 +137,11 @@ impl IntoResponse for ApiError {
         response
             .headers_mut()
             .insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/problem+json"));
+        if let Some(wait) = retry_after {
+            // Whole seconds, rounded up: a client that waits as told is not refused again.
+            let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(seconds.max(1)));
+        }
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
         }
@@ -145,6 +161,7 @@ impl From<portico_app::Error> for ApiError {
             Error::Conflict(d) => ApiError::Conflict(d),
             Error::Gone(d) => ApiError::Gone(d),
             Error::PayloadTooLarge => ApiError::PayloadTooLarge,
+            Error::TooManyRequests(wait) => ApiError::TooManyRequests(wait),
             Error::ConnectionNotReady(d) => ApiError::ConnectionNotReady(d),
             Error::BackendNotAllowed(d) => ApiError::BackendNotAllowed(d),
             Error::BadGateway(d) => ApiError::BadGateway(d),

@@ -65,6 +65,9 @@ pub struct ServerConfig {
     pub client_idle_timeout: std::time::Duration,
     /// Longest a client may take to send a request's head (headers included).
     pub header_read_timeout: std::time::Duration,
+    /// Failed authentications a source address may make per second before it is refused
+    /// (`portico_app::throttle`); 0: no limit.
+    pub auth_failures_per_second: f64,
     /// Most client connections this instance holds at once (fewer when the open-file limit
     /// does not allow as many).
     pub max_client_connections: usize,
@@ -99,6 +102,7 @@ impl ServerConfig {
             client_idle_timeout: std::time::Duration::from_secs(60),
             header_read_timeout: std::time::Duration::from_secs(10),
             max_client_connections: 10_000,
+            auth_failures_per_second: portico_app::throttle::DEFAULT_PER_SECOND,
             allowed_return_origins: Vec::new(),
             idp_catalog: None,
             database_pool_size: None,
@@ -178,6 +182,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
                 allow_private: config.allow_private_backends,
                 ..config.deliveries
             },
+            auth_failures_per_second: config.auth_failures_per_second,
         },
     )?);
     // Other instances' writes: drop what was prepared from the old state.

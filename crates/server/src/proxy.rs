@@ -67,11 +67,13 @@ pub struct Client {
     pub state: Arc<AppState>,
     pub upstream: UpstreamSlot,
     session: CallSession,
+    /// The client's address: failed authentications are throttled by it.
+    peer: std::net::IpAddr,
 }
 
 impl Client {
-    pub fn new(state: Arc<AppState>) -> Self {
-        Client { state, upstream: UpstreamSlot::default(), session: CallSession::default() }
+    pub fn new(state: Arc<AppState>, peer: std::net::IpAddr) -> Self {
+        Client { state, upstream: UpstreamSlot::default(), session: CallSession::default(), peer }
     }
 
     /// The connection the call names, prepared, if the caller (named by `Authorization`)
@@ -79,7 +81,7 @@ impl Client {
     async fn connection(&self, headers: &hyper::HeaderMap, id: &str) -> Result<Arc<PreparedConnection>, ApiError> {
         let app = &*self.state.app;
         let authorization = headers.get(AUTHORIZATION).map(|value| value.as_bytes());
-        let principal = self.session.principal(app, authorization).await?;
+        let principal = self.session.principal(app, authorization, Some(self.peer)).await?;
         Ok(self.session.connection(app, &principal, id).await?)
     }
 
@@ -211,7 +213,7 @@ async fn test(client: &Client, route: Route, request: Request<Incoming>) -> Resu
     post_only(request.method())?;
     let app = &*client.state.app;
     let authorization = request.headers().get(AUTHORIZATION).map(|value| value.as_bytes());
-    let principal = client.session.principal(app, authorization).await?;
+    let principal = client.session.principal(app, authorization, Some(client.peer)).await?;
     let path = request.uri().path();
     let report = app.test_connection(&principal, &client.upstream, &path[route.id.0..route.id.1]).await?;
     Ok(axum::Json(report).into_response().map(Either::Right))

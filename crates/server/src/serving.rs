@@ -109,12 +109,13 @@ pub fn spawn_workers(
                 loop {
                     tokio::select! {
                         accepted = listener.accept() => match accepted {
-                            Ok((stream, _)) => {
+                            Ok((stream, peer)) => {
                                 // Over the limit: closed at once (dropped), and counted.
                                 let Some(admitted) = state.connections.admit() else { continue };
                                 let _ = stream.set_nodelay(true);
                                 let registration = clients.open();
-                                let service = Dispatcher::new(state.clone(), router.clone(), registration.activity());
+                                let service =
+                                    Dispatcher::new(state.clone(), router.clone(), registration.activity(), peer.ip());
                                 let connection = registration.serve(builder.serve_connection(TokioIo::new(stream), service));
                                 tokio::spawn(async move {
                                     if let Err(error) = connection.await {
@@ -150,11 +151,12 @@ struct Dispatcher {
     client: Arc<proxy::Client>,
     router: Router,
     activity: Arc<Activity>,
+    peer: std::net::IpAddr,
 }
 
 impl Dispatcher {
-    fn new(state: Arc<AppState>, router: Router, activity: Arc<Activity>) -> Self {
-        Dispatcher { client: Arc::new(proxy::Client::new(state)), router, activity }
+    fn new(state: Arc<AppState>, router: Router, activity: Arc<Activity>, peer: std::net::IpAddr) -> Self {
+        Dispatcher { client: Arc::new(proxy::Client::new(state, peer)), router, activity, peer }
     }
 }
 
@@ -169,6 +171,8 @@ impl hyper::service::Service<Request<Incoming>> for Dispatcher {
             Some(route) => Box::pin(proxy::handle(self.client.clone(), route, request)),
             None => {
                 let router = self.router.clone();
+                let mut request = request;
+                request.extensions_mut().insert(crate::state::ClientAddr(self.peer));
                 Box::pin(async move {
                     let response = router.oneshot(request.map(Body::new)).await.unwrap_or_else(|e| match e {});
                     Ok(response.map(Either::Right))

@@ -14,3 +14,8 @@ pub struct AppState {
     /// The client connections held, and their limit.
     pub connections: std::sync::Arc<crate::limits::ConnectionLimit>,
 }
+
+/// The address a request came from (its TCP peer), in the extensions of every request the
+/// router serves.
+#[derive(Clone, Copy, Debug)]
+pub struct ClientAddr(pub std::net::IpAddr);

@@ -162,6 +162,10 @@ pub fn describe(error: &ApiError) -> String {
         | ApiError::BadGateway(d)
         | ApiError::GatewayTimeout(d) => sentence(d),
         ApiError::PayloadTooLarge => "The upload is larger than this server accepts.".to_owned(),
+        ApiError::TooManyRequests(_) => {
+            "Too many attempts with keys that are not valid came from your address; wait a moment and try again."
+                .to_owned()
+        }
         ApiError::MethodNotAllowed => "That action is not available here.".to_owned(),
         ApiError::Unavailable => "The store is unavailable right now; try again.".to_owned(),
         ApiError::Internal => "Something went wrong on the server; it has been logged.".to_owned(),
@@ -348,6 +352,7 @@ fn start_session(
 }
 
 async fn sign_in(State(state): State<Arc<AppState>>, headers: HeaderMap, request: Request) -> Response {
+    let source = request.extensions().get::<crate::state::ClientAddr>().map(|addr| addr.0);
     let fields = match read_form(request, &state).await {
         Ok(fields) => fields,
         Err(response) => return response,
@@ -367,11 +372,15 @@ async fn sign_in(State(state): State<Arc<AppState>>, headers: HeaderMap, request
         return sign_in_form(&state, StatusCode::UNPROCESSABLE_ENTITY, &next, &errors);
     }
     let generation = state.app.keys.generation();
-    let principal = match state.app.authenticate(key).await {
+    let principal = match state.app.authenticate(key, source).await {
         Ok(principal) => principal,
         Err(portico_app::Error::Unauthenticated) => {
             errors.add("api_key", "This API key is not valid.");
             return sign_in_form(&state, StatusCode::UNPROCESSABLE_ENTITY, &next, &errors);
+        }
+        Err(error @ portico_app::Error::TooManyRequests(_)) => {
+            errors.add("api_key", describe(&error.into()));
+            return sign_in_form(&state, StatusCode::TOO_MANY_REQUESTS, &next, &errors);
         }
         Err(error) => {
             errors.general(describe(&error.into()));

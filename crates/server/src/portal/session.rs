@@ -185,7 +185,8 @@ impl Signed {
             return Some(signed);
         }
         let renewed = match &proof {
-            Proof::Key(key_digest) => state.app.authenticate_digest(key_digest).await,
+            // A key the session proved before: not a guess, so no source to throttle.
+            Proof::Key(key_digest) => state.app.authenticate_digest(key_digest, None).await,
             Proof::Person { tenant_id, member_id } => state.app.authenticate_member(tenant_id, member_id).await,
         };
         match renewed {
