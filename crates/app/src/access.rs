@@ -248,6 +248,7 @@ mod tests {
             end_user: end_user.map(Arc::from),
             connections: connections.map(|ids| ids.iter().map(|id| (*id).to_owned()).collect()),
             expires_at: None,
+            limits: crate::ratelimit::Limits::default(),
         }
     }
 

@@ -185,7 +185,14 @@ fn write_private_file(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
 
 /// An admin key named `name`.
 pub fn admin_key(name: &str) -> NewKey {
-    NewKey { name: name.to_owned(), role: Role::Admin, end_user_id: None, connection_ids: None, expires_at: None }
+    NewKey {
+        name: name.to_owned(),
+        role: Role::Admin,
+        end_user_id: None,
+        connection_ids: None,
+        expires_at: None,
+        rate_limit: None,
+    }
 }
 
 /// Checks and stores a key the operator makes; the answer holds the key, shown this once.

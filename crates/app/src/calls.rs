@@ -74,6 +74,7 @@ impl CallSession {
     /// The connection `id` prepared for a call by `principal`, who must be allowed to call
     /// through it; remembered for this session's next call.
     pub async fn connection(&self, app: &App, principal: &Principal, id: &str) -> Result<Arc<PreparedConnection>> {
+        principal.limits.take().map_err(Error::RateLimited)?;
         let generation = app.connections.generation();
         let remembered = self
             .memo()

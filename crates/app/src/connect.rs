@@ -88,6 +88,7 @@ fn principal_of(session: &ConnectSessionRecord) -> Principal {
         end_user: Some(session.end_user_id.as_str().into()),
         connections: None,
         expires_at: Some(session.expires_at),
+        limits: crate::ratelimit::Limits::default(),
     }
 }
 

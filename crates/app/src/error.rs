@@ -35,6 +35,8 @@ pub enum Error {
     /// Too many tries (failed authentications from one address); trying again after the
     /// wait may work.
     TooManyRequests(std::time::Duration),
+    /// A rate limit of calls through connections (the key's or the tenant's) is used up.
+    RateLimited(crate::ratelimit::Limited),
     /// The store is unavailable; trying again may work.
     Unavailable,
     /// A bug or corrupt data: logged where it happened, never detailed to the caller.
@@ -102,6 +104,13 @@ impl std::fmt::Display for Error {
             | Error::BadGateway(d)
             | Error::GatewayTimeout(d) => f.write_str(d),
             Error::PayloadTooLarge => f.write_str("the request body exceeds the size limit"),
+            Error::RateLimited(limited) => {
+                write!(
+                    f,
+                    "the {}'s limit of {} calls a second is used up; try again later",
+                    limited.name, limited.quota
+                )
+            }
             Error::TooManyRequests(_) => {
                 f.write_str("too many failed authentications from this address; try again later")
             }

@@ -26,6 +26,8 @@ pub struct NewKey {
     /// A `user` key narrowed to calling through these connections only.
     pub connection_ids: Option<Vec<String>>,
     pub expires_at: Option<Millis>,
+    /// Its own limit of calls through connections, in requests per second (and at once).
+    pub rate_limit: Option<u32>,
 }
 
 /// A key just made: its record, and the key itself, shown this once.
@@ -53,7 +55,21 @@ fn principal_of(record: &ApiKeyRecord, now: Millis) -> Option<Principal> {
         end_user: record.end_user_id.as_deref().map(Into::into),
         connections: record.connection_ids.as_deref().map(Into::into),
         expires_at: record.expires_at,
+        limits: crate::ratelimit::Limits::default(),
     })
+}
+
+impl App {
+    /// `principal` with the rate limits of its key (its own, else the server's default for
+    /// keys) and of its tenant.
+    fn limited(&self, mut principal: Principal, record: &ApiKeyRecord) -> Option<Principal> {
+        let key_rate = record.rate_limit.map(f64::from).or(self.limits.key_default);
+        principal.limits = crate::ratelimit::Limits {
+            key: self.limits.keys.of(&record.id, key_rate),
+            tenant: self.limits.tenants.of(&record.tenant_id, self.limits.tenant),
+        };
+        Some(principal)
+    }
 }
 
 /// A new key of `tenant_id` and its record, after the checks of its shape that every front
@@ -88,6 +104,9 @@ pub(crate) fn make_key(tenant_id: &str, created_by: String, new: NewKey, now: Mi
     if new.expires_at.is_some_and(|at| at <= now) {
         bad("expiresAt", "must be in the future");
     }
+    if new.rate_limit == Some(0) {
+        bad("rateLimit", "must be at least 1 request per second, or be left out");
+    }
     if !errors.is_empty() {
         return Err(Error::invalid_fields("invalid API key", errors));
     }
@@ -102,6 +121,7 @@ pub(crate) fn make_key(tenant_id: &str, created_by: String, new: NewKey, now: Mi
         created_by: Some(created_by),
         created_at: now,
         revoked_at: None,
+        rate_limit: new.rate_limit,
     };
     Ok(CreatedKey { record, key: portico_secrets::generate_api_key() })
 }
@@ -131,7 +151,8 @@ impl App {
         }
         let generation = self.keys.generation();
         let record = self.store.api_key_by_hash(&portico_secrets::digest_hex(digest)).await?;
-        let Some(principal) = record.as_ref().and_then(|record| principal_of(record, now)) else {
+        let Some(principal) = record.as_ref().and_then(|record| self.limited(principal_of(record, now)?, record))
+        else {
             if let Some(source) = source {
                 self.auth_failures.failed(source);
             }
@@ -221,6 +242,7 @@ mod tests {
             created_by: None,
             created_at: 0,
             revoked_at: None,
+            rate_limit: None,
         }
     }
 
@@ -231,6 +253,7 @@ mod tests {
             end_user_id: end_user.map(str::to_owned),
             connection_ids: None,
             expires_at: None,
+            rate_limit: None,
         }
     }
 

@@ -20,6 +20,7 @@ pub mod members;
 pub mod oauth;
 pub mod people;
 mod principal;
+pub mod ratelimit;
 mod sealing;
 pub mod shares;
 pub mod throttle;
@@ -53,6 +54,12 @@ pub struct AppConfig {
     /// Failed authentications a source address may make per second (ten times as many at
     /// once) before it is refused without a store query; 0: no limit.
     pub auth_failures_per_second: f64,
+    /// Calls through connections per second (and at once) a key may make, unless it has a
+    /// limit of its own; `None`: no limit.
+    pub key_rate_limit: Option<f64>,
+    /// Calls through connections per second (and at once) all keys of a tenant together may
+    /// make; `None`: no limit.
+    pub tenant_rate_limit: Option<f64>,
 }
 
 /// The use cases and what they share. One per process; every front door holds it.
@@ -63,6 +70,8 @@ pub struct App {
     pub keys: KeyCache,
     /// Failed authentications by source address.
     pub auth_failures: throttle::AuthFailures,
+    /// Rate limits of calls through connections, by key and tenant.
+    pub limits: ratelimit::ServerLimits,
     pub catalog: IdentityProviderCatalog,
     pub public_url: Url,
     /// Prepared connections, so that a call makes no store query.
@@ -85,6 +94,7 @@ impl App {
             master_key,
             keys: KeyCache::default(),
             auth_failures: throttle::AuthFailures::new(config.auth_failures_per_second),
+            limits: ratelimit::ServerLimits::new(config.key_rate_limit, config.tenant_rate_limit),
             catalog: config.catalog,
             public_url: config.public_url,
             connections: ConnectionCache::new(config.cached_connections),

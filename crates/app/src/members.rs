@@ -20,6 +20,7 @@ pub fn person(member: &MemberRecord) -> Principal {
         end_user: Some(member.email.as_str().into()),
         connections: None,
         expires_at: None,
+        limits: crate::ratelimit::Limits::default(),
     }
 }
 

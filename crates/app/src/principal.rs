@@ -22,6 +22,9 @@ pub struct Principal {
     pub connections: Option<Arc<[String]>>,
     /// When a key stops being accepted.
     pub expires_at: Option<Millis>,
+    /// The rate limits its calls through connections count against (shared with every
+    /// principal of the same key and tenant).
+    pub limits: crate::ratelimit::Limits,
 }
 
 /// The one acting behind a [`Principal`].
@@ -47,6 +50,7 @@ impl Principal {
             end_user: None,
             connections: None,
             expires_at: None,
+            limits: crate::ratelimit::Limits::default(),
         }
     }
 
@@ -98,6 +102,8 @@ impl Principal {
             end_user: self.end_user.as_deref().map(Arc::from),
             connections: self.connections.as_deref().map(Arc::from),
             expires_at: self.expires_at,
+            // Shared on purpose: a key's calls count against one bucket, on any connection.
+            limits: self.limits.clone(),
         }
     }
 }

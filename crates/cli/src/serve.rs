@@ -107,6 +107,14 @@ pub struct ServeArgs {
     /// Behind a load balancer every client has its address [default: 5]
     #[arg(long, env = "PORTICO_AUTH_FAILURE_LIMIT")]
     auth_failure_limit: Option<f64>,
+    /// Calls through connections a key may make per second, and as many at once, unless the
+    /// key has a limit of its own (`rateLimit`); more get 429 [default: no limit]
+    #[arg(long, env = "PORTICO_KEY_RATE_LIMIT")]
+    key_rate_limit: Option<f64>,
+    /// Calls through connections all keys of a tenant together may make per second (and at
+    /// once) [default: no limit]
+    #[arg(long, env = "PORTICO_TENANT_RATE_LIMIT")]
+    tenant_rate_limit: Option<f64>,
     /// The bearer token a scraper presents to read /metrics (prefer the environment variable);
     /// without one, /metrics is not served
     #[arg(long, env = "PORTICO_METRICS_TOKEN", hide_env_values = true)]
@@ -146,6 +154,8 @@ struct FileConfig {
     master_key_file: Option<PathBuf>,
     metrics_token: Option<String>,
     auth_failure_limit: Option<f64>,
+    key_rate_limit: Option<f64>,
+    tenant_rate_limit: Option<f64>,
 }
 
 fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
@@ -158,6 +168,16 @@ fn seconds(value: Option<f64>) -> anyhow::Result<Option<std::time::Duration>> {
         .map(|s| std::time::Duration::try_from_secs_f64(s).ok().filter(|d| !d.is_zero()))
         .map(|d| d.ok_or_else(|| anyhow::anyhow!("timeouts and retry times must be positive numbers of seconds")))
         .transpose()
+}
+
+/// A rate limit in requests per second: positive, or none.
+fn rate(value: Option<f64>, flag: &str) -> anyhow::Result<Option<f64>> {
+    match value {
+        Some(rate) if !(rate.is_finite() && rate >= 1.0) => {
+            anyhow::bail!("{flag} must be a number of requests per second, 1 or more")
+        }
+        other => Ok(other),
+    }
 }
 
 /// The master key given to the server: `PORTICO_MASTER_KEY`, or the file named by
@@ -232,6 +252,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             Some(rate) => rate,
             None => defaults.auth_failures_per_second,
         },
+        key_rate_limit: rate(args.key_rate_limit.or(file.key_rate_limit), "--key-rate-limit")?,
+        tenant_rate_limit: rate(args.tenant_rate_limit.or(file.tenant_rate_limit), "--tenant-rate-limit")?,
         metrics_token: args.metrics_token.or(file.metrics_token).filter(|t| !t.is_empty()).map(SecretString::from),
         max_body_bytes: args.max_body_bytes.or(file.max_body_bytes).unwrap_or(defaults.max_body_bytes),
         workers: args.workers.or(file.workers).filter(|n| *n > 0),

@@ -60,7 +60,14 @@ pub async fn run(command: TenantCommand) -> anyhow::Result<()> {
         }
         TenantCommand::Key { name, role, end_user, key_name, store } => {
             let store = bootstrap::open_store(&store.data_dir(), store.database.as_deref()).await?;
-            let new = NewKey { name: key_name, role, end_user_id: end_user, connection_ids: None, expires_at: None };
+            let new = NewKey {
+                name: key_name,
+                role,
+                end_user_id: end_user,
+                connection_ids: None,
+                expires_at: None,
+                rate_limit: None,
+            };
             let created = bootstrap::add_key(store.as_ref(), &name, new).await?;
             let record = &created.record;
             println!(

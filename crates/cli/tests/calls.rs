@@ -1121,3 +1121,64 @@ async fn a_header_or_cookie_that_would_forge_another_is_refused_when_written() {
     }
     assert!(backend.take().is_empty());
 }
+
+/// Calls `/ok` through `connection` with `key` `count` times: the statuses.
+async fn statuses(portico: &Portico, key: &str, connection: &str, count: usize) -> Vec<u16> {
+    let api = portico.client(Some(key));
+    let mut statuses = Vec::new();
+    for _ in 0..count {
+        statuses.push(api.get(&proxy(connection, "/ok")).await.status);
+    }
+    statuses
+}
+
+#[tokio::test]
+async fn a_key_past_its_rate_limit_gets_429_with_the_rate_limit_fields() {
+    let backend = Backend::start().await;
+    let portico = Portico::start_with(&[PRIVATE, "--key-rate-limit", "5"]);
+    let caller = Caller::admin(&portico);
+    let (_, connection) =
+        connect(&caller, &definition("inventory.json", &backend.authority()), json!({"api_key": "k"})).await;
+    let own = portico
+        .api()
+        .post("/v1/api-keys", &json!({"name": "slow flow", "role": "admin", "rateLimit": 2}))
+        .await
+        .expect_json(201);
+    assert_eq!(own["rateLimit"], 2);
+    let own_key = own["key"].as_str().unwrap().to_owned();
+
+    // The server's default: five at once; the sixth waits.
+    assert_eq!(statuses(&portico, &portico.admin_key, &connection, 5).await, [200; 5]);
+    let refused = portico.client(Some(&portico.admin_key)).get(&proxy(&connection, "/ok")).await;
+    refused.expect_problem(429, "rate-limited");
+    assert_eq!(refused.headers["retry-after"], "1");
+    assert_eq!(refused.headers["ratelimit-policy"], "\"key\";q=5;w=1");
+    assert_eq!(refused.headers["ratelimit"], "\"key\";r=0;t=1");
+    assert_eq!(backend.take().len(), 5, "a refused call reaches no backend");
+
+    // A key's own limit wins, and each key has its own bucket.
+    assert_eq!(statuses(&portico, &own_key, &connection, 3).await, [200, 200, 429]);
+    // The API is not limited; after a second the calls go through again.
+    portico.api().get("/v1/connections").await.expect_json(200);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(statuses(&portico, &portico.admin_key, &connection, 1).await, [200]);
+
+    let zero = portico.api().post("/v1/api-keys", &json!({"name": "none", "role": "admin", "rateLimit": 0})).await;
+    assert_eq!(zero.expect_problem(422, "validation").fields(), ["rateLimit"]);
+}
+
+#[tokio::test]
+async fn the_keys_of_a_tenant_share_its_rate_limit() {
+    let backend = Backend::start().await;
+    let portico = Portico::start_with(&[PRIVATE, "--tenant-rate-limit", "4"]);
+    let caller = Caller::admin(&portico);
+    let (_, connection) =
+        connect(&caller, &definition("inventory.json", &backend.authority()), json!({"api_key": "k"})).await;
+    let other = portico.api().post("/v1/api-keys", &json!({"name": "second", "role": "admin"})).await.expect_json(201);
+    let other_key = other["key"].as_str().unwrap().to_owned();
+    assert_eq!(statuses(&portico, &portico.admin_key, &connection, 2).await, [200, 200]);
+    assert_eq!(statuses(&portico, &other_key, &connection, 2).await, [200, 200]);
+    let refused = portico.client(Some(&other_key)).get(&proxy(&connection, "/ok")).await;
+    refused.expect_problem(429, "rate-limited");
+    assert_eq!(refused.headers["ratelimit-policy"], "\"tenant\";q=4;w=1");
+}

@@ -472,6 +472,7 @@ async fn write_tenant(store: &dyn Store, name: &str) -> (Tenant, Holdings) {
         created_by: Some("operator".to_owned()),
         created_at: now,
         revoked_at: None,
+        rate_limit: None,
     };
     let alice = Some("alice".to_owned());
     let mut keys = Vec::new();
@@ -488,6 +489,7 @@ async fn write_tenant(store: &dyn Store, name: &str) -> (Tenant, Holdings) {
             role: Role::User,
             end_user_id: alice.clone(),
             created_by: by_key(),
+            rate_limit: Some(12),
             ..admin.clone()
         },
         ApiKeyRecord {

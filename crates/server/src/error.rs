@@ -48,6 +48,8 @@ pub enum ApiError {
     PayloadTooLarge,
     /// Too many tries: the `Retry-After` to send.
     TooManyRequests(std::time::Duration),
+    /// A rate limit is used up: which, and when one more call is allowed.
+    RateLimited(portico_app::ratelimit::Limited),
     UnsupportedMediaType(String),
     NotImplemented(String),
     MethodNotAllowed,
@@ -74,6 +76,7 @@ impl ApiError {
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", "Missing or invalid API key"),
             ApiError::UnknownToken => (StatusCode::UNAUTHORIZED, "unknown-token", "Unknown connect token"),
             ApiError::TooManyRequests(_) => (StatusCode::TOO_MANY_REQUESTS, "too-many-requests", "Too many requests"),
+            ApiError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate-limited", "Rate limit reached"),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad-request", "Malformed request"),
@@ -103,6 +106,17 @@ impl IntoResponse for ApiError {
         let (status, kind, title) = self.parts();
         let retry_after = match &self {
             ApiError::TooManyRequests(wait) => Some(*wait),
+            ApiError::RateLimited(limited) => Some(limited.retry_after),
+            _ => None,
+        };
+        // The IETF RateLimit fields (draft-ietf-httpapi-ratelimit-headers): the policy that
+        // refused, and that nothing is left of it until Retry-After.
+        let rate_limit = match &self {
+            ApiError::RateLimited(limited) => {
+                let name = limited.name;
+                let reset = limited.retry_after.as_secs() + u64::from(limited.retry_after.subsec_nanos() > 0);
+                Some((format!("\"{name}\";q={};w=1", limited.quota), format!("\"{name}\";r=0;t={}", reset.max(1))))
+            }
             _ => None,
         };
         let (detail, errors) = match self {
@@ -128,6 +142,13 @@ impl IntoResponse for ApiError {
                 "too many failed authentications from this address; try again after Retry-After seconds".to_owned(),
                 Vec::new(),
             ),
+            ApiError::RateLimited(limited) => (
+                format!(
+                    "the {}'s limit of {} calls a second is used up; try again after Retry-After seconds",
+                    limited.name, limited.quota
+                ),
+                Vec::new(),
+            ),
             ApiError::Unavailable => ("the store is unavailable; try again".to_owned(), Vec::new()),
             ApiError::Internal => ("an internal error occurred; it has been logged".to_owned(), Vec::new()),
         };
@@ -137,6 +158,13 @@ impl IntoResponse for ApiError {
         response
             .headers_mut()
             .insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/problem+json"));
+        if let Some((policy, state)) = rate_limit {
+            for (name, value) in [("ratelimit-policy", policy), ("ratelimit", state)] {
+                if let Ok(value) = header::HeaderValue::from_str(&value) {
+                    response.headers_mut().insert(name, value);
+                }
+            }
+        }
         if let Some(wait) = retry_after {
             // Whole seconds, rounded up: a client that waits as told is not refused again.
             let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
@@ -162,6 +190,7 @@ impl From<portico_app::Error> for ApiError {
             Error::Gone(d) => ApiError::Gone(d),
             Error::PayloadTooLarge => ApiError::PayloadTooLarge,
             Error::TooManyRequests(wait) => ApiError::TooManyRequests(wait),
+            Error::RateLimited(limited) => ApiError::RateLimited(limited),
             Error::ConnectionNotReady(d) => ApiError::ConnectionNotReady(d),
             Error::BackendNotAllowed(d) => ApiError::BackendNotAllowed(d),
             Error::BadGateway(d) => ApiError::BadGateway(d),

@@ -68,6 +68,11 @@ pub struct ServerConfig {
     /// Failed authentications a source address may make per second before it is refused
     /// (`portico_app::throttle`); 0: no limit.
     pub auth_failures_per_second: f64,
+    /// Calls through connections a key may make per second (and at once), unless it has its
+    /// own limit; `None`: no limit.
+    pub key_rate_limit: Option<f64>,
+    /// Calls through connections all keys of a tenant may make per second; `None`: no limit.
+    pub tenant_rate_limit: Option<f64>,
     /// Most client connections this instance holds at once (fewer when the open-file limit
     /// does not allow as many).
     pub max_client_connections: usize,
@@ -103,6 +108,8 @@ impl ServerConfig {
             header_read_timeout: std::time::Duration::from_secs(10),
             max_client_connections: 10_000,
             auth_failures_per_second: portico_app::throttle::DEFAULT_PER_SECOND,
+            key_rate_limit: None,
+            tenant_rate_limit: None,
             allowed_return_origins: Vec::new(),
             idp_catalog: None,
             database_pool_size: None,
@@ -183,6 +190,8 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
                 ..config.deliveries
             },
             auth_failures_per_second: config.auth_failures_per_second,
+            key_rate_limit: config.key_rate_limit,
+            tenant_rate_limit: config.tenant_rate_limit,
         },
     )?);
     // Other instances' writes: drop what was prepared from the old state.

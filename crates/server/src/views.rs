@@ -182,6 +182,8 @@ pub struct ApiKeyView {
     /// The connections a narrowed key may call through; `null`: all its role allows.
     pub connection_ids: Option<Vec<String>>,
     pub expires_at: Option<String>,
+    /// Its own limit of calls through connections a second; `null`: the server's default.
+    pub rate_limit: Option<u32>,
     pub created_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub created_by: Option<String>,
@@ -199,6 +201,7 @@ impl ApiKeyView {
             end_user_id: record.end_user_id.clone(),
             connection_ids: record.connection_ids.clone(),
             expires_at: record.expires_at.map(rfc3339),
+            rate_limit: record.rate_limit,
             created_at: rfc3339(record.created_at),
             created_by: record.created_by.clone(),
             revoked_at: record.revoked_at.map(rfc3339),

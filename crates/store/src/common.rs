@@ -151,7 +151,8 @@ impl ConnectionRow {
 /// The columns of [`ApiKeyRow`].
 macro_rules! api_key_columns {
     () => {
-        "id, tenant_id, name, role, end_user_id, connection_ids, expires_at, created_by, created_at, revoked_at"
+        "id, tenant_id, name, role, end_user_id, connection_ids, expires_at, created_by, created_at, revoked_at, \
+         rate_limit"
     };
 }
 pub(crate) use api_key_columns;
@@ -169,6 +170,7 @@ pub(crate) struct ApiKeyRow {
     pub(crate) created_by: Option<String>,
     pub(crate) created_at: i64,
     pub(crate) revoked_at: Option<i64>,
+    pub(crate) rate_limit: Option<i64>,
 }
 
 impl ApiKeyRow {
@@ -189,6 +191,7 @@ impl ApiKeyRow {
             created_by: self.created_by,
             created_at: self.created_at,
             revoked_at: self.revoked_at,
+            rate_limit: self.rate_limit.and_then(|rate| u32::try_from(rate).ok()),
         })
     }
 }

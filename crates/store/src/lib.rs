@@ -140,6 +140,8 @@ pub struct ApiKeyRecord {
     pub created_at: Millis,
     /// When it was revoked: it names nobody any more.
     pub revoked_at: Option<Millis>,
+    /// Its own limit of calls through connections, in requests per second.
+    pub rate_limit: Option<u32>,
 }
 
 /// An API key as stored, its hash included: what moving a store to another carries

@@ -1394,7 +1394,7 @@ async fn insert_api_key<P: EnginePool>(
         sqlx::query(concat!(
             "INSERT INTO api_keys (key_hash, ",
             api_key_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
         ))
         .bind(key_hash)
         .bind(&record.id)
@@ -1407,6 +1407,7 @@ async fn insert_api_key<P: EnginePool>(
         .bind(&record.created_by)
         .bind(record.created_at)
         .bind(record.revoked_at)
+        .bind(record.rate_limit.map(i64::from))
         .execute(pool)
         .await
         .map(drop)

@@ -32,6 +32,10 @@ pub struct CreateApiKey {
     pub connection_ids: Option<Vec<String>>,
     /// When the key stops working (RFC 3339); never when absent.
     pub expires_at: Option<String>,
+    /// Its own limit of calls through connections, in requests per second (and as many at
+    /// once); the server's `--key-rate-limit` when absent.
+    #[schema(minimum = 1)]
+    pub rate_limit: Option<u32>,
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -61,6 +65,7 @@ pub async fn create(
         end_user_id: body.end_user_id,
         connection_ids: body.connection_ids,
         expires_at,
+        rate_limit: body.rate_limit,
     };
     let created = state.app.create_key(&principal, new).await?;
     let view = CreatedApiKeyView { api_key: ApiKeyView::new(&created.record), key: created.key.expose().to_owned() };

@@ -260,6 +260,7 @@ async fn create(State(state): State<Arc<AppState>>, posted: Posted) -> Response 
         end_user_id: (!typed.end_user.is_empty()).then(|| typed.end_user.clone()),
         connection_ids: (!typed.connections.is_empty()).then(|| typed.connections.clone()),
         expires_at,
+        rate_limit: None,
     };
     match state.app.create_key(&signed.principal, new).await.map_err(ApiError::from) {
         Ok(created) => created_page(&signed, &created.record, created.key.expose()),

@@ -162,6 +162,7 @@ pub fn describe(error: &ApiError) -> String {
         | ApiError::BadGateway(d)
         | ApiError::GatewayTimeout(d) => sentence(d),
         ApiError::PayloadTooLarge => "The upload is larger than this server accepts.".to_owned(),
+        ApiError::RateLimited(_) => "The rate limit of calls is used up; wait a moment and try again.".to_owned(),
         ApiError::TooManyRequests(_) => {
             "Too many attempts with keys that are not valid came from your address; wait a moment and try again."
                 .to_owned()

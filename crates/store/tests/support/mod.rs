@@ -118,6 +118,7 @@ pub fn api_key_record(tenant_id: &str) -> ApiKeyRecord {
         created_by: Some("operator".to_owned()),
         created_at: now_millis(),
         revoked_at: None,
+        rate_limit: None,
     }
 }
 
@@ -152,6 +153,7 @@ pub fn keys_of_every_kind(tenant_id: &str, connection_ids: &[String]) -> Vec<Api
             role: Role::User,
             end_user_id: alice,
             connection_ids: Some(connection_ids.to_vec()),
+            rate_limit: Some(25),
             ..api_key_record(tenant_id)
         },
         ApiKeyRecord {
