@@ -46,6 +46,9 @@ pub struct AppConfig {
     pub catalog: IdentityProviderCatalog,
     /// How many prepared connections are kept in memory.
     pub cached_connections: usize,
+    /// How backends are reached. Its `addresses` is the rule of every outbound request: the
+    /// calls through connections, their identity providers' token, discovery and revocation
+    /// requests, and webhook deliveries.
     pub upstream: UpstreamOptions,
     /// How people sign in to the portal, besides with an API key.
     pub people: Option<people::PeopleSettings>,
@@ -89,6 +92,7 @@ impl App {
     pub fn new(store: Arc<dyn Store>, master_key: MasterKey, config: AppConfig) -> anyhow::Result<App> {
         let return_origins = config.allowed_return_origins.iter().map(Url::origin).collect();
         let people = config.people.map(|settings| people::People::new(settings, &config.public_url)).transpose()?;
+        let addresses = config.upstream.addresses;
         Ok(App {
             store,
             master_key,
@@ -100,9 +104,9 @@ impl App {
             connections: ConnectionCache::new(config.cached_connections),
             metrics: Metrics::default(),
             upstream: config.upstream,
-            oauth: oauth::OAuthSupport::new(tokio::runtime::Handle::current(), return_origins),
+            oauth: oauth::OAuthSupport::new(tokio::runtime::Handle::current(), return_origins, addresses),
             people,
-            webhooks: webhooks::WebhookSupport::new(config.deliveries),
+            webhooks: webhooks::WebhookSupport::new(config.deliveries, addresses),
         })
     }
 

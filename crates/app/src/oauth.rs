@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use portico_model::{Credential, GrantType, OAuth2, ParameterSet};
 use portico_oauth::{ClientCredentials, Flow, Substitution, TokenError, Tokens};
+use portico_outbound::{AddressPolicy, HttpClient};
 use portico_runtime::{PreparedConnection, TokenTimes};
 use portico_secrets::SecretString;
 use portico_store::{
@@ -31,7 +32,8 @@ const LEASE: Millis = 30_000;
 
 /// What the use cases keep for OAuth.
 pub(crate) struct OAuthSupport {
-    pub(crate) http: reqwest::Client,
+    /// Under the address rule: connectors and connections name these identity providers.
+    pub(crate) http: HttpClient,
     /// Token requests run here, not on the serving threads.
     pub(crate) background: tokio::runtime::Handle,
     /// This process's name as a lease holder.
@@ -49,9 +51,13 @@ struct Backoff {
 }
 
 impl OAuthSupport {
-    pub(crate) fn new(background: tokio::runtime::Handle, return_origins: Vec<url::Origin>) -> Self {
+    pub(crate) fn new(
+        background: tokio::runtime::Handle,
+        return_origins: Vec<url::Origin>,
+        addresses: AddressPolicy,
+    ) -> Self {
         OAuthSupport {
-            http: portico_oauth::http_client(),
+            http: portico_oauth::http_client(addresses),
             background,
             instance: portico_store::new_id(),
             return_origins,
@@ -136,7 +142,16 @@ fn return_aad(state_hash: &str) -> Vec<u8> {
 }
 
 fn token_failure(error: TokenError) -> Error {
-    Error::BadGateway(format!("the identity provider's token endpoint: {error}"))
+    match error {
+        TokenError::NotAllowed => not_allowed(),
+        error => Error::BadGateway(format!("the identity provider's token endpoint: {error}")),
+    }
+}
+
+/// An identity provider the address rule refused: worded alike for every endpoint and every
+/// state of the port, so that it tells nothing of what listens there.
+fn not_allowed() -> Error {
+    Error::BackendNotAllowed(format!("{} (see --allow-private-backends)", TokenError::NotAllowed))
 }
 
 /// The connection's parameter set and its OAuth credential, if it signs in with OAuth.
@@ -575,6 +590,12 @@ impl App {
                 self.changed(Change::Connection(id.to_owned()));
                 tracing::warn!(connection = %id, "refresh refused; the connection needs a new sign-in");
                 Err(Error::ConnectionNotReady(format!("the connection is needs_reauth: {reason}")))
+            }
+            Err(TokenError::NotAllowed) => {
+                let now = portico_store::now_millis();
+                self.oauth.failed(id, now);
+                tracing::warn!(connection = %id, "token renewal refused: the identity provider's address is not allowed");
+                if stale.token_expired(now) { Err(not_allowed()) } else { Ok(stale.clone()) }
             }
             Err(error) => {
                 // From the failure, not from the start of the attempt: a slow failure (a timeout)

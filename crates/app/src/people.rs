@@ -29,6 +29,9 @@ pub struct PeopleSettings {
 /// sign-in (and again after a failure), so that Portico starts while the provider is away.
 pub(crate) struct People {
     settings: Settings,
+    /// Not under the address rule of `portico-outbound`: this provider is the operator's own,
+    /// named by the server's configuration, not by a connector or a user.
+    http: reqwest::Client,
     display_name: String,
     relying_party: tokio::sync::Mutex<Option<Arc<RelyingParty>>>,
 }
@@ -43,6 +46,7 @@ impl People {
             .unwrap_or_else(|| settings.issuer.host_str().unwrap_or("your identity provider").to_owned());
         Ok(People {
             settings: Settings::new(settings.issuer, settings.client_id, settings.client_secret, redirect_uri),
+            http: portico_oauth::client_builder().build()?,
             display_name,
             relying_party: tokio::sync::Mutex::new(None),
         })
@@ -89,7 +93,7 @@ impl App {
         if let Some(relying_party) = known.as_ref() {
             return Ok(relying_party.clone());
         }
-        let discovered = RelyingParty::discover(people.settings.clone(), self.oauth.http.clone())
+        let discovered = RelyingParty::discover(people.settings.clone(), people.http.clone())
             .await
             .map(Arc::new)
             .map_err(sign_in_error)?;

@@ -3,11 +3,11 @@
 //! instance claims due deliveries — one attempt at a time across instances —, signs them as
 //! Standard Webhooks says, and retries with exponential back-off until the retry period is over.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
+use portico_outbound::{AddressPolicy, HttpClient};
 use portico_secrets::SecretString;
 use portico_secrets::webhook::{generate_secret, signature_header};
 use portico_store::{Attempt, AttemptNext, DeliveryJob, DeliveryRecord, Millis, Page, SealedBytes, WebhookRecord};
@@ -36,25 +36,24 @@ pub struct DeliverySettings {
     pub retry_for: Duration,
     /// An attempt that has no answer after this failed.
     pub timeout: Duration,
-    /// Webhooks may be on loopback or private addresses (as backends may).
-    pub allow_private: bool,
     /// How often a sender looks for due deliveries when nothing woke it and none is due sooner
     /// (deliveries of other instances' events, claims of instances that died).
     pub poll: Duration,
 }
 
-impl DeliverySettings {
-    pub fn new(allow_private: bool) -> Self {
+impl Default for DeliverySettings {
+    fn default() -> Self {
         DeliverySettings {
             retry_initial: Duration::from_secs(5),
             retry_max_interval: Duration::from_secs(3600),
             retry_for: Duration::from_secs(86_400),
             timeout: Duration::from_secs(10),
-            allow_private,
             poll: Duration::from_secs(5),
         }
     }
+}
 
+impl DeliverySettings {
     /// After `attempts` failed attempts (at least one), at `now`, of an event of `event_at`.
     fn next(&self, attempts: u32, now: Millis, event_at: Millis) -> AttemptNext {
         if now.saturating_sub(event_at) >= millis(self.retry_for) {
@@ -164,9 +163,9 @@ fn event_kinds(events: Option<Vec<String>>) -> Result<Option<Vec<String>>> {
     Ok(Some(kinds))
 }
 
-/// A webhook URL, checked: absolute http(s), no credentials, and not on a private address
-/// unless those are allowed (names are checked again when they are resolved, at each attempt).
-fn webhook_url(text: &str, allow_private: bool) -> Result<Url> {
+/// A webhook URL, checked: absolute http(s), no credentials, and not on an address the rule
+/// refuses (names are checked when they are resolved, at each attempt).
+fn webhook_url(text: &str, addresses: AddressPolicy) -> Result<Url> {
     let bad = |message: &str| Error::invalid_field("invalid webhook", "url", message);
     let url = Url::parse(text.trim()).map_err(|_| bad("must be an absolute http or https URL"))?;
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
@@ -178,51 +177,24 @@ fn webhook_url(text: &str, allow_private: bool) -> Result<Url> {
     if url.fragment().is_some() {
         return Err(bad("must not have a fragment"));
     }
-    if !allow_private && literal_is_private(&url) {
+    if addresses.check_url(&url).is_err() {
         return Err(bad(
-            "is on a loopback or private address, which this server does not send to (see --allow-private-backends)",
+            "is on a loopback, private or otherwise non-public address, which this server does not send to \
+             (see --allow-private-backends)",
         ));
     }
     Ok(url)
 }
 
-fn literal_is_private(url: &Url) -> bool {
-    match url.host() {
-        Some(url::Host::Ipv4(ip)) => portico_runtime::is_private(ip.into()),
-        Some(url::Host::Ipv6(ip)) => portico_runtime::is_private(ip.into()),
-        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
-        None => true,
-    }
-}
-
-/// Resolves webhook hosts, refusing any that has a loopback or private address.
-struct PublicOnly;
-
-impl reqwest::dns::Resolve for PublicOnly {
-    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
-        let host = name.as_str().to_owned();
-        Box::pin(async move {
-            let addresses: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            if addresses.iter().any(|address| portico_runtime::is_private(address.ip())) {
-                return Err(format!("{host} is on a loopback or private address").into());
-            }
-            Ok(Box::new(addresses.into_iter()) as reqwest::dns::Addrs)
-        })
-    }
-}
-
-/// The HTTP client of the senders: no redirects followed (a redirect is not a delivery), and
-/// the address rule applied to every name.
-pub(crate) fn client(settings: &DeliverySettings) -> reqwest::Client {
-    let mut builder = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
+/// The HTTP client of the senders, under the address rule; it follows no redirect (a redirect
+/// is not a delivery).
+pub(crate) fn client(settings: &DeliverySettings, addresses: AddressPolicy) -> HttpClient {
+    let builder = reqwest::Client::builder()
         .timeout(settings.timeout)
         .connect_timeout(settings.timeout)
         .user_agent(concat!("Portico-Webhooks/", env!("CARGO_PKG_VERSION")));
-    if !settings.allow_private {
-        builder = builder.dns_resolver(Arc::new(PublicOnly));
-    }
-    builder.build().unwrap_or_default()
+    HttpClient::new(builder, addresses)
+        .unwrap_or_else(|error| panic!("cannot build the webhook senders' HTTP client: {error}"))
 }
 
 impl App {
@@ -246,7 +218,7 @@ impl App {
         events: Option<Vec<String>>,
     ) -> Result<WebhookWithSecret> {
         access::require(principal, Action::ManageWebhooks)?;
-        let url = webhook_url(url, self.webhooks.settings.allow_private)?;
+        let url = webhook_url(url, self.webhooks.http.policy())?;
         let events = event_kinds(events)?;
         let id = format!("wh_{}", portico_store::new_id());
         let secret = generate_secret();
@@ -292,7 +264,7 @@ impl App {
     ) -> Result<WebhookRecord> {
         let mut record = self.webhook(principal, id).await?;
         if let Some(url) = changes.url {
-            record.url = webhook_url(&url, self.webhooks.settings.allow_private)?.into();
+            record.url = webhook_url(&url, self.webhooks.http.policy())?.into();
         }
         if let Some(events) = changes.events {
             record.events = event_kinds(events)?;
@@ -453,7 +425,7 @@ impl App {
 
     /// The signed request of a delivery, signed at `now` by every secret that still signs.
     fn signed_request(&self, job: &DeliveryJob, now: Millis) -> Result<reqwest::RequestBuilder> {
-        let url = webhook_url(&job.url, self.webhooks.settings.allow_private)?;
+        let url = webhook_url(&job.url, self.webhooks.http.policy())?;
         let record = WebhookRecord {
             id: job.delivery.webhook_id.clone(),
             secrets: job.secrets.clone(),
@@ -474,10 +446,8 @@ impl App {
         let timestamp = now / 1000;
         let body = job.payload.as_bytes();
         let signature = signature_header(&signing, &job.delivery.event_id, timestamp, body);
-        Ok(self
-            .webhooks
-            .http
-            .post(url)
+        let request = self.webhooks.http.post(url.as_str()).map_err(|_| refused())?;
+        Ok(request
             .header("content-type", "application/json")
             .header("webhook-id", &job.delivery.event_id)
             .header("webhook-timestamp", timestamp.to_string())
@@ -489,7 +459,9 @@ impl App {
 /// What a failed send is called in the delivery log: the kind of failure, never a URL's
 /// secrets (webhook URLs carry none: credentials are refused).
 fn sending_error(error: &reqwest::Error) -> String {
-    if error.is_timeout() {
+    if portico_outbound::is_refused(error) {
+        refused().to_string()
+    } else if error.is_timeout() {
         "the receiver did not answer in time".to_owned()
     } else if error.is_connect() {
         "the receiver could not be reached".to_owned()
@@ -498,18 +470,27 @@ fn sending_error(error: &reqwest::Error) -> String {
     }
 }
 
+/// A receiver the address rule refused, before any connection.
+fn refused() -> Error {
+    Error::BackendNotAllowed(
+        "the receiver is on a loopback, private or otherwise non-public address, which this server does not send to"
+            .to_owned(),
+    )
+}
+
 /// What `App` keeps for webhooks.
 pub(crate) struct WebhookSupport {
     pub(crate) settings: DeliverySettings,
-    pub(crate) http: reqwest::Client,
+    /// Under the address rule, which also checks webhook URLs when they are given.
+    pub(crate) http: HttpClient,
     pub(crate) wake: tokio::sync::Notify,
     pub(crate) metrics: DeliveryMetrics,
 }
 
 impl WebhookSupport {
-    pub(crate) fn new(settings: DeliverySettings) -> Self {
+    pub(crate) fn new(settings: DeliverySettings, addresses: AddressPolicy) -> Self {
         WebhookSupport {
-            http: client(&settings),
+            http: client(&settings, addresses),
             settings,
             wake: tokio::sync::Notify::new(),
             metrics: DeliveryMetrics::default(),
@@ -527,7 +508,7 @@ mod tests {
             retry_initial: Duration::from_millis(1500),
             retry_max_interval: Duration::from_secs(5),
             retry_for: Duration::from_secs(60),
-            ..DeliverySettings::new(false)
+            ..DeliverySettings::default()
         };
         let waits: Vec<Millis> = (1..=5)
             .map(|attempts| match settings.next(attempts, 10_000, 10_000) {
@@ -542,7 +523,8 @@ mod tests {
 
     #[test]
     fn urls_must_be_public_http_without_credentials() {
-        assert!(webhook_url("https://hooks.example.com/portico", false).is_ok());
+        let public = AddressPolicy::public_only();
+        assert!(webhook_url("https://hooks.example.com/portico", public).is_ok());
         for bad in [
             "ftp://hooks.example.com",
             "/relative",
@@ -551,11 +533,14 @@ mod tests {
             "http://10.1.2.3/",
             "http://[::1]/",
             "http://localhost:8080/",
+            "http://198.18.0.1/",
+            "http://[fe80::1]/",
             "https://hooks.example.com/#x",
         ] {
-            assert!(matches!(webhook_url(bad, false), Err(Error::Invalid { .. })), "{bad}");
+            assert!(matches!(webhook_url(bad, public), Err(Error::Invalid { .. })), "{bad}");
         }
-        assert!(webhook_url("http://127.0.0.1:9000/", true).is_ok(), "allowed with --allow-private-backends");
+        let private = AddressPolicy::allow_private();
+        assert!(webhook_url("http://127.0.0.1:9000/", private).is_ok(), "allowed with --allow-private-backends");
     }
 
     #[test]

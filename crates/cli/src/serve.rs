@@ -37,7 +37,8 @@ pub struct ServeArgs {
     /// The base URL users' browsers reach, used for OAuth redirect URIs [default: http://<listen>]
     #[arg(long, env = "PORTICO_PUBLIC_URL")]
     public_url: Option<Url>,
-    /// Allow connectors whose backends are on loopback or private addresses
+    /// Allow requests to loopback, private and this host's own addresses: backends, the
+    /// identity providers of connections' OAuth 2.0, and webhooks
     #[arg(long, env = "PORTICO_ALLOW_PRIVATE_BACKENDS")]
     allow_private_backends: bool,
     /// Largest accepted request body, in bytes [default: 16777216]
@@ -283,7 +284,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             args.oidc_name.or(file.oidc_name),
         )?,
         deliveries: {
-            let defaults = portico_app::webhooks::DeliverySettings::new(false);
+            let defaults = portico_app::webhooks::DeliverySettings::default();
             portico_app::webhooks::DeliverySettings {
                 retry_initial: seconds(args.webhook_retry_initial.or(file.webhook_retry_initial))?
                     .unwrap_or(defaults.retry_initial),

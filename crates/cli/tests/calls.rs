@@ -680,6 +680,28 @@ async fn loopback_backends_are_refused_unless_the_operator_allows_them() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn this_hosts_own_addresses_and_other_special_ones_are_refused_as_backends() {
+    let backend = Backend::start().await;
+    let portico = Portico::start();
+    let caller = Caller::admin(&portico);
+    let port = backend.port();
+    // Each reaches this host itself (no packet leaves it), whatever the block it is in.
+    let mut hosts = vec![format!("0.0.0.0:{port}"), format!("127.0.0.2:{port}"), format!("[::ffff:127.0.0.1]:{port}")];
+    for interface in if_addrs::get_if_addrs().expect("this host's interfaces") {
+        hosts.push(match interface.ip() {
+            std::net::IpAddr::V4(ip) => format!("{ip}:{port}"),
+            std::net::IpAddr::V6(ip) => format!("[{ip}]:{port}"),
+        });
+    }
+    for host in hosts {
+        let (_, connection) = connect(&caller, &definition("inventory.json", &host), json!({"api_key": "k"})).await;
+        let problem = caller.get(&proxy(&connection, "/ok")).await.expect_problem(403, "backend-not-allowed");
+        assert!(problem.detail().contains("non-public"), "{host}: {}", problem.detail());
+    }
+    assert_eq!(backend.connections(), 0, "not even a connection");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redirect_is_relayed_and_not_followed() {
     let (_portico, backend, caller, connection) = setup("api-key-header.json", json!({"api_key": "k-redirect"})).await;
 

@@ -407,7 +407,14 @@ async fn an_oauth_account_connects_and_a_refused_sign_in_can_be_tried_again() {
         "authorizationUrl": idp.url("/auth"), "tokenUrl": idp.url("/token")}]);
     std::fs::write(&catalog, entry.to_string()).unwrap();
     let listen = format!("127.0.0.1:{port}");
-    let portico = Portico::start_with(&["--listen", &listen, "--idp-catalog", catalog.to_str().unwrap()]);
+    // The provider is on loopback.
+    let portico = Portico::start_with(&[
+        "--allow-private-backends",
+        "--listen",
+        &listen,
+        "--idp-catalog",
+        catalog.to_str().unwrap(),
+    ]);
     let body = json!({"definition": {
             "metadata": {"name": "example-files", "displayName": "Example Files",
                          "description": "Your files at Example.", "brandColor": "#5b3cc4"},

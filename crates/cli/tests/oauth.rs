@@ -1311,3 +1311,96 @@ async fn behind_a_reverse_proxy_the_redirect_uri_is_the_public_urls() {
     }
     assert_eq!(w.call(&connection, "/me").await.status, 200);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Without `--allow-private-backends`: identity providers on private addresses.
+// ---------------------------------------------------------------------------------------------
+
+/// A loopback port that counts the connections it accepts (and answers none).
+struct Watched {
+    port: u16,
+    accepted: Arc<AtomicUsize>,
+}
+
+impl Watched {
+    async fn start() -> Watched {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a loopback port");
+        let port = listener.local_addr().expect("its address").port();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counter = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                counter.fetch_add(1, Ordering::SeqCst);
+                drop(stream);
+            }
+        });
+        Watched { port, accepted }
+    }
+
+    fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
+    }
+}
+
+/// `definition` as a connector body named `name`, with a client.
+fn named(mut definition: Value, name: &str) -> Value {
+    definition["metadata"]["name"] = json!(name);
+    definition["backend"]["host"] = json!("api.example.com");
+    with_client(definition, BASIC)
+}
+
+#[tokio::test]
+async fn an_identity_provider_on_a_private_address_is_refused_before_any_connection() {
+    let portico = Portico::start();
+    let api = portico.api();
+    let watched = Watched::start().await;
+    let port = watched.port;
+    let closed = portico_testkit::spare_port();
+
+    // Client credentials: the token is fetched as the connection is made.
+    let mut details = Vec::new();
+    for (i, token_url) in [
+        format!("http://127.0.0.1:{port}/token"),
+        format!("http://localhost:{port}/token"),
+        format!("http://[::ffff:127.0.0.1]:{port}/token"),
+        format!("http://127.0.0.1:{closed}/token"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let mut definition = fixture::json("oauth/client-credentials.json");
+        definition["connection"]["credential"]["tokenUrl"] = json!(token_url);
+        let connector = id(&api.create_connector(&named(definition, &format!("app-{i}"))).await);
+        let reply = api.post("/v1/connections", &json!({"connectorId": connector})).await;
+        let problem = reply.expect_problem(403, "backend-not-allowed");
+        assert!(problem.detail().contains("--allow-private-backends"), "{token_url}: {}", problem.detail());
+        details.push(problem.detail().to_owned());
+    }
+    assert!(details.windows(2).all(|pair| pair[0] == pair[1]), "an open port and a closed one look alike: {details:?}");
+
+    // Discovery: read as a connection that signs in is made.
+    let mut definition = fixture::json("oauth/discovery.json");
+    definition["connection"]["credential"]["discoveryUrl"] =
+        json!(format!("http://127.0.0.1:{port}/.well-known/openid-configuration"));
+    let connector = id(&api.create_connector(&named(definition, "oidc")).await);
+    let reply = api.post("/v1/connections", &json!({"connectorId": connector})).await;
+    assert_eq!(reply.expect_problem(403, "backend-not-allowed").detail(), details[0]);
+    let listed = api.get("/v1/connections").await.expect_json(200);
+    assert_eq!(listed["items"], json!([]), "the refusals left nothing behind");
+
+    // The code exchange, when the browser comes back with a code.
+    let mut definition = fixture::json("oauth/code.json");
+    definition["connection"]["credential"]["authorizationUrl"] = json!(format!("http://127.0.0.1:{port}/auth"));
+    definition["connection"]["credential"]["tokenUrl"] = json!(format!("http://127.0.0.1:{port}/token"));
+    let connector = id(&api.create_connector(&named(definition, "code")).await);
+    let created = api.create_connection(&json!({"connectorId": connector})).await;
+    let state = query(&string(&created, "authorizeUrl"))["state"].clone();
+    let callback = format!("{}/oauth/callback?state={state}&code=a-code", portico.base);
+    Web::new().get(&callback).await;
+    let failed = api.get(&format!("/v1/connections/{}", id(&created))).await.expect_json(200);
+    assert_eq!(failed["status"], "error", "{failed}");
+    assert!(string(&failed, "statusReason").contains("non-public address"), "{failed}");
+
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(watched.accepted(), 0, "no request reached the loopback port");
+}

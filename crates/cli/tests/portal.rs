@@ -357,7 +357,8 @@ async fn basic_and_api_key_connections_through_the_dialog_are_connected() {
 #[tokio::test]
 async fn an_oauth_sign_in_goes_to_the_provider_and_comes_back_connected() {
     let _slot = BROWSERS.acquire().await.expect("a browser slot");
-    let portico = Portico::start();
+    // The provider is on loopback.
+    let portico = Portico::start_with(&["--allow-private-backends"]);
     let callback = format!("{}/oauth/callback", portico.base);
     let options = IdpOptions { auto_approve: true, ..IdpOptions::redirecting_to(&callback) };
     let Some(idp) = Idp::try_start(&options) else { return };

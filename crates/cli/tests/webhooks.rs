@@ -1040,6 +1040,8 @@ async fn a_name_that_resolves_to_a_private_address_gets_no_delivery() {
     let log = w.log_until(&hook, "a refused attempt", |log| log.first().is_some_and(|d| d["attempts"] == 1)).await;
     assert_nothing_more(&receiver, 0, &format!("nothing reaches {name}, a loopback address")).await;
     assert!(log[0]["lastStatus"].is_null() && log[0]["state"] == "pending", "{:#}", log[0]);
+    let error = log[0]["lastError"].as_str().unwrap_or_default();
+    assert!(error.contains("non-public address"), "refused by the address rule, not unreachable: {error}");
 }
 
 #[tokio::test]

@@ -5,7 +5,9 @@
 //!
 //! The token requests are written here rather than with a generic OAuth client because the
 //! quirks reach into them: template-driven exchanges (`oauth2generic`), tokens nested in the
-//! response, long-lived-token exchanges. The HTTP client is passed in.
+//! response, long-lived-token exchanges. The HTTP client is passed in: a
+//! [`portico_outbound::HttpClient`], so that every request passes the address rule, and every
+//! response is read up to [`MAX_RESPONSE_BYTES`].
 
 mod flow;
 mod pkce;
@@ -13,4 +15,4 @@ mod token;
 
 pub use flow::{ClientCredentials, Flow, ResolveError, Substitution, expired_statuses, resolve};
 pub use pkce::Pkce;
-pub use token::{TokenError, Tokens, brief, http_client};
+pub use token::{MAX_RESPONSE_BYTES, TokenError, Tokens, brief, client_builder, http_client};

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use portico_model::ClientAuth;
+use portico_outbound::{AddressPolicy, HttpClient};
 use portico_secrets::SecretString;
 use serde_json::{Map, Value};
 
@@ -12,6 +13,10 @@ use crate::flow::Fill;
 
 /// The longest `expires_in` taken at its word: ten years.
 const MAX_EXPIRES_IN: u64 = 10 * 365 * 24 * 3600;
+
+/// The most of a token, discovery or revocation response that is read: real ones are a few
+/// kilobytes, and an identity provider may be anyone's server.
+pub const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
 
 /// Tokens from a token response. `Debug` shows no token.
 pub struct Tokens {
@@ -49,6 +54,14 @@ pub enum TokenError {
     Unavailable(String),
     #[error("the token response is not usable: {0}")]
     Malformed(String),
+    /// Refused by the address rule before any connection: the same whether anything listens
+    /// there or not.
+    #[error(
+        "the identity provider is on a loopback, private or otherwise non-public address, which this server does not send requests to"
+    )]
+    NotAllowed,
+    #[error("the identity provider's response is larger than {} bytes", MAX_RESPONSE_BYTES)]
+    TooLarge,
     #[error("{0}")]
     Configuration(String),
 }
@@ -59,9 +72,9 @@ impl TokenError {
     }
 }
 
-/// An HTTP client for token endpoints: TLS with the `ring` provider and the web PKI roots,
-/// no redirects (credentials must not follow one), a 30-second limit.
-pub fn http_client() -> reqwest::Client {
+/// The settings of a client for identity providers: TLS with the `ring` provider and the web
+/// PKI roots, no redirects (credentials must not follow one), a 30-second limit.
+pub fn client_builder() -> reqwest::ClientBuilder {
     let roots = rustls::RootCertStore { roots: webpki_roots() };
     let tls =
         rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
@@ -74,7 +87,15 @@ pub fn http_client() -> reqwest::Client {
     if let Ok(tls) = tls {
         builder = builder.tls_backend_preconfigured(tls);
     }
-    builder.build().unwrap_or_else(|_| reqwest::Client::new())
+    builder
+}
+
+/// The client of token, discovery and revocation requests: [`client_builder`]'s settings under
+/// the address rule `addresses`.
+pub fn http_client(addresses: AddressPolicy) -> HttpClient {
+    // Building fails only when TLS cannot be set up, and the settings above are ring's own.
+    HttpClient::new(client_builder(), addresses)
+        .unwrap_or_else(|error| panic!("cannot build the identity providers' HTTP client: {error}"))
 }
 
 fn webpki_roots() -> Vec<rustls::pki_types::TrustAnchor<'static>> {
@@ -85,7 +106,7 @@ impl Flow {
     /// Exchanges an authorization code (with the PKCE verifier when one was sent).
     pub async fn exchange_code(
         &self,
-        http: &reqwest::Client,
+        http: &HttpClient,
         code: &str,
         redirect_uri: &str,
         verifier: Option<&SecretString>,
@@ -110,7 +131,7 @@ impl Flow {
     }
 
     /// Renews the access token with a refresh token, at the refresh URL.
-    pub async fn refresh(&self, http: &reqwest::Client, refresh_token: &SecretString) -> Result<Tokens, TokenError> {
+    pub async fn refresh(&self, http: &HttpClient, refresh_token: &SecretString) -> Result<Tokens, TokenError> {
         if let Some(templates) = &self.templates
             && let (Some(url), Some(body)) = (&templates.refresh_url, &templates.refresh_body)
         {
@@ -126,7 +147,7 @@ impl Flow {
     }
 
     /// A token for the application itself (RFC 6749 §4.4).
-    pub async fn client_credentials(&self, http: &reqwest::Client) -> Result<Tokens, TokenError> {
+    pub async fn client_credentials(&self, http: &HttpClient) -> Result<Tokens, TokenError> {
         let mut form = vec![("grant_type", "client_credentials".to_owned())];
         if !self.scopes.is_empty() {
             form.push(("scope", self.scopes.join(" ")));
@@ -137,7 +158,7 @@ impl Flow {
     /// Exchanges a short-lived token for a long-lived one (Facebook's `fb_exchange_token`).
     pub async fn exchange_long_lived(
         &self,
-        http: &reqwest::Client,
+        http: &HttpClient,
         access_token: &SecretString,
     ) -> Result<Tokens, TokenError> {
         let form = vec![
@@ -148,11 +169,12 @@ impl Flow {
     }
 
     /// Revokes a token (RFC 7009); `Ok` when the provider has no revocation endpoint.
-    pub async fn revoke(&self, http: &reqwest::Client, token: &SecretString, hint: &str) -> Result<(), TokenError> {
+    pub async fn revoke(&self, http: &HttpClient, token: &SecretString, hint: &str) -> Result<(), TokenError> {
         let Some(url) = &self.revocation_url else { return Ok(()) };
         let form = vec![("token", token.expose().to_owned()), ("token_type_hint", hint.to_owned())];
-        let request = self.authenticate(http.post(url), &form_body(&form, &[]));
-        let response = request.send().await.map_err(|e| TokenError::Unavailable(without_url(&e)))?;
+        let request = self.authenticate(http.post(url).map_err(|_| TokenError::NotAllowed)?, &form_body(&form, &[]));
+        let response = request.send().await.map_err(|e| transport_error(&e, ""))?;
+        // Only the status counts: the body is never read, so its size costs nothing.
         match response.status().as_u16() {
             200..=299 => Ok(()),
             status @ (429 | 500..=599) => Err(TokenError::Unavailable(format!("revocation answered {status}"))),
@@ -204,18 +226,12 @@ impl Flow {
         }
     }
 
-    async fn send(
-        &self,
-        http: &reqwest::Client,
-        url: &str,
-        body: Body,
-        authenticate: bool,
-    ) -> Result<Tokens, TokenError> {
+    async fn send(&self, http: &HttpClient, url: &str, body: Body, authenticate: bool) -> Result<Tokens, TokenError> {
         let body = match body {
             Body::Form(form) => form_body(&form, &self.token_params),
             Body::Raw(raw) => raw,
         };
-        let request = http.post(url);
+        let request = http.post(url).map_err(|_| TokenError::NotAllowed)?;
         let request = if authenticate {
             self.authenticate(request, &body)
         } else {
@@ -224,14 +240,15 @@ impl Flow {
                 .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
                 .body(body)
         };
-        let response = request.send().await.map_err(|e| TokenError::Unavailable(without_url(&e)))?;
+        let response = request.send().await.map_err(|e| transport_error(&e, ""))?;
         let status = response.status().as_u16();
         let is_form = response
             .headers()
             .get(reqwest::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded") || v.starts_with("text/plain"));
-        let text = response.text().await.map_err(|e| TokenError::Unavailable(without_url(&e)))?;
+        let body = read_limited(response).await?;
+        let text = String::from_utf8_lossy(&body);
         let parsed =
             if is_form { Some(form_to_json(&text)) } else { serde_json::from_str::<Map<String, Value>>(&text).ok() };
         if !(200..300).contains(&status) {
@@ -353,6 +370,31 @@ fn form_to_json(text: &str) -> Map<String, Value> {
         .collect()
 }
 
+/// A response's body, read up to [`MAX_RESPONSE_BYTES`]: a larger one is an error as soon as
+/// it is known to be larger (its `Content-Length`, or the first chunk past the limit).
+async fn read_limited(mut response: reqwest::Response) -> Result<Vec<u8>, TokenError> {
+    if response.content_length().is_some_and(|length| length > MAX_RESPONSE_BYTES as u64) {
+        return Err(TokenError::TooLarge);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| transport_error(&e, ""))? {
+        if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+            return Err(TokenError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// A failed request: refused by the address rule, or unavailable (in words, after `context`).
+fn transport_error(error: &reqwest::Error, context: &str) -> TokenError {
+    if portico_outbound::is_refused(error) {
+        TokenError::NotAllowed
+    } else {
+        TokenError::Unavailable(format!("{context}{}", without_url(error)))
+    }
+}
+
 /// A transport error in words, without the URL (which may carry a templated secret).
 fn without_url(error: &reqwest::Error) -> String {
     let kind = if error.is_timeout() {
@@ -367,7 +409,7 @@ fn without_url(error: &reqwest::Error) -> String {
 
 impl Flow {
     /// Fills missing endpoints from the OpenID Connect discovery document, when there is one.
-    pub async fn discover(&mut self, http: &reqwest::Client) -> Result<(), TokenError> {
+    pub async fn discover(&mut self, http: &HttpClient) -> Result<(), TokenError> {
         let Some(url) = self.discovery_url.clone() else { return Ok(()) };
         if self.token_url.is_some()
             && (self.authorization_url.is_some() || self.grant == portico_model::GrantType::ClientCredentials)
@@ -376,16 +418,15 @@ impl Flow {
         }
         let response = http
             .get(&url)
+            .map_err(|_| TokenError::NotAllowed)?
             .header(reqwest::header::ACCEPT, "application/json")
             .send()
             .await
-            .map_err(|e| TokenError::Unavailable(format!("discovery: {}", without_url(&e))))?;
+            .map_err(|e| transport_error(&e, "discovery: "))?;
         if !response.status().is_success() {
             return Err(TokenError::Unavailable(format!("discovery answered {}", response.status().as_u16())));
         }
-        let document: Map<String, Value> = response
-            .json()
-            .await
+        let document: Map<String, Value> = serde_json::from_slice(&read_limited(response).await?)
             .map_err(|_| TokenError::Malformed("the discovery document is not JSON".to_owned()))?;
         let endpoint = |key: &str| document.get(key).and_then(Value::as_str).map(str::to_owned);
         self.authorization_url = self.authorization_url.take().or_else(|| endpoint("authorization_endpoint"));

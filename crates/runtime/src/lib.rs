@@ -6,14 +6,12 @@
 //! connection or its connector changes. A proxied call then makes no store query, parses no
 //! configuration and holds no lock across an await.
 
-mod address;
 mod cache;
 mod metrics;
 mod prepare;
 mod request;
 mod upstream;
 
-pub use address::is_private;
 pub use cache::ConnectionCache;
 pub use metrics::{ConnectorMetrics, Metrics, Outcome};
 pub use prepare::{PrepareError, PreparedConnection, Target, TokenTimes, prepare};

@@ -24,15 +24,17 @@ use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 
-use crate::{Target, is_private};
+use portico_outbound::{AddressPolicy, ResolveError};
+
+use crate::Target;
 
 /// What goes upstream: a caller's body (size-limited, streamed) or one Portico built.
 pub type OutBody = Either<Limited<Incoming>, Full<Bytes>>;
 
 #[derive(Clone)]
 pub struct UpstreamOptions {
-    /// Allow backends on loopback and private addresses.
-    pub allow_private: bool,
+    /// Where backends may be: the one rule of every outbound request.
+    pub addresses: AddressPolicy,
     pub connect_timeout: Duration,
     /// From sending the request to the backend's response head.
     pub response_timeout: Duration,
@@ -40,7 +42,7 @@ pub struct UpstreamOptions {
 }
 
 impl UpstreamOptions {
-    pub fn new(allow_private: bool) -> Self {
+    pub fn new(addresses: AddressPolicy) -> Self {
         let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
         let mut tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
             .with_safe_default_protocol_versions()
@@ -48,7 +50,7 @@ impl UpstreamOptions {
             .unwrap_or_else(|_| unreachable!("ring supports the default protocol versions"));
         tls.alpn_protocols = vec![b"http/1.1".to_vec()];
         UpstreamOptions {
-            allow_private,
+            addresses,
             connect_timeout: Duration::from_secs(10),
             response_timeout: Duration::from_secs(60),
             tls: Arc::new(tls),
@@ -58,7 +60,9 @@ impl UpstreamOptions {
 
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
-    #[error("the backend host {0} is on a private or loopback address, which this server does not allow")]
+    #[error(
+        "the backend host {0} is on a loopback, private or otherwise non-public address, which this server does not allow"
+    )]
     NotAllowed(String),
     #[error("cannot resolve the backend host {0}")]
     Resolve(String),
@@ -268,23 +272,16 @@ where
     Ok(sender)
 }
 
-/// The first acceptable address of the target. Connecting to the address that was checked
-/// (not resolving again) keeps a DNS answer from changing between check and use.
+/// The first address of the target, once every address it resolves to has passed the address
+/// rule. Connecting to the address that was checked (not resolving again) keeps a DNS answer
+/// from changing between check and use.
 async fn resolve(target: &Target, options: &UpstreamOptions) -> Result<SocketAddr, UpstreamError> {
     let name = target.authority.to_string();
-    let lookup = tokio::net::lookup_host((target.host.as_str(), target.port));
-    let addrs: Vec<SocketAddr> = match tokio::time::timeout(options.connect_timeout, lookup).await {
-        Ok(Ok(addrs)) => addrs.collect(),
-        _ => return Err(UpstreamError::Resolve(name)),
-    };
-    if options.allow_private {
-        return addrs.first().copied().ok_or(UpstreamError::Resolve(name));
-    }
-    match addrs.iter().find(|a| !is_private(a.ip())) {
-        // Any private answer makes the host suspect: refuse rather than pick the public one.
-        Some(addr) if !addrs.iter().any(|a| is_private(a.ip())) => Ok(*addr),
-        _ if addrs.is_empty() => Err(UpstreamError::Resolve(name)),
-        _ => Err(UpstreamError::NotAllowed(name)),
+    let lookup = options.addresses.resolve(target.host.as_str(), target.port);
+    match tokio::time::timeout(options.connect_timeout, lookup).await {
+        Ok(Ok(addrs)) => addrs.first().copied().ok_or(UpstreamError::Resolve(name)),
+        Ok(Err(ResolveError::NotAllowed(_))) => Err(UpstreamError::NotAllowed(name)),
+        Ok(Err(ResolveError::Unresolved)) | Err(_) => Err(UpstreamError::Resolve(name)),
     }
 }
 

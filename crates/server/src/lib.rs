@@ -44,6 +44,8 @@ pub struct ServerConfig {
     pub database: Option<String>,
     /// The base URL users' browsers reach; `http://<listen>` when not given.
     pub public_url: Option<Url>,
+    /// Lets every outbound request (backends, connections' identity providers, webhooks) go
+    /// to loopback, private and this host's own addresses.
     pub allow_private_backends: bool,
     /// The master key given by `PORTICO_MASTER_KEY` or `PORTICO_MASTER_KEY_FILE` (base64 of 32
     /// bytes); else `<data dir>/master.key`.
@@ -84,8 +86,7 @@ pub struct ServerConfig {
     pub database_pool_size: Option<u32>,
     /// People sign in to the portal with this OpenID Connect provider (as well as with keys).
     pub people: Option<portico_app::people::PeopleSettings>,
-    /// When webhook deliveries are retried and given up (`allow_private` follows
-    /// `allow_private_backends`).
+    /// When webhook deliveries are retried and given up.
     pub deliveries: portico_app::webhooks::DeliverySettings,
 }
 
@@ -114,7 +115,7 @@ impl ServerConfig {
             idp_catalog: None,
             database_pool_size: None,
             people: None,
-            deliveries: portico_app::webhooks::DeliverySettings::new(false),
+            deliveries: portico_app::webhooks::DeliverySettings::default(),
         }
     }
 }
@@ -182,13 +183,12 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
             upstream: portico_runtime::UpstreamOptions {
                 connect_timeout: config.backend_connect_timeout,
                 response_timeout: config.backend_timeout,
-                ..portico_runtime::UpstreamOptions::new(config.allow_private_backends)
+                ..portico_runtime::UpstreamOptions::new(portico_outbound::AddressPolicy::new(
+                    config.allow_private_backends,
+                ))
             },
             people: config.people,
-            deliveries: portico_app::webhooks::DeliverySettings {
-                allow_private: config.allow_private_backends,
-                ..config.deliveries
-            },
+            deliveries: config.deliveries,
             auth_failures_per_second: config.auth_failures_per_second,
             key_rate_limit: config.key_rate_limit,
             tenant_rate_limit: config.tenant_rate_limit,
