@@ -187,6 +187,8 @@ pub struct Callback<'a> {
     pub code: Option<&'a str>,
     pub error: Option<&'a str>,
     pub error_description: Option<&'a str>,
+    /// The issuer the authorization server names (RFC 9207).
+    pub iss: Option<&'a str>,
 }
 
 impl App {
@@ -237,14 +239,23 @@ impl App {
     }
 
     /// Fills the flow's endpoints from its discovery document (on the background runtime).
-    pub(crate) async fn discovered(&self, mut flow: Flow) -> Result<Flow> {
+    pub(crate) async fn discovered(&self, flow: Flow) -> Result<Flow> {
+        self.discovery(flow, false).await
+    }
+
+    /// Reads the flow's discovery document (when it has one): for the endpoints it lacks, and
+    /// with `issuer` also for the issuer a callback is checked against.
+    async fn discovery(&self, mut flow: Flow, issuer: bool) -> Result<Flow> {
         if flow.discovery_url.is_none() {
             return Ok(flow);
         }
         let http = self.oauth.http.clone();
         self.oauth
             .background
-            .spawn(async move { flow.discover(&http).await.map(|()| flow) })
+            .spawn(async move {
+                let read = if issuer { flow.discover_issuer(&http).await } else { flow.discover(&http).await };
+                read.map(|()| flow)
+            })
             .await
             .map_err(|_| Error::Internal)?
             .map_err(token_failure)
@@ -394,10 +405,14 @@ impl App {
             Ok(flow) => flow,
             Err(_) => return fail("the connector's OAuth 2.0 settings cannot be used".to_owned()).await,
         };
-        let flow = match self.discovered(flow).await {
+        let flow = match self.discovery(flow, true).await {
             Ok(flow) => flow,
             Err(_) => return fail("the identity provider's discovery document could not be read".to_owned()).await,
         };
+        if let Err(reason) = flow.check_issuer(query.iss) {
+            tracing::warn!(connection = %record.id, "an authorization response failed the issuer check");
+            return fail(reason).await;
+        }
         let verifier = self.open_verifier(&hash, &sign_in.verifier)?;
         let (http, code, redirect_uri) = (self.oauth.http.clone(), code.to_owned(), sign_in.redirect_uri.clone());
         let exchanged = self

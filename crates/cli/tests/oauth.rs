@@ -1155,6 +1155,41 @@ async fn a_refused_sign_in_leaves_the_connection_in_error_with_the_reason() {
     assert!(!reason.contains(['\r', '\n']) && reason.chars().count() < 400 && reason.ends_with('…'), "{reason}");
 }
 
+/// `url` with its query parameter `name` set to `value`, or left out when `None`.
+fn with_iss(url: &str, value: Option<&str>) -> String {
+    let mut url = Url::parse(url).expect("a URL");
+    let pairs: Vec<(String, String)> =
+        url.query_pairs().filter(|(k, _)| k != "iss").map(|(k, v)| (k.into(), v.into())).collect();
+    url.query_pairs_mut().clear().extend_pairs(pairs);
+    if let Some(value) = value {
+        url.query_pairs_mut().append_pair("iss", value);
+    }
+    url.into()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_authorization_response_from_another_issuer_or_without_one_is_refused() {
+    // oidc-provider names its issuer in every authorization response and says so in its
+    // discovery document (RFC 9207).
+    let Some(w) = World::start(&[], ttl(60)) else { return };
+    let connector = w.connector(&discovery_connector(&w.idp, BASIC)).await;
+    for (forged, reason) in [(Some("https://evil.example"), "another issuer"), (None, "names no issuer")] {
+        let (connection, authorize_url) = w.pending(&connector).await;
+        let redirect = w.sign_in(&authorize_url).await;
+        assert_eq!(query(&redirect).get("iss").map(String::as_str), Some(w.idp.issuer()), "{redirect}");
+        let page = w.web.get(&with_iss(&redirect, forged)).await;
+        assert!(page.text.contains("Sign-in failed"), "{}", page.text);
+        let failed = w.connection(&connection).await;
+        assert_eq!(failed["status"], "error", "{failed}");
+        assert!(string(&failed, "statusReason").contains(reason), "{failed}");
+    }
+    assert_eq!(w.idp.stats().await["token"], json!({}), "no code was exchanged");
+    // The provider's own response signs in.
+    let (connection, authorize_url) = w.pending(&connector).await;
+    assert_eq!(w.finish(&authorize_url).await.status, 200);
+    assert_eq!(w.connection(&connection).await["status"], "connected");
+}
+
 // ---------------------------------------------------------------------------------------------
 // 11. Where the browser goes afterwards.
 // ---------------------------------------------------------------------------------------------

@@ -23,6 +23,11 @@ pub struct Flow {
     pub revocation_url: Option<String>,
     /// OpenID Connect discovery document; fills the endpoints above that are missing.
     pub discovery_url: Option<String>,
+    /// The authorization server's issuer, as its discovery document names it (RFC 8414), and
+    /// whether it puts it in every authorization response (RFC 9207): what a callback's `iss`
+    /// is checked against. Unknown without a discovery document.
+    pub issuer: Option<String>,
+    pub sends_issuer: bool,
     pub scopes: Vec<String>,
     pub scope_separator: String,
     pub authorize_params: Vec<(String, String)>,
@@ -144,6 +149,8 @@ pub fn resolve(
         refresh_url,
         revocation_url: custom(oauth, "revocationUrl").or_else(|| entry.and_then(|e| e.revocation_url.clone())),
         discovery_url,
+        issuer: None,
+        sends_issuer: false,
         scopes,
         scope_separator: separator,
         authorize_params: entry.map(|e| pairs(&e.authorize_params)).unwrap_or_default(),

@@ -410,12 +410,37 @@ fn without_url(error: &reqwest::Error) -> String {
 impl Flow {
     /// Fills missing endpoints from the OpenID Connect discovery document, when there is one.
     pub async fn discover(&mut self, http: &HttpClient) -> Result<(), TokenError> {
-        let Some(url) = self.discovery_url.clone() else { return Ok(()) };
         if self.token_url.is_some()
             && (self.authorization_url.is_some() || self.grant == portico_model::GrantType::ClientCredentials)
         {
             return Ok(());
         }
+        self.read_discovery(http).await
+    }
+
+    /// [`Flow::discover`], and the issuer even when the endpoints are known: what an
+    /// authorization response's `iss` is checked against ([`Flow::check_issuer`]).
+    pub async fn discover_issuer(&mut self, http: &HttpClient) -> Result<(), TokenError> {
+        self.read_discovery(http).await
+    }
+
+    /// RFC 9207, the mix-up defence: an authorization response's `iss` must be the issuer of
+    /// this flow's provider, and must be there when the provider says it always sends it.
+    /// Without a discovery document the issuer is unknown and nothing is checked.
+    pub fn check_issuer(&self, iss: Option<&str>) -> Result<(), String> {
+        match (&self.issuer, iss) {
+            (Some(expected), Some(iss)) if iss != expected => {
+                Err(format!("the authorization response came from another issuer ({})", brief(iss)))
+            }
+            (Some(_), None) if self.sends_issuer => {
+                Err("the authorization response names no issuer, which this provider always sends".to_owned())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    async fn read_discovery(&mut self, http: &HttpClient) -> Result<(), TokenError> {
+        let Some(url) = self.discovery_url.clone() else { return Ok(()) };
         let response = http
             .get(&url)
             .map_err(|_| TokenError::NotAllowed)?
@@ -433,6 +458,9 @@ impl Flow {
         self.token_url = self.token_url.take().or_else(|| endpoint("token_endpoint"));
         self.refresh_url = self.refresh_url.take().or_else(|| self.token_url.clone());
         self.revocation_url = self.revocation_url.take().or_else(|| endpoint("revocation_endpoint"));
+        self.issuer = endpoint("issuer");
+        self.sends_issuer =
+            document.get("authorization_response_iss_parameter_supported").and_then(Value::as_bool) == Some(true);
         if self.token_url.is_none() {
             return Err(TokenError::Malformed("the discovery document names no token endpoint".to_owned()));
         }
@@ -443,6 +471,24 @@ impl Flow {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_authorization_responses_issuer_is_checked_when_the_provider_is_known() {
+        let mut oauth = portico_model::OAuth2::new(portico_model::IdentityProvider::new("oauth2"));
+        oauth.token_url = Some("https://idp.example/token".to_owned());
+        oauth.authorization_url = Some("https://idp.example/auth".to_owned());
+        let client = crate::ClientCredentials { id: "c".to_owned(), secret: None };
+        let catalog = portico_model::IdentityProviderCatalog::built_in();
+        let mut flow = crate::resolve(&oauth, &catalog, Some(client), vec![]).expect("a flow");
+        assert_eq!(flow.check_issuer(Some("https://anyone.example")), Ok(()), "an unknown issuer is not checked");
+        assert_eq!(flow.check_issuer(None), Ok(()));
+        flow.issuer = Some("https://idp.example".to_owned());
+        assert_eq!(flow.check_issuer(Some("https://idp.example")), Ok(()));
+        assert!(flow.check_issuer(Some("https://evil.example\r\nforged")).unwrap_err().contains("another issuer"));
+        assert_eq!(flow.check_issuer(None), Ok(()), "not required unless the provider says it sends it");
+        flow.sends_issuer = true;
+        assert!(flow.check_issuer(None).unwrap_err().contains("names no issuer"));
+    }
 
     #[test]
     fn an_identity_providers_words_are_made_brief() {

@@ -116,6 +116,8 @@ pub struct CallbackQuery {
     pub code: Option<String>,
     pub error: Option<String>,
     pub error_description: Option<String>,
+    /// The authorization server's issuer (RFC 9207), checked when its metadata is known.
+    pub iss: Option<String>,
 }
 
 /// The redirect URI registered with identity providers. It needs no Portico session: the
@@ -138,6 +140,7 @@ pub async fn oauth_callback(
             code: query.code.as_deref(),
             error: query.error.as_deref(),
             error_description: query.error_description.as_deref(),
+            iss: query.iss.as_deref(),
         })
         .await;
     match outcome {
