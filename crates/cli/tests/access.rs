@@ -648,8 +648,10 @@ async fn a_key_is_shown_once_and_listed_without_its_secret_or_digest() {
     let created = admin.api.post("/v1/api-keys", &user_key("ann")).await.expect_json(201);
     let mut fields: Vec<&String> = created.as_object().expect("an object").keys().collect();
     fields.sort();
-    let expected = ["connectionIds", "createdAt", "createdBy", "endUserId", "expiresAt", "id", "key", "name", "role"];
+    let expected =
+        ["connectionIds", "createdAt", "createdBy", "endUserId", "expiresAt", "id", "key", "name", "rateLimit", "role"];
     assert_eq!(fields, expected, "{created}");
+    assert_eq!(created["rateLimit"], Value::Null, "the server's default");
     assert_eq!(created["role"], "user");
     assert_eq!(created["endUserId"], "ann");
     assert_eq!((&created["connectionIds"], &created["expiresAt"]), (&Value::Null, &Value::Null));

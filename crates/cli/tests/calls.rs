@@ -477,10 +477,14 @@ async fn operations_assemble_the_request_from_their_parameters() {
         assert_eq!(got.header_names(), ["content-length", "content-type", "host", "x-api-key"]);
     }
 
-    // A slash in a path parameter is encoded: it cannot climb out of the operation's path.
+    // A slash in a path parameter is encoded; with '..' beside it, a backend that decodes the
+    // slash before normalising would climb, so the value is refused.
     let reply = caller.operation(&connection, "GetItem", json!({"parameters": {"itemId": "x/../status"}})).await;
-    assert_eq!(reply.status, 200, "an encoded slash cannot climb: {}", reply.text);
-    assert_eq!(backend.take_one().path, "/api/items/x%2F..%2Fstatus");
+    assert_eq!(reply.status, 422, "{}", reply.text);
+    assert!(backend.take().is_empty());
+    let reply = caller.operation(&connection, "GetItem", json!({"parameters": {"itemId": "x/y"}})).await;
+    assert_eq!(reply.status, 200, "a slash alone is encoded: {}", reply.text);
+    assert_eq!(backend.take_one().path, "/api/items/x%2Fy");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1167,6 +1171,8 @@ async fn a_key_past_its_rate_limit_gets_429_with_the_rate_limit_fields() {
         .await
         .expect_json(201);
     assert_eq!(own["rateLimit"], 2);
+    let stored = portico.api().get(&format!("/v1/api-keys/{}", own["id"].as_str().unwrap())).await.expect_json(200);
+    assert_eq!(stored["rateLimit"], 2, "kept in the store: {stored}");
     let own_key = own["key"].as_str().unwrap().to_owned();
 
     // The server's default: five at once; the sixth waits.
