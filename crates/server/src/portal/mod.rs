@@ -162,7 +162,7 @@ pub fn describe(error: &ApiError) -> String {
         | ApiError::BadGateway(d)
         | ApiError::GatewayTimeout(d) => sentence(d),
         ApiError::PayloadTooLarge => "The upload is larger than this server accepts.".to_owned(),
-        ApiError::MethodNotAllowed => "That action is not available here.".to_owned(),
+        ApiError::MethodNotAllowed { .. } => "That action is not available here.".to_owned(),
         ApiError::Unavailable => "The store is unavailable right now; try again.".to_owned(),
         ApiError::Internal => "Something went wrong on the server; it has been logged.".to_owned(),
     }
