@@ -313,6 +313,10 @@ const MATRIX: &[Row] = &[
     // Calls: whoever may use the connection; authors only see it.
     row(Method::GET,    "/v1/connections/{ann}/proxy/ok",             None,           [200, 403, 200, 404, 404]),
     row(Method::GET,    "/v1/connections/{tenant}/proxy/ok",          None,           [200, 403, 404, 404, 404]),
+    row(Method::POST,   "/v1/connections/{ann}/proxy/ok",             None,           [200, 403, 200, 404, 404]),
+    row(Method::PUT,    "/v1/connections/{ann}/proxy/ok",             None,           [200, 403, 200, 404, 404]),
+    row(Method::PATCH,  "/v1/connections/{ann}/proxy/ok",             None,           [200, 403, 200, 404, 404]),
+    row(Method::DELETE, "/v1/connections/{ann}/proxy/ok",             None,           [200, 403, 200, 404, 404]),
     row(Method::POST,   "/v1/connections/{ann}/operations/Ping",      NO_PARAMETERS,  [200, 403, 200, 404, 404]),
     row(Method::POST,   "/v1/connections/{ann}/test",                 None,           [200, 403, 200, 404, 404]),
     // API keys and members: admins only.

@@ -89,7 +89,7 @@ async fn the_openapi_document_describes_every_route() {
         ("/v1/webhooks/{id}", vec!["get", "patch", "delete"]),
         ("/v1/webhooks/{id}/rotate-secret", vec!["post"]),
         ("/v1/webhooks/{id}/deliveries", vec!["get"]),
-        ("/v1/connections/{id}/proxy/{path}", vec!["get"]),
+        ("/v1/connections/{id}/proxy/{path}", vec!["get", "post", "put", "patch", "delete"]),
         ("/v1/connections/{id}/operations/{operationId}", vec!["post"]),
         ("/v1/connections/{id}/test", vec!["post"]),
         ("/oauth/callback", vec!["get"]),

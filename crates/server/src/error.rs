@@ -52,7 +52,10 @@ pub enum ApiError {
     RateLimited(portico_app::ratelimit::Limited),
     UnsupportedMediaType(String),
     NotImplemented(String),
-    MethodNotAllowed,
+    /// The route does not take this method; `allow` lists those it takes (the `Allow` header).
+    MethodNotAllowed {
+        allow: &'static str,
+    },
     /// The connection exists but cannot carry calls now (not connected, or unusable values).
     ConnectionNotReady(String),
     /// The backend is somewhere this server does not send calls.
@@ -88,7 +91,9 @@ impl ApiError {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", "Unsupported media type")
             }
             ApiError::NotImplemented(_) => (StatusCode::NOT_IMPLEMENTED, "not-implemented", "Not implemented"),
-            ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed"),
+            ApiError::MethodNotAllowed { .. } => {
+                (StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed")
+            }
             ApiError::ConnectionNotReady(_) => {
                 (StatusCode::CONFLICT, "connection-not-ready", "The connection cannot carry calls")
             }
@@ -119,6 +124,10 @@ impl IntoResponse for ApiError {
             }
             _ => None,
         };
+        let allow = match &self {
+            ApiError::MethodNotAllowed { allow } => Some(*allow),
+            _ => None,
+        };
         let (detail, errors) = match self {
             ApiError::Unauthorized => ("send 'Authorization: Bearer <api key>'".to_owned(), Vec::new()),
             ApiError::UnknownToken => {
@@ -136,7 +145,7 @@ impl IntoResponse for ApiError {
             | ApiError::BackendNotAllowed(d)
             | ApiError::BadGateway(d)
             | ApiError::GatewayTimeout(d) => (d, Vec::new()),
-            ApiError::MethodNotAllowed => ("this route does not take that method".to_owned(), Vec::new()),
+            ApiError::MethodNotAllowed { allow } => (format!("this route takes {allow}"), Vec::new()),
             ApiError::PayloadTooLarge => ("the request body exceeds the size limit".to_owned(), Vec::new()),
             ApiError::TooManyRequests(_) => (
                 "too many failed authentications from this address; try again after Retry-After seconds".to_owned(),
@@ -173,6 +182,9 @@ impl IntoResponse for ApiError {
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
         }
+        if let Some(allow) = allow {
+            response.headers_mut().insert(header::ALLOW, header::HeaderValue::from_static(allow));
+        }
         response
     }
 }
@@ -201,12 +213,13 @@ impl From<portico_app::Error> for ApiError {
     }
 }
 
+/// The detail of a body that is not sent as JSON.
+pub const NOT_JSON: &str = "send the body as 'Content-Type: application/json'";
+
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
         match rejection {
-            JsonRejection::MissingJsonContentType(_) => {
-                ApiError::UnsupportedMediaType("send the body as 'Content-Type: application/json'".to_owned())
-            }
+            JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMediaType(NOT_JSON.to_owned()),
             JsonRejection::BytesRejection(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {
                 ApiError::PayloadTooLarge
             }

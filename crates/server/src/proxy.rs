@@ -124,6 +124,7 @@ fn proxy(
     async move {
         let started = Instant::now();
         let state = &*client.state;
+        proxied_method(request.method())?;
         let (parts, body) = request.into_parts();
         let path = parts.uri.path();
         let prepared = client.connection(&parts.headers, &path[route.id.0..route.id.1]).await?;
@@ -183,7 +184,19 @@ async fn read_json_body<T: serde::de::DeserializeOwned + Default>(
 }
 
 fn post_only(method: &Method) -> Result<(), ApiError> {
-    if method == Method::POST { Ok(()) } else { Err(ApiError::MethodNotAllowed) }
+    if method == Method::POST { Ok(()) } else { Err(ApiError::MethodNotAllowed { allow: "POST" }) }
+}
+
+/// The methods a call through a connection may use, as `/openapi.json` lists them (and HEAD and
+/// OPTIONS). Others are refused: TRACE above all, whose answer would show the caller the
+/// credential added to the request.
+fn proxied_method(method: &Method) -> Result<(), ApiError> {
+    match *method {
+        Method::GET | Method::HEAD | Method::POST | Method::PUT | Method::PATCH | Method::DELETE | Method::OPTIONS => {
+            Ok(())
+        }
+        _ => Err(ApiError::MethodNotAllowed { allow: "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS" }),
+    }
 }
 
 async fn operation(
@@ -251,37 +264,59 @@ mod tests {
 pub mod described {
     #![allow(dead_code)]
 
+    use crate::api::problems::{Forbidden, KeyRequired, Malformed, NotFound, PROBLEM};
     use crate::error::Problem;
 
-    /// Forwards the call to the connector's backend (base URL + `path`) with the
-    /// connection's credential; the caller's `Authorization` is not forwarded. Any method.
-    #[utoipa::path(get, path = "/v1/connections/{id}/proxy/{path}", tag = "calls",
-        params(("id" = String, Path), ("path" = String, Path, description = "Under the connector's base URL")),
-        responses((status = 200, description = "The backend's answer, relayed"),
-            (status = 403, body = Problem, description = "Backend on a private address, or the caller may not call through this connection"),
-            (status = 404, body = Problem, description = "No such connection, or one the caller may not see"),
-            (status = 409, body = Problem, description = "The connection cannot carry calls"),
-            (status = 502, body = Problem, description = "Backend unreachable"),
-            (status = 504, body = Problem, description = "Backend too slow")),
-        security(("apiKey" = [])))]
-    pub async fn proxy() {}
+    /// One description of the proxy route per method it documents, each with its own
+    /// operation id.
+    macro_rules! proxy {
+        ($($method:ident $name:ident),+) => {$(
+            /// Forwards the call to the connector's backend (base URL + `path`) with the
+            /// connection's credential; the caller's `Authorization` is not forwarded. The
+            /// backend's answer is relayed as it is: its status, headers and body. HEAD and
+            /// OPTIONS are forwarded too; other methods answer 405.
+            #[utoipa::path($method, path = "/v1/connections/{id}/proxy/{path}", tag = "calls",
+                operation_id = concat!("proxy_", stringify!($method)),
+                params(("id" = String, Path), ("path" = String, Path, description = "Under the connector's base URL")),
+                responses((status = "default", description = "The backend's answer, relayed"),
+                    KeyRequired, Malformed,
+                    (status = 403, body = Problem, content_type = PROBLEM, description = "Backend on a private \
+                        address, or the caller may not call through this connection"),
+                    (status = 404, body = Problem, content_type = PROBLEM,
+                        description = "No such connection, or one the caller may not see"),
+                    (status = 409, body = Problem, content_type = PROBLEM,
+                        description = "The connection cannot carry calls"),
+                    (status = 413, body = Problem, content_type = PROBLEM,
+                        description = "The body is larger than the server accepts"),
+                    (status = 502, body = Problem, content_type = PROBLEM, description = "Backend unreachable"),
+                    (status = 504, body = Problem, content_type = PROBLEM, description = "Backend too slow")),
+                security(("apiKey" = [])))]
+            pub async fn $name() {}
+        )+};
+    }
+
+    proxy!(get proxy_get, post proxy_post, put proxy_put, patch proxy_patch, delete proxy_delete);
 
     /// Calls one of the connector's operations: `{"parameters": {...}, "body": ...}`.
     #[utoipa::path(post, path = "/v1/connections/{id}/operations/{operationId}", tag = "calls",
         params(("id" = String, Path), ("operationId" = String, Path)),
-        responses((status = 200, description = "The backend's answer, relayed"),
-            (status = 403, body = Problem, description = "The caller may not call through this connection"),
-            (status = 404, body = Problem, description = "No such connection or operation"),
-            (status = 422, body = Problem, description = "Missing or unknown parameters")),
+        responses((status = "default", description = "The backend's answer, relayed"),
+            KeyRequired, Forbidden, Malformed,
+            (status = 404, body = Problem, content_type = PROBLEM, description = "No such connection or operation"),
+            (status = 413, body = Problem, content_type = PROBLEM,
+                description = "The body is larger than the server accepts"),
+            (status = 422, body = Problem, content_type = PROBLEM, description = "Missing or unknown parameters"),
+            (status = 409, body = Problem, content_type = PROBLEM, description = "The connection cannot carry calls"),
+            (status = 502, body = Problem, content_type = PROBLEM, description = "Backend unreachable"),
+            (status = 504, body = Problem, content_type = PROBLEM, description = "Backend too slow")),
         security(("apiKey" = [])))]
     pub async fn operation() {}
 
     /// Calls the connector's test operation (or its base URL) and reports the outcome:
     /// `{"ok", "status", "latencyMs", "error"}`.
     #[utoipa::path(post, path = "/v1/connections/{id}/test", tag = "calls", params(("id" = String, Path)),
-        responses((status = 200, description = "The outcome"),
-            (status = 403, body = Problem, description = "The caller may not call through this connection"),
-            (status = 404, body = Problem, description = "No such connection, or one the caller may not see")),
+        responses((status = 200, description = "The outcome"), KeyRequired, Forbidden, Malformed, NotFound,
+            (status = 409, body = Problem, content_type = PROBLEM, description = "The connection cannot carry calls")),
         security(("apiKey" = [])))]
     pub async fn test() {}
 }

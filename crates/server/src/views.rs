@@ -58,7 +58,9 @@ pub struct ConnectorView {
     /// Who last replaced it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub updated_by: Option<String>,
+    #[schema(format = DateTime)]
     pub created_at: String,
+    #[schema(format = DateTime)]
     pub updated_at: String,
 }
 
@@ -121,6 +123,7 @@ pub struct ConnectionView {
     pub secrets: BTreeMap<String, SecretState>,
     /// For OAuth 2.0 connections: when the access token expires.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
     pub token_expires_at: Option<String>,
     /// Where to send the user's browser to sign in (answers that start a sign-in only).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -132,7 +135,9 @@ pub struct ConnectionView {
     /// Who last changed its parameters or name.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub updated_by: Option<String>,
+    #[schema(format = DateTime)]
     pub created_at: String,
+    #[schema(format = DateTime)]
     pub updated_at: String,
 }
 
@@ -176,19 +181,23 @@ pub struct ApiKeyView {
     pub id: String,
     pub name: String,
     /// `admin`, `author` or `user`.
+    #[schema(value_type = crate::api::RoleName)]
     pub role: &'static str,
     /// The end user a `user` key acts as.
     pub end_user_id: Option<String>,
     /// The connections a narrowed key may call through; `null`: all its role allows.
     pub connection_ids: Option<Vec<String>>,
+    #[schema(format = DateTime)]
     pub expires_at: Option<String>,
     /// Its own limit of calls through connections a second; `null`: the server's default.
     pub rate_limit: Option<u32>,
+    #[schema(format = DateTime)]
     pub created_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub created_by: Option<String>,
     /// Only in lists that include revoked keys.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
     pub revoked_at: Option<String>,
 }
 
@@ -226,9 +235,12 @@ pub struct ShareView {
     pub connection_id: String,
     pub end_user_id: String,
     /// `use` (call through it, see its metadata) or `edit` (also change and re-authorize it).
+    #[schema(value_type = crate::api::shares::PermissionName)]
     pub permission: &'static str,
+    #[schema(format = DateTime)]
     pub created_at: String,
     pub created_by: String,
+    #[schema(format = DateTime)]
     pub updated_at: String,
 }
 
@@ -253,10 +265,13 @@ pub struct MemberView {
     /// Signing in with this address (OpenID Connect) makes the person this member; they act as
     /// the end user of this id.
     pub email: String,
+    #[schema(value_type = crate::api::RoleName)]
     pub role: &'static str,
+    #[schema(format = DateTime)]
     pub created_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub created_by: Option<String>,
+    #[schema(format = DateTime)]
     pub updated_at: String,
 }
 
@@ -282,6 +297,7 @@ pub struct CreatedConnectSessionView {
     pub token: String,
     /// The hosted page that connects the account.
     pub url: String,
+    #[schema(format = DateTime)]
     pub expires_at: String,
     pub end_user_id: String,
     pub app_name: Option<String>,
@@ -318,10 +334,13 @@ pub struct ConnectSessionView {
     pub app_name: Option<String>,
     pub connector_ids: Option<Vec<String>>,
     pub return_url: Option<String>,
+    #[schema(format = DateTime)]
     pub created_at: String,
     pub created_by: String,
+    #[schema(format = DateTime)]
     pub expires_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
     pub completed_at: Option<String>,
 }
 
@@ -352,6 +371,7 @@ impl ConnectSessionView {
 #[serde(rename_all = "camelCase")]
 pub struct ConnectOfferView {
     pub end_user_id: String,
+    #[schema(format = DateTime)]
     pub expires_at: String,
     pub connectors: Vec<OfferedConnectorView>,
 }
@@ -403,10 +423,13 @@ pub struct WebhookView {
     pub id: String,
     pub url: String,
     /// The event kinds it receives; `null`: all.
+    #[schema(value_type = Option<Vec<crate::api::webhooks::EventName>>)]
     pub events: Option<Vec<String>>,
     pub enabled: bool,
+    #[schema(format = DateTime)]
     pub created_at: String,
     pub created_by: String,
+    #[schema(format = DateTime)]
     pub updated_at: String,
 }
 
@@ -453,9 +476,12 @@ pub struct DeliveryView {
     pub attempts: u32,
     pub last_status: Option<u16>,
     pub last_error: Option<String>,
+    #[schema(format = DateTime)]
     pub last_attempt_at: Option<String>,
     /// When it is attempted next, while pending.
+    #[schema(format = DateTime)]
     pub next_attempt_at: Option<String>,
+    #[schema(format = DateTime)]
     pub created_at: String,
 }
 

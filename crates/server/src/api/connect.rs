@@ -4,9 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Json;
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use portico_app::connect::NewConnectSession;
 use portico_app::connections::NewConnection;
@@ -14,8 +12,10 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
+use super::extract::{Json, Path};
+use super::problems::{Forbidden, JsonBody, KeyRequired, Malformed, NotFound, TokenRequired};
 use crate::auth::Caller;
-use crate::error::{ApiError, Problem};
+use crate::error::ApiError;
 use crate::state::AppState;
 use crate::views::{ConnectOfferView, ConnectSessionView, ConnectionView, CreatedConnectSessionView};
 
@@ -23,15 +23,18 @@ use crate::views::{ConnectOfferView, ConnectSessionView, ConnectionView, Created
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateConnectSession {
     /// The end user who will own the connection.
+    #[schema(value_type = super::EndUserId)]
     pub end_user_id: String,
     /// How the end user's page names your app (up to 100 characters).
     pub app_name: Option<String>,
     /// The connectors offered; all of the tenant's when absent.
+    #[schema(min_items = 1)]
     pub connector_ids: Option<Vec<String>>,
     /// Where the end user's browser goes at the end, with `connectionId` and `status` (the
     /// public URL's origin or one allowed with `--allowed-return-origin`).
     pub return_url: Option<String>,
     /// Seconds the link lives: 1 to 86400, default 1800.
+    #[schema(minimum = 1, maximum = 86400)]
     pub expires_in: Option<u64>,
 }
 
@@ -50,14 +53,13 @@ pub struct ConnectWithToken {
 
 #[utoipa::path(post, path = "/v1/connect-sessions", tag = "connect", request_body = CreateConnectSession,
     responses((status = 201, body = CreatedConnectSessionView, description = "The token appears in this answer only"),
-        (status = 422, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)),
+        KeyRequired, Forbidden, JsonBody),
     security(("apiKey" = [])))]
 pub async fn create(
     State(state): State<Arc<AppState>>,
     Caller(principal): Caller,
-    body: Result<Json<CreateConnectSession>, JsonRejection>,
+    Json(body): Json<CreateConnectSession>,
 ) -> Result<(StatusCode, Json<CreatedConnectSessionView>), ApiError> {
-    let Json(body) = body?;
     let new = NewConnectSession {
         end_user_id: body.end_user_id,
         app_name: body.app_name,
@@ -70,7 +72,7 @@ pub async fn create(
 }
 
 #[utoipa::path(get, path = "/v1/connect-sessions/{id}", tag = "connect", params(("id" = String, Path)),
-    responses((status = 200, body = ConnectSessionView), (status = 404, body = Problem), (status = 403, body = Problem)),
+    responses((status = 200, body = ConnectSessionView), KeyRequired, Forbidden, Malformed, NotFound),
     security(("apiKey" = [])))]
 pub async fn get(
     State(state): State<Arc<AppState>>,
@@ -84,8 +86,7 @@ pub async fn get(
 /// What a connect token offers: its connectors and their connection forms. No API key: the
 /// token in the path is the credential.
 #[utoipa::path(get, path = "/v1/connect/{token}", tag = "connect", params(("token" = String, Path)),
-    responses((status = 200, body = ConnectOfferView), (status = 401, body = Problem, description = "Unknown token"),
-        (status = 410, body = Problem, description = "The token was used, or has expired")))]
+    responses((status = 200, body = ConnectOfferView), TokenRequired, Malformed))]
 pub async fn offer(
     State(state): State<Arc<AppState>>,
     Path(token): Path<String>,
@@ -98,15 +99,12 @@ pub async fn offer(
 /// secrets), or for OAuth 2.0 connectors `authorizeUrl` to send the browser to.
 #[utoipa::path(post, path = "/v1/connect/{token}/connections", tag = "connect", params(("token" = String, Path)),
     request_body = ConnectWithToken,
-    responses((status = 201, body = ConnectionView), (status = 401, body = Problem, description = "Unknown token"),
-        (status = 410, body = Problem, description = "The token was used, or has expired"),
-        (status = 422, body = Problem)))]
+    responses((status = 201, body = ConnectionView), TokenRequired, JsonBody))]
 pub async fn connect(
     State(state): State<Arc<AppState>>,
     Path(token): Path<String>,
-    body: Result<Json<ConnectWithToken>, JsonRejection>,
+    Json(body): Json<ConnectWithToken>,
 ) -> Result<(StatusCode, Json<ConnectionView>), ApiError> {
-    let Json(body) = body?;
     let new = NewConnection {
         connector_id: body.connector_id,
         display_name: body.display_name,

@@ -3,9 +3,7 @@
 
 use std::sync::Arc;
 
-use axum::Json;
-use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use portico_app::connections::{ConnectionChanges, ConnectionFilter, NewConnection};
@@ -15,6 +13,8 @@ use serde_json::{Map, Value};
 use utoipa::{IntoParams, ToSchema};
 
 use super::Paging;
+use super::extract::{Json, Path, Query};
+use super::problems::{Forbidden, JsonBody, KeyRequired, Malformed, NotFound, PROBLEM};
 use crate::auth::Caller;
 use crate::error::{ApiError, Problem};
 use crate::state::AppState;
@@ -37,6 +37,7 @@ pub struct CreateConnection {
     pub return_url: Option<String>,
     /// The end user who owns the connection. An admin key may create one for any end user
     /// (or, without it, for the tenant itself); a user key creates for its own end user.
+    #[schema(value_type = Option<super::EndUserId>)]
     pub end_user_id: Option<String>,
 }
 
@@ -73,15 +74,13 @@ pub struct ListFilter {
 }
 
 #[utoipa::path(post, path = "/v1/connections", tag = "connections", request_body = CreateConnection,
-    responses((status = 201, body = ConnectionView), (status = 422, body = Problem), (status = 401, body = Problem),
-        (status = 403, body = Problem)),
+    responses((status = 201, body = ConnectionView), KeyRequired, Forbidden, JsonBody),
     security(("apiKey" = [])))]
 pub async fn create(
     State(state): State<Arc<AppState>>,
     Caller(principal): Caller,
-    body: Result<Json<CreateConnection>, JsonRejection>,
+    Json(body): Json<CreateConnection>,
 ) -> Result<(StatusCode, Json<ConnectionView>), ApiError> {
-    let Json(body) = body?;
     let info = state.app.create_connection(&principal, body.into()).await?;
     Ok((StatusCode::CREATED, Json(ConnectionView::new(info))))
 }
@@ -94,17 +93,20 @@ pub struct Reauthorize {
 }
 
 #[utoipa::path(post, path = "/v1/connections/{id}/reauthorize", tag = "connections", params(("id" = String, Path)),
-    request_body = Reauthorize,
+    request_body(content = Option<Reauthorize>,
+        description = "Optional: without a body (or with `null`), the sign-in ends on a Portico page"),
     responses((status = 200, body = ConnectionView, description = "With authorizeUrl to send the browser to"),
-        (status = 404, body = Problem), (status = 409, body = Problem), (status = 403, body = Problem)),
+        KeyRequired, Forbidden, NotFound, JsonBody,
+        (status = 409, body = Problem, content_type = PROBLEM, description = "Not an OAuth 2.0 connection")),
     security(("apiKey" = [])))]
 pub async fn reauthorize(
     State(state): State<Arc<AppState>>,
     Caller(principal): Caller,
     Path(id): Path<String>,
-    body: Option<Json<Reauthorize>>,
+    body: Option<Json<Option<Reauthorize>>>,
 ) -> Result<Json<ConnectionView>, ApiError> {
-    let return_url = body.and_then(|Json(b)| b.return_url);
+    // No body, or `null`: no options.
+    let return_url = body.and_then(|Json(b)| b?.return_url);
     let info = state.app.reauthorize(&principal, &id, return_url.as_deref()).await?;
     Ok(Json(ConnectionView::new(info)))
 }
@@ -123,13 +125,20 @@ pub struct CallbackQuery {
 /// The redirect URI registered with identity providers. It needs no Portico session: the
 /// state alone names the sign-in, which may finish in another browser.
 #[utoipa::path(get, path = "/oauth/callback", tag = "connections", params(CallbackQuery),
-    responses((status = 200, description = "Signed in (an HTML page)"), (status = 303, description = "To the returnUrl"),
-        (status = 400, description = "Unknown, used or expired sign-in (an HTML page)")))]
+    responses(
+        (status = 200, body = String, content_type = "text/html",
+            description = "An HTML page: the connection is signed in, or the provider refused the sign-in"),
+        (status = 303, description = "To the sign-in's returnUrl, with `status` `connected` or `error`"),
+        (status = 400, body = String, content_type = "text/html",
+            description = "An HTML page: the sign-in is unknown, was used or has expired, or the link is malformed"),
+        (status = 502, body = Problem, content_type = PROBLEM,
+            description = "The identity provider's token endpoint failed"),
+        (status = 503, body = Problem, content_type = PROBLEM, description = "The store is unavailable; try again")))]
 pub async fn oauth_callback(
     State(state): State<Arc<AppState>>,
-    query: Result<Query<CallbackQuery>, QueryRejection>,
+    query: Result<axum::extract::Query<CallbackQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    let Ok(Query(query)) = query else {
+    let Ok(axum::extract::Query(query)) = query else {
         return (StatusCode::BAD_REQUEST, Html(page("Sign-in failed", "The sign-in link is malformed.")))
             .into_response();
     };
@@ -192,23 +201,23 @@ fn page(title: &str, message: &str) -> String {
 }
 
 #[utoipa::path(get, path = "/v1/connections", tag = "connections", params(ListFilter, Paging),
-    responses((status = 200, body = List<ConnectionView>), (status = 401, body = Problem),
-        (status = 403, body = Problem, description = "endUserId names another end user than a user key's")),
+    responses((status = 200, body = List<ConnectionView>), KeyRequired, Malformed,
+        (status = 403, body = Problem, content_type = PROBLEM,
+            description = "endUserId names another end user than a user key's")),
     security(("apiKey" = [])))]
 pub async fn list(
     State(state): State<Arc<AppState>>,
     Caller(principal): Caller,
-    filter: Result<Query<ListFilter>, QueryRejection>,
-    paging: Result<Query<Paging>, QueryRejection>,
+    Query(filter): Query<ListFilter>,
+    Query(paging): Query<Paging>,
 ) -> Result<Json<List<ConnectionView>>, ApiError> {
-    let (Query(filter), Query(paging)) = (filter?, paging?);
     let filter = ConnectionFilter { connector_id: filter.connector_id, end_user_id: filter.end_user_id };
-    let page = state.app.list_connections(&principal, &filter, paging.after.as_deref(), paging.limit()).await?;
+    let page = state.app.list_connections(&principal, &filter, paging.after.as_deref(), paging.limit.get()).await?;
     Ok(Json(List { items: page.items.into_iter().map(ConnectionView::new).collect(), next: page.next }))
 }
 
 #[utoipa::path(get, path = "/v1/connections/{id}", tag = "connections", params(("id" = String, Path)),
-    responses((status = 200, body = ConnectionView), (status = 404, body = Problem)), security(("apiKey" = [])))]
+    responses((status = 200, body = ConnectionView), KeyRequired, Malformed, NotFound), security(("apiKey" = [])))]
 pub async fn get(
     State(state): State<Arc<AppState>>,
     Caller(principal): Caller,
@@ -219,22 +228,21 @@ pub async fn get(
 
 #[utoipa::path(patch, path = "/v1/connections/{id}", tag = "connections", params(("id" = String, Path)),
     request_body = UpdateConnection,
-    responses((status = 200, body = ConnectionView), (status = 404, body = Problem), (status = 422, body = Problem),
-        (status = 403, body = Problem)),
+    responses((status = 200, body = ConnectionView), KeyRequired, Forbidden, NotFound, JsonBody),
     security(("apiKey" = [])))]
 pub async fn update(
     State(state): State<Arc<AppState>>,
     Caller(principal): Caller,
     Path(id): Path<String>,
-    body: Result<Json<UpdateConnection>, JsonRejection>,
+    Json(body): Json<UpdateConnection>,
 ) -> Result<Json<ConnectionView>, ApiError> {
-    let Json(body) = body?;
     let changes = ConnectionChanges { display_name: body.display_name, parameters: body.parameters };
     Ok(Json(ConnectionView::new(state.app.update_connection(&principal, &id, changes).await?)))
 }
 
 #[utoipa::path(delete, path = "/v1/connections/{id}", tag = "connections", params(("id" = String, Path)),
-    responses((status = 204), (status = 404, body = Problem), (status = 403, body = Problem)), security(("apiKey" = [])))]
+    responses((status = 204, description = "Deleted"), KeyRequired, Forbidden, Malformed, NotFound),
+    security(("apiKey" = [])))]
 pub async fn delete(
     State(state): State<Arc<AppState>>,
     Caller(principal): Caller,

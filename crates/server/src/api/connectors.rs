@@ -2,9 +2,7 @@
 
 use std::sync::Arc;
 
-use axum::Json;
-use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use portico_app::connectors::ConnectorSource;
 use serde::Deserialize;
@@ -12,6 +10,8 @@ use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
 use super::Paging;
+use super::extract::{Json, Path, Query};
+use super::problems::{Forbidden, JsonBody, KeyRequired, Malformed, NotFound, PROBLEM};
 use crate::auth::Caller;
 use crate::error::{ApiError, Problem};
 use crate::state::AppState;
@@ -19,8 +19,12 @@ use crate::views::{ConnectorView, List};
 
 /// The body of `POST` and `PUT /v1/connectors`: exactly one of `powerPlatform`, `openapi`
 /// and `definition`, and optionally the OAuth client.
-#[derive(ToSchema)]
-#[allow(dead_code)] // documents the body; the handler reads it as JSON to report every mistake
+// The handler reads the body as JSON to report every mistake at once: `Deserialize` is
+// derived only for the description, whose field names and closed list of fields its
+// attributes give.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[allow(dead_code)]
 pub struct ConnectorBody {
     /// Power Platform files as they are: `{"apiProperties": {...}, "apiDefinition": {...}}`.
     #[schema(value_type = Option<Object>)]
@@ -46,33 +50,30 @@ pub struct DeleteOptions {
 }
 
 #[utoipa::path(post, path = "/v1/connectors", tag = "connectors", request_body = ConnectorBody,
-    responses((status = 201, body = ConnectorView), (status = 422, body = Problem), (status = 401, body = Problem),
-        (status = 403, body = Problem)),
+    responses((status = 201, body = ConnectorView), KeyRequired, Forbidden, JsonBody),
     security(("apiKey" = [])))]
 pub async fn create(
     State(state): State<Arc<AppState>>,
     Caller(principal): Caller,
-    body: Result<Json<Value>, JsonRejection>,
+    Json(body): Json<Value>,
 ) -> Result<(StatusCode, Json<ConnectorView>), ApiError> {
-    let Json(body) = body?;
     let record = state.app.create_connector(&principal, ConnectorSource::Json(body)).await?;
     Ok((StatusCode::CREATED, Json(ConnectorView::new(&record, true))))
 }
 
 #[utoipa::path(get, path = "/v1/connectors", tag = "connectors", params(Paging),
-    responses((status = 200, body = List<ConnectorView>), (status = 401, body = Problem)), security(("apiKey" = [])))]
+    responses((status = 200, body = List<ConnectorView>), KeyRequired, Malformed), security(("apiKey" = [])))]
 pub async fn list(
     State(state): State<Arc<AppState>>,
     Caller(principal): Caller,
-    paging: Result<Query<Paging>, QueryRejection>,
+    Query(paging): Query<Paging>,
 ) -> Result<Json<List<ConnectorView>>, ApiError> {
-    let Query(paging) = paging?;
-    let page = state.app.list_connectors(&principal, paging.after.as_deref(), paging.limit()).await?;
+    let page = state.app.list_connectors(&principal, paging.after.as_deref(), paging.limit.get()).await?;
     Ok(Json(List { items: page.items.iter().map(|r| ConnectorView::new(r, false)).collect(), next: page.next }))
 }
 
 #[utoipa::path(get, path = "/v1/connectors/{id}", tag = "connectors", params(("id" = String, Path)),
-    responses((status = 200, body = ConnectorView), (status = 404, body = Problem)), security(("apiKey" = [])))]
+    responses((status = 200, body = ConnectorView), KeyRequired, Malformed, NotFound), security(("apiKey" = [])))]
 pub async fn get(
     State(state): State<Arc<AppState>>,
     Caller(principal): Caller,
@@ -83,30 +84,29 @@ pub async fn get(
 
 #[utoipa::path(put, path = "/v1/connectors/{id}", tag = "connectors", params(("id" = String, Path)),
     request_body = ConnectorBody,
-    responses((status = 200, body = ConnectorView), (status = 404, body = Problem), (status = 422, body = Problem),
-        (status = 403, body = Problem)),
+    responses((status = 200, body = ConnectorView), KeyRequired, Forbidden, NotFound, JsonBody),
     security(("apiKey" = [])))]
 pub async fn replace(
     State(state): State<Arc<AppState>>,
     Caller(principal): Caller,
     Path(id): Path<String>,
-    body: Result<Json<Value>, JsonRejection>,
+    Json(body): Json<Value>,
 ) -> Result<Json<ConnectorView>, ApiError> {
-    let Json(body) = body?;
     let record = state.app.replace_connector(&principal, &id, ConnectorSource::Json(body)).await?;
     Ok(Json(ConnectorView::new(&record, true)))
 }
 
 #[utoipa::path(delete, path = "/v1/connectors/{id}", tag = "connectors", params(("id" = String, Path), DeleteOptions),
-    responses((status = 204), (status = 404, body = Problem), (status = 409, body = Problem), (status = 403, body = Problem)),
+    responses((status = 204, description = "Deleted"), KeyRequired, Forbidden, Malformed, NotFound,
+        (status = 409, body = Problem, content_type = PROBLEM,
+            description = "It has connections; delete them too with `cascade=true`")),
     security(("apiKey" = [])))]
 pub async fn delete(
     State(state): State<Arc<AppState>>,
     Caller(principal): Caller,
     Path(id): Path<String>,
-    options: Result<Query<DeleteOptions>, QueryRejection>,
+    Query(options): Query<DeleteOptions>,
 ) -> Result<StatusCode, ApiError> {
-    let Query(options) = options?;
     state.app.delete_connector(&principal, &id, options.cascade).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -124,7 +124,7 @@ pub struct ConnectionFormView {
 }
 
 #[utoipa::path(get, path = "/v1/connectors/{id}/connection-form", tag = "connectors", params(("id" = String, Path)),
-    responses((status = 200, body = ConnectionFormView), (status = 404, body = Problem)), security(("apiKey" = [])))]
+    responses((status = 200, body = ConnectionFormView), KeyRequired, Malformed, NotFound), security(("apiKey" = [])))]
 pub async fn connection_form(
     State(state): State<Arc<AppState>>,
     Caller(principal): Caller,

@@ -3,34 +3,38 @@
 
 use std::sync::Arc;
 
-use axum::Json;
-use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use portico_app::keys::{KeyFilter, NewKey};
 use portico_model::Role;
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
+use super::extract::{Json, Path, Query};
+use super::problems::{Forbidden, JsonBody, KeyRequired, Malformed, NotFound};
 use super::{Paging, parse_role, parse_time};
 use crate::auth::Caller;
-use crate::error::{ApiError, Problem};
+use crate::error::ApiError;
 use crate::state::AppState;
 use crate::views::{ApiKeyView, CreatedApiKeyView, List};
 
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateApiKey {
-    /// What the key is for (1–100 characters).
+    /// What the key is for.
+    #[schema(min_length = 1, max_length = 100)]
     pub name: String,
     /// `admin`, `author` or `user`.
+    #[schema(value_type = super::RoleName)]
     pub role: String,
     /// Required for a `user` key: the end user it acts as (any id an app uses for its users,
     /// up to 255 characters).
+    #[schema(value_type = Option<super::EndUserId>)]
     pub end_user_id: Option<String>,
     /// A `user` key narrowed to calling through these connections only.
     pub connection_ids: Option<Vec<String>>,
     /// When the key stops working (RFC 3339); never when absent.
+    #[schema(format = DateTime)]
     pub expires_at: Option<String>,
     /// Its own limit of calls through connections, in requests per second (and as many at
     /// once); the server's `--key-rate-limit` when absent.
@@ -49,14 +53,13 @@ pub struct KeyListOptions {
 
 #[utoipa::path(post, path = "/v1/api-keys", tag = "access", request_body = CreateApiKey,
     responses((status = 201, body = CreatedApiKeyView, description = "The key appears in this answer only"),
-        (status = 422, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)),
+        KeyRequired, Forbidden, JsonBody),
     security(("apiKey" = [])))]
 pub async fn create(
     State(state): State<Arc<AppState>>,
     Caller(principal): Caller,
-    body: Result<Json<CreateApiKey>, JsonRejection>,
+    Json(body): Json<CreateApiKey>,
 ) -> Result<(StatusCode, Json<CreatedApiKeyView>), ApiError> {
-    let Json(body) = body?;
     let role: Role = parse_role(&body.role)?;
     let expires_at = body.expires_at.as_deref().map(|text| parse_time("expiresAt", text)).transpose()?;
     let new = NewKey {
@@ -73,22 +76,21 @@ pub async fn create(
 }
 
 #[utoipa::path(get, path = "/v1/api-keys", tag = "access", params(KeyListOptions, Paging),
-    responses((status = 200, body = List<ApiKeyView>), (status = 401, body = Problem), (status = 403, body = Problem)),
+    responses((status = 200, body = List<ApiKeyView>), KeyRequired, Forbidden, Malformed),
     security(("apiKey" = [])))]
 pub async fn list(
     State(state): State<Arc<AppState>>,
     Caller(principal): Caller,
-    options: Result<Query<KeyListOptions>, QueryRejection>,
-    paging: Result<Query<Paging>, QueryRejection>,
+    Query(options): Query<KeyListOptions>,
+    Query(paging): Query<Paging>,
 ) -> Result<Json<List<ApiKeyView>>, ApiError> {
-    let (Query(options), Query(paging)) = (options?, paging?);
     let filter = KeyFilter { include_revoked: options.include_revoked };
-    let page = state.app.list_keys(&principal, filter, paging.after.as_deref(), paging.limit()).await?;
+    let page = state.app.list_keys(&principal, filter, paging.after.as_deref(), paging.limit.get()).await?;
     Ok(Json(List { items: page.items.iter().map(ApiKeyView::new).collect(), next: page.next }))
 }
 
 #[utoipa::path(get, path = "/v1/api-keys/{id}", tag = "access", params(("id" = String, Path)),
-    responses((status = 200, body = ApiKeyView), (status = 404, body = Problem), (status = 403, body = Problem)),
+    responses((status = 200, body = ApiKeyView), KeyRequired, Forbidden, Malformed, NotFound),
     security(("apiKey" = [])))]
 pub async fn get(
     State(state): State<Arc<AppState>>,
@@ -101,7 +103,7 @@ pub async fn get(
 /// Revokes the key: it answers 401 at once on this instance, and within a second on every
 /// other instance.
 #[utoipa::path(delete, path = "/v1/api-keys/{id}", tag = "access", params(("id" = String, Path)),
-    responses((status = 204), (status = 404, body = Problem), (status = 403, body = Problem)),
+    responses((status = 204, description = "Revoked"), KeyRequired, Forbidden, Malformed, NotFound),
     security(("apiKey" = [])))]
 pub async fn delete(
     State(state): State<Arc<AppState>>,

@@ -3,13 +3,13 @@
 
 use std::sync::Arc;
 
-use axum::Json;
-use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
+use super::extract::{Json, Path, Query};
+use super::problems::{Forbidden, JsonBody, KeyRequired, Malformed, NotFound, PROBLEM};
 use super::{Paging, parse_role};
 use crate::auth::Caller;
 use crate::error::{ApiError, Problem};
@@ -19,8 +19,10 @@ use crate::views::{List, MemberView};
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AddMember {
+    #[schema(format = Email, max_length = 255)]
     pub email: String,
     /// `admin`, `author` or `user`.
+    #[schema(value_type = super::RoleName)]
     pub role: String,
 }
 
@@ -28,37 +30,36 @@ pub struct AddMember {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ChangeMember {
     /// `admin`, `author` or `user`.
+    #[schema(value_type = super::RoleName)]
     pub role: String,
 }
 
 #[utoipa::path(post, path = "/v1/members", tag = "access", request_body = AddMember,
-    responses((status = 201, body = MemberView), (status = 409, body = Problem), (status = 422, body = Problem),
-        (status = 403, body = Problem)),
+    responses((status = 201, body = MemberView), KeyRequired, Forbidden, JsonBody,
+        (status = 409, body = Problem, content_type = PROBLEM, description = "A member has this address already")),
     security(("apiKey" = [])))]
 pub async fn create(
     State(state): State<Arc<AppState>>,
     Caller(principal): Caller,
-    body: Result<Json<AddMember>, JsonRejection>,
+    Json(body): Json<AddMember>,
 ) -> Result<(StatusCode, Json<MemberView>), ApiError> {
-    let Json(body) = body?;
     let member = state.app.add_member(&principal, &body.email, parse_role(&body.role)?).await?;
     Ok((StatusCode::CREATED, Json(MemberView::new(&member))))
 }
 
 #[utoipa::path(get, path = "/v1/members", tag = "access", params(Paging),
-    responses((status = 200, body = List<MemberView>), (status = 403, body = Problem)), security(("apiKey" = [])))]
+    responses((status = 200, body = List<MemberView>), KeyRequired, Forbidden, Malformed), security(("apiKey" = [])))]
 pub async fn list(
     State(state): State<Arc<AppState>>,
     Caller(principal): Caller,
-    paging: Result<Query<Paging>, QueryRejection>,
+    Query(paging): Query<Paging>,
 ) -> Result<Json<List<MemberView>>, ApiError> {
-    let Query(paging) = paging?;
-    let page = state.app.list_members(&principal, paging.after.as_deref(), paging.limit()).await?;
+    let page = state.app.list_members(&principal, paging.after.as_deref(), paging.limit.get()).await?;
     Ok(Json(List { items: page.items.iter().map(MemberView::new).collect(), next: page.next }))
 }
 
 #[utoipa::path(get, path = "/v1/members/{id}", tag = "access", params(("id" = String, Path)),
-    responses((status = 200, body = MemberView), (status = 404, body = Problem), (status = 403, body = Problem)),
+    responses((status = 200, body = MemberView), KeyRequired, Forbidden, Malformed, NotFound),
     security(("apiKey" = [])))]
 pub async fn get(
     State(state): State<Arc<AppState>>,
@@ -70,22 +71,21 @@ pub async fn get(
 
 #[utoipa::path(patch, path = "/v1/members/{id}", tag = "access", params(("id" = String, Path)),
     request_body = ChangeMember,
-    responses((status = 200, body = MemberView), (status = 404, body = Problem), (status = 422, body = Problem),
-        (status = 403, body = Problem)),
+    responses((status = 200, body = MemberView), KeyRequired, Forbidden, NotFound, JsonBody),
     security(("apiKey" = [])))]
 pub async fn update(
     State(state): State<Arc<AppState>>,
     Caller(principal): Caller,
     Path(id): Path<String>,
-    body: Result<Json<ChangeMember>, JsonRejection>,
+    Json(body): Json<ChangeMember>,
 ) -> Result<Json<MemberView>, ApiError> {
-    let Json(body) = body?;
     let member = state.app.change_member_role(&principal, &id, parse_role(&body.role)?).await?;
     Ok(Json(MemberView::new(&member)))
 }
 
 #[utoipa::path(delete, path = "/v1/members/{id}", tag = "access", params(("id" = String, Path)),
-    responses((status = 204), (status = 404, body = Problem), (status = 403, body = Problem)), security(("apiKey" = [])))]
+    responses((status = 204, description = "Removed"), KeyRequired, Forbidden, Malformed, NotFound),
+    security(("apiKey" = [])))]
 pub async fn delete(
     State(state): State<Arc<AppState>>,
     Caller(principal): Caller,

@@ -4,17 +4,22 @@
 pub mod connect;
 pub mod connections;
 pub mod connectors;
+pub mod extract;
 pub mod keys;
 pub mod members;
+pub mod problems;
 pub mod shares;
 pub mod webhooks;
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use axum::extract::State;
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
-use utoipa::{IntoParams, Modify, OpenApi};
+use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -24,15 +29,76 @@ use crate::state::AppState;
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct Paging {
-    /// At most this many items (1–200, default 50).
-    pub limit: Option<u32>,
+    /// At most this many items: 1 to 200 (others are refused with 400), 50 when absent.
+    #[serde(default)]
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 200, default = 50)]
+    pub limit: PageSize,
     /// The `next` cursor of the previous page.
     pub after: Option<String>,
 }
 
-impl Paging {
-    pub fn limit(&self) -> u32 {
-        self.limit.unwrap_or(50).clamp(1, 200)
+/// How many items a page holds at most: 1 to 200, 50 when not given. A value outside that
+/// range is refused (400, as the document says), not quietly changed into another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageSize(u32);
+
+impl PageSize {
+    pub const MAX: u32 = 200;
+
+    pub fn get(self) -> u32 {
+        self.0
+    }
+}
+
+impl Default for PageSize {
+    fn default() -> Self {
+        PageSize(50)
+    }
+}
+
+impl<'de> Deserialize<'de> for PageSize {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let size = u32::deserialize(deserializer)?;
+        if (1..=PageSize::MAX).contains(&size) {
+            Ok(PageSize(size))
+        } else {
+            Err(serde::de::Error::custom(format_args!("must be 1 to {}, not {size}", PageSize::MAX)))
+        }
+    }
+}
+
+/// A role as the API spells it: what `parse_role` reads.
+#[derive(ToSchema)]
+#[schema(as = Role, rename_all = "lowercase")]
+#[allow(dead_code)] // describes the text; `parse_role` reads it, to say which field is wrong
+pub enum RoleName {
+    Admin,
+    Author,
+    User,
+}
+
+/// An end user's id as the API takes it, in a body or a path: what
+/// [`portico_model::end_user_id`] accepts.
+pub struct EndUserId;
+
+impl utoipa::PartialSchema for EndUserId {
+    fn schema() -> RefOr<Schema> {
+        // Not only spaces, and no control characters (Unicode's Cc: U+0000–U+001F, U+007F–U+009F).
+        const NOT_CONTROL: &str = r"[^\u0000-\u001f\u007f-\u009f]";
+        let pattern = format!(r"^{NOT_CONTROL}*[^\s\u0000-\u001f\u007f-\u009f]{NOT_CONTROL}*$");
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some("Any id an app uses for its users, or a person's e-mail address"))
+            .min_length(Some(1))
+            .max_length(Some(portico_model::END_USER_ID_MAX))
+            .pattern(Some(pattern))
+            .into()
+    }
+}
+
+impl ToSchema for EndUserId {
+    fn name() -> Cow<'static, str> {
+        "EndUserId".into()
     }
 }
 
@@ -66,7 +132,11 @@ pub fn parse_time(field: &str, text: &str) -> Result<portico_store::Millis, ApiE
 #[openapi(
     info(title = "Portico", description = "Custom connectors and their connections."),
     modifiers(&ApiKeyScheme),
-    paths(crate::proxy::described::proxy, crate::proxy::described::operation, crate::proxy::described::test),
+    paths(crate::proxy::described::proxy_get, crate::proxy::described::proxy_post, crate::proxy::described::proxy_put,
+        crate::proxy::described::proxy_patch, crate::proxy::described::proxy_delete,
+        crate::proxy::described::operation, crate::proxy::described::test),
+    // Every refusal refers to it (see `problems`).
+    components(schemas(Problem)),
     tags((name = "connectors", description = "Connector definitions, for connector authors"),
          (name = "connections", description = "Authenticated connections, for users"),
          (name = "calls", description = "Calls to backends through connections"),
@@ -114,13 +184,15 @@ pub fn routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(readyz))
 }
 
-#[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, description = "The process is up")))]
+#[utoipa::path(get, path = "/healthz", tag = "health",
+    responses((status = 200, body = String, content_type = "text/plain", description = "The process is up: `ok`")))]
 async fn healthz() -> &'static str {
     "ok"
 }
 
 #[utoipa::path(get, path = "/readyz", tag = "health",
-    responses((status = 200, description = "The store answers"), (status = 503, body = Problem)))]
+    responses((status = 200, body = String, content_type = "text/plain", description = "The store answers: `ready`"),
+        (status = 503, body = Problem, content_type = problems::PROBLEM, description = "The store is unavailable")))]
 async fn readyz(State(state): State<Arc<AppState>>) -> Result<&'static str, ApiError> {
     state.app.ready().await?;
     Ok("ready")

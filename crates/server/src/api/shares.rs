@@ -3,16 +3,16 @@
 
 use std::sync::Arc;
 
-use axum::Json;
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use portico_model::SharePermission;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
+use super::extract::{Json, Path};
+use super::problems::{Forbidden, JsonBody, KeyRequired, Malformed, NotFound};
 use crate::auth::Caller;
-use crate::error::{ApiError, Problem};
+use crate::error::ApiError;
 use crate::state::AppState;
 use crate::views::{List, ShareView};
 
@@ -21,21 +21,29 @@ use crate::views::{List, ShareView};
 pub struct PutShare {
     /// `use`: call through the connection and see its metadata; `edit`: also change its
     /// parameters and sign in again.
+    #[schema(value_type = PermissionName)]
     pub permission: String,
 }
 
+/// A share's permission as the API spells it.
+#[derive(ToSchema)]
+#[schema(as = SharePermission, rename_all = "lowercase")]
+#[allow(dead_code)] // describes the text, which the handler reads to say which field is wrong
+pub enum PermissionName {
+    Use,
+    Edit,
+}
+
 #[utoipa::path(put, path = "/v1/connections/{id}/shares/{endUserId}", tag = "connections",
-    params(("id" = String, Path), ("endUserId" = String, Path)), request_body = PutShare,
-    responses((status = 200, body = ShareView), (status = 404, body = Problem), (status = 422, body = Problem),
-        (status = 403, body = Problem)),
+    params(("id" = String, Path), ("endUserId" = super::EndUserId, Path)), request_body = PutShare,
+    responses((status = 200, body = ShareView), KeyRequired, Forbidden, NotFound, JsonBody),
     security(("apiKey" = [])))]
 pub async fn put(
     State(state): State<Arc<AppState>>,
     Caller(principal): Caller,
     Path((id, end_user)): Path<(String, String)>,
-    body: Result<Json<PutShare>, JsonRejection>,
+    Json(body): Json<PutShare>,
 ) -> Result<Json<ShareView>, ApiError> {
-    let Json(body) = body?;
     let permission = SharePermission::parse(&body.permission).ok_or_else(|| {
         ApiError::invalid_fields(
             "invalid share",
@@ -47,8 +55,9 @@ pub async fn put(
 }
 
 #[utoipa::path(delete, path = "/v1/connections/{id}/shares/{endUserId}", tag = "connections",
-    params(("id" = String, Path), ("endUserId" = String, Path)),
-    responses((status = 204), (status = 404, body = Problem), (status = 403, body = Problem)), security(("apiKey" = [])))]
+    params(("id" = String, Path), ("endUserId" = super::EndUserId, Path)),
+    responses((status = 204, description = "No longer shared"), KeyRequired, Forbidden, Malformed, NotFound),
+    security(("apiKey" = [])))]
 pub async fn delete(
     State(state): State<Arc<AppState>>,
     Caller(principal): Caller,
@@ -59,7 +68,7 @@ pub async fn delete(
 }
 
 #[utoipa::path(get, path = "/v1/connections/{id}/shares", tag = "connections", params(("id" = String, Path)),
-    responses((status = 200, body = List<ShareView>), (status = 404, body = Problem), (status = 403, body = Problem)),
+    responses((status = 200, body = List<ShareView>), KeyRequired, Forbidden, Malformed, NotFound),
     security(("apiKey" = [])))]
 pub async fn list(
     State(state): State<Arc<AppState>>,

@@ -167,7 +167,7 @@ pub fn describe(error: &ApiError) -> String {
             "Too many attempts with keys that are not valid came from your address; wait a moment and try again."
                 .to_owned()
         }
-        ApiError::MethodNotAllowed => "That action is not available here.".to_owned(),
+        ApiError::MethodNotAllowed { .. } => "That action is not available here.".to_owned(),
         ApiError::Unavailable => "The store is unavailable right now; try again.".to_owned(),
         ApiError::Internal => "Something went wrong on the server; it has been logged.".to_owned(),
     }
