@@ -311,14 +311,15 @@ enum Body {
 /// Portico repeats, in a status reason or a log line.
 const BRIEF_CHARS: usize = 300;
 
-/// An identity provider's words made fit to repeat: control characters (line breaks that would
-/// forge log lines included) become spaces, runs of spaces one, and the text is cut to
+/// An identity provider's words made fit to repeat: control characters and white space of
+/// every kind (line breaks, Unicode's line and paragraph separators included, would forge log
+/// lines) become spaces, runs of spaces one, none at either end, and the text is cut to
 /// [`BRIEF_CHARS`] characters with an ellipsis.
 pub fn brief(text: &str) -> String {
     let mut out = String::with_capacity(text.len().min(BRIEF_CHARS + 3));
     let mut chars = 0;
-    for c in text.trim().chars().map(|c| if c.is_control() { ' ' } else { c }) {
-        if c == ' ' && out.ends_with(' ') {
+    for c in text.chars().map(|c| if c.is_control() || c.is_whitespace() { ' ' } else { c }) {
+        if c == ' ' && (out.is_empty() || out.ends_with(' ')) {
             continue;
         }
         if chars == BRIEF_CHARS {
@@ -488,6 +489,22 @@ mod tests {
         assert_eq!(flow.check_issuer(None), Ok(()), "not required unless the provider says it sends it");
         flow.sends_issuer = true;
         assert!(flow.check_issuer(None).unwrap_err().contains("names no issuer"));
+    }
+
+    #[test]
+    fn unicode_line_and_paragraph_separators_do_not_break_a_brief() {
+        // Found by fuzzing the callback's query (`error_description=%E2%80%A8line%E2%80%A9para%C2%85nel`).
+        assert_eq!(brief("\u{2028}line\u{2029}para\u{85}nel"), "line para nel");
+        assert_eq!(brief("one\u{2028}\u{2029} two"), "one two");
+    }
+
+    #[test]
+    fn a_brief_starts_with_no_space() {
+        // Found by fuzzing: a control character at the start became a leading space.
+        assert_eq!(brief("\u{0}state=Q2h\u{0}gcm"), "state=Q2h gcm");
+        assert_eq!(brief("\u{7} \r\n x"), "x");
+        // And a white space other than a space, after one that was not trimmed.
+        assert_eq!(brief("\u{0}\u{3000}\u{a8}nel\u{a0}\u{a0}x\u{3000}"), "\u{a8}nel x");
     }
 
     #[test]

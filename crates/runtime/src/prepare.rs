@@ -265,12 +265,15 @@ fn sensitive(value: &str, parameter: &str) -> Result<HeaderValue, PrepareError> 
     Ok(value)
 }
 
-/// Renders a host template, refusing a value that would end or move the authority (host and
-/// port) the template fixes: in `https://@connectionParameters('sub').example.com/api`, `sub`
-/// may not hold `/`, `?`, `#`, `@` or `\`, which would make `evil.test/x?.example.com` or
-/// `user@evil.test` the host. A template that starts with a parameter holding a whole URL
-/// (`@connectionParameters('instanceUrl')`) lets that parameter choose the host.
-fn render_host(template: &Template, values: &Values<'_>) -> Result<String, PrepareError> {
+/// Renders a host template into the backend's URL, refusing a value that would end or move the
+/// authority (host and port) the template fixes: in
+/// `https://@connectionParameters('sub').example.com/api`, `sub` may not hold `/`, `?`, `#`,
+/// `@` or `\`, which would make `evil.test/x?.example.com` or `user@evil.test` the host. A
+/// template writes its scheme when a `://` comes before any `/`, `?` or `#`, and a value there
+/// may hold only a scheme's characters; else the URL has `scheme`, the backend's. Only a template
+/// that is one parameter before its path (`@connectionParameters('instanceUrl')/api`) lets that
+/// parameter hold a whole URL, and so choose the scheme and the host.
+fn render_host(template: &Template, values: &Values<'_>, scheme: &str) -> Result<String, PrepareError> {
     #[derive(PartialEq)]
     enum Part {
         Scheme,
@@ -278,8 +281,9 @@ fn render_host(template: &Template, values: &Values<'_>) -> Result<String, Prepa
         Rest,
     }
     let segments = template.segments();
-    let fixes_scheme = segments.iter().any(|s| matches!(s, Segment::Literal(text) if text.contains("://")));
+    let fixes_scheme = writes_scheme(&segments);
     let mut part = if fixes_scheme { Part::Scheme } else { Part::Authority };
+    let mut whole_url = false;
     let mut out = String::with_capacity(template.as_str().len());
     for (i, segment) in segments.iter().enumerate() {
         match segment {
@@ -298,32 +302,56 @@ fn render_host(template: &Template, values: &Values<'_>) -> Result<String, Prepa
             }
             Segment::Param(reference) => {
                 let given = values.get(reference.name);
-                if let Some(value) = given {
-                    let whole_url = i == 0 && !fixes_scheme && value.contains("://");
-                    if part == Part::Authority && !whole_url && value.contains(['/', '?', '#', '@', '\\']) {
-                        return Err(PrepareError::HostNotAllowed(reference.name.to_owned()));
-                    }
-                    if whole_url {
-                        part = Part::Rest;
-                    }
+                let text = given.or(reference.default).unwrap_or("");
+                let alone = match segments.get(i + 1) {
+                    None => true,
+                    Some(Segment::Literal(next)) => next.starts_with(['/', '?', '#']),
+                    Some(Segment::Param(_)) => false,
+                };
+                if i == 0 && !fixes_scheme && alone && text.contains("://") {
+                    whole_url = true;
+                    part = Part::Rest;
                 }
-                out.push_str(given.or(reference.default).unwrap_or(""));
+                let allowed = match part {
+                    _ if given.is_none() => true,
+                    Part::Scheme => text.bytes().all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b)),
+                    Part::Authority => !text.contains(['/', '?', '#', '@', '\\']),
+                    Part::Rest => true,
+                };
+                if !allowed {
+                    return Err(PrepareError::HostNotAllowed(reference.name.to_owned()));
+                }
+                out.push_str(text);
             }
         }
     }
+    // The backend's scheme, unless the template writes its own or a value is the whole URL (a
+    // `://` further on, in a value or not, does not count).
+    if !fixes_scheme && !whole_url {
+        out.insert_str(0, "://");
+        out.insert_str(0, scheme);
+    }
     Ok(out)
+}
+
+/// Whether a template writes its URL's scheme: a `://` in its text before any `/`, `?` or `#`.
+/// (A `://` further on, as in `…/login?next=https://…`, is no scheme's.)
+fn writes_scheme(segments: &[Segment<'_>]) -> bool {
+    for segment in segments {
+        if let Segment::Literal(text) = segment
+            && let Some(end) = text.find(['/', '?', '#'])
+        {
+            return text[..end].ends_with(':') && text[end..].starts_with("//");
+        }
+    }
+    false
 }
 
 fn target(connector: &Connector, values: &Values<'_>) -> Result<Target, PrepareError> {
     let backend = &connector.backend;
     // Errors show the template as written, never as filled in: its values may be secret.
     let (url, shown) = match &backend.host_template {
-        Some(template) => {
-            let rendered = render_host(template, values)?;
-            let url =
-                if rendered.contains("://") { rendered } else { format!("{}://{rendered}", backend.scheme.as_str()) };
-            (url, template.as_str().to_owned())
-        }
+        Some(template) => (render_host(template, values, backend.scheme.as_str())?, template.as_str().to_owned()),
         None => (backend.base_url(), backend.base_url()),
     };
     let invalid = || PrepareError::InvalidBackend(shown.clone());
@@ -497,6 +525,43 @@ mod tests {
         c.backend.host_template = Some(Template::new("@connectionParameters('url')/api"));
         let p = run(c, json!({"url": "https://tenant.example.org"}), &[]).unwrap();
         assert_eq!((p.target.authority.as_str(), p.target.base_path.as_str()), ("tenant.example.org", "/api"));
+    }
+
+    #[test]
+    fn only_a_template_that_is_one_parameter_lets_it_choose_the_scheme_and_host() {
+        let mut c = connector(Credential::None, vec![]);
+        // Found by fuzzing: the value was taken for a whole URL, and chose http and the host.
+        c.backend.host_template = Some(Template::new("@connectionParameters('a')i"));
+        assert_eq!(run(c.clone(), json!({"a": "http://"}), &[]).unwrap_err(), PrepareError::HostNotAllowed("a".into()));
+        c.backend.host_template = Some(Template::new("@connectionParameters('sub').example.com"));
+        assert_eq!(
+            run(c.clone(), json!({"sub": "https://evil.test#"}), &[]).unwrap_err(),
+            PrepareError::HostNotAllowed("sub".into())
+        );
+        let p = run(c.clone(), json!({"sub": "acme"}), &[]).unwrap();
+        assert_eq!((p.target.scheme.as_str(), p.target.authority.as_str()), ("https", "acme.example.com"));
+        // A parameter before the path may be a whole URL, with `://` in the query after it.
+        c.backend.host_template = Some(Template::new("@connectionParameters('url')/login?next=https://x.example"));
+        let p = run(c, json!({"url": "https://tenant.example.org"}), &[]).unwrap();
+        assert_eq!(p.target.authority.as_str(), "tenant.example.org");
+    }
+
+    #[test]
+    fn a_value_in_the_scheme_is_only_a_scheme() {
+        let mut c = connector(Credential::None, vec![]);
+        c.backend.host_template = Some(Template::new("@connectionParameters('scheme')://api.example.com/v1"));
+        assert_eq!(
+            run(c.clone(), json!({"scheme": "https://evil.test#"}), &[]).unwrap_err(),
+            PrepareError::HostNotAllowed("scheme".into())
+        );
+        let p = run(c.clone(), json!({"scheme": "http"}), &[]).unwrap();
+        assert_eq!((p.target.scheme.as_str(), p.target.authority.as_str()), ("http", "api.example.com"));
+        // A `://` after the authority's end is no scheme: the value before it is the host's.
+        c.backend.host_template = Some(Template::new("@connectionParameters('sub').example.com/x?u=https://y"));
+        assert_eq!(
+            run(c, json!({"sub": "https://evil.test#"}), &[]).unwrap_err(),
+            PrepareError::HostNotAllowed("sub".into())
+        );
     }
 
     #[test]

@@ -65,12 +65,20 @@ pub fn proxy_request(
     path_and_query.push_str(&target.base_path);
     path_and_query.push('/');
     path_and_query.push_str(rest.trim_start_matches('/'));
+    let path_len = path_and_query.len();
     let callers = without_parameters(query.unwrap_or(""), &prepared.query);
     for (i, part) in [&*callers, &prepared.query].into_iter().filter(|q| !q.is_empty()).enumerate() {
         path_and_query.push(if i == 0 { '?' } else { '&' });
         path_and_query.push_str(part);
     }
+    let lengths = (path_len, path_and_query.len());
     let uri = Uri::try_from(path_and_query).map_err(|_| RequestError::InvalidUri)?;
+    // `rest` is a path and `query` a query, as the server's parser split them: a `?` in the one
+    // or a `#` in either would move a part of the call into the query or cut it off, the
+    // connection's own parameters with it.
+    if (uri.path().len(), uri.path_and_query().map_or(0, |p| p.as_str().len())) != lengths {
+        return Err(RequestError::InvalidUri);
+    }
     crate::strip_hop_by_hop(&mut headers);
     headers.remove(AUTHORIZATION);
     apply(prepared, &mut headers, &prepared.headers);
@@ -379,6 +387,36 @@ mod tests {
             let encoded: String = utf8_percent_encode(value, SEGMENT).collect();
             assert!(!segment_climbs(&encoded), "{value:?} as {encoded}");
         }
+    }
+
+    fn connection_with_a_key_in_the_query() -> PreparedConnection {
+        let connector: portico_model::Connector = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "c", "displayName": "C"},
+            "backend": {"host": "api.example.com", "basePath": "/api/v1"},
+            "connection": {"mode": "single", "credential":
+                {"kind": "apiKey", "keys": [{"parameter": "k", "name": "key", "in": "query"}]}}
+        }))
+        .unwrap();
+        let secret = [("k".to_owned(), portico_secrets::SecretString::from("s3cret"))].into();
+        let public = Default::default();
+        crate::prepare("t", "c", "k", std::sync::Arc::new(connector), None, &public, &secret, None, Default::default())
+            .unwrap()
+    }
+
+    fn proxied(prepared: &PreparedConnection, rest: &str, query: Option<&str>) -> Result<String, RequestError> {
+        let body = Either::Right(Full::new(Bytes::new()));
+        proxy_request(prepared, Method::GET, rest, query, HeaderMap::new(), body).map(|r| r.uri().to_string())
+    }
+
+    #[test]
+    fn a_question_mark_or_hash_cannot_move_or_cut_off_part_of_a_call() {
+        let prepared = connection_with_a_key_in_the_query();
+        assert_eq!(proxied(&prepared, "/a/b", Some("x=1")).unwrap(), "/api/v1/a/b?x=1&key=s3cret");
+        // Found by fuzzing: the path ended at the `#`, and the connection's key went with the rest.
+        assert_eq!(proxied(&prepared, "a/%2#2e%252e/b", None), Err(RequestError::InvalidUri));
+        // The caller's own `key` would have reached the backend beside the connection's.
+        assert_eq!(proxied(&prepared, "a?key=mine", None), Err(RequestError::InvalidUri));
+        assert_eq!(proxied(&prepared, "a", Some("x=1#")), Err(RequestError::InvalidUri));
     }
 
     #[test]
