@@ -200,6 +200,32 @@ async fn a_body_is_an_object_never_an_array_of_its_fields() {
     }
 }
 
+/// PostgreSQL cannot keep a NUL character, and it answered "the store is unavailable" (503) to a
+/// cursor holding one; every engine now refuses NUL at the door, as the document says.
+#[tokio::test]
+async fn text_holding_a_nul_character_is_refused_on_every_engine() {
+    let portico = Portico::start();
+    let api = portico.api();
+    let connector = id(&api.create_connector(&json!({"definition": fixture::json("calls/api-key-header.json")})).await);
+    let connection = json!({"connectorId": connector, "parameters": {"api_key": "k"}});
+    let connection = id(&api.create_connection(&connection).await);
+
+    api.get("/v1/connections?after=a%00b").await.expect_problem(400, "bad-request");
+    api.get("/v1/connections?connectorId=%00").await.expect_problem(400, "bad-request");
+    api.get("/v1/connectors/a%00b").await.expect_problem(400, "bad-request");
+    let renamed = api.patch(&format!("/v1/connections/{connection}"), &json!({"displayName": "a\u{0}b"})).await;
+    assert_eq!(renamed.expect_problem(422, "validation").fields(), ["body"]);
+    let key = api.post("/v1/api-keys", &json!({"name": "\u{0}", "role": "admin"})).await;
+    key.expect_problem(422, "validation");
+    // An escaped backslash before `u0000` is no NUL.
+    let renamed = api.patch(&format!("/v1/connections/{connection}"), &json!({"displayName": "a\\u0000b"})).await;
+    assert_eq!(renamed.expect_json(200)["displayName"], "a\\u0000b");
+
+    let document = portico.client(None).get("/openapi.json").await.expect_json(200);
+    let name = &document["components"]["schemas"]["UpdateConnection"]["properties"]["displayName"];
+    assert_eq!(name["pattern"], "^[^\\u0000]*$", "{name}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_through_a_connection_takes_the_documented_methods_and_says_which() {
     let backend = Backend::start().await;
