@@ -90,6 +90,16 @@ async fn schemathesis_finds_no_failure_against_the_openapi_document() {
     // The run tested with its key until the end: it revoked only the spare one.
     api.get("/v1/connectors").await.expect_json(200);
     assert!(!backend.requests().is_empty(), "calls through the connection reached the backend");
+    // Generated webhook URLs are text that no URL parser takes, or this machine's: a delivery
+    // never leaves it. A change that made schemathesis generate others would show here.
+    let webhooks = api.get("/v1/webhooks?limit=200").await.expect_json(200);
+    for webhook in webhooks["items"].as_array().expect("items") {
+        let url = url::Url::parse(webhook["url"].as_str().expect("a URL")).expect("a stored URL parses");
+        let local = matches!(url.host(), Some(url::Host::Ipv4(ip)) if ip.is_loopback() || ip.is_unspecified())
+            || matches!(url.host(), Some(url::Host::Ipv6(ip)) if ip.is_loopback() || ip.is_unspecified())
+            || url.host_str() == Some("localhost");
+        assert!(local, "a webhook to {url} was made: deliveries would leave this machine");
+    }
 }
 
 /// The last lines schemathesis printed: its summary.
