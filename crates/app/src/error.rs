@@ -84,6 +84,10 @@ impl From<StoreError> for Error {
                 tracing::error!(%reason, "corrupt data in the store");
                 Error::Internal
             }
+            StoreError::Unstorable(reason) => {
+                tracing::debug!(%reason, "a value the store cannot keep");
+                Error::BadRequest("the request holds text the store cannot keep (a NUL character)".to_owned())
+            }
         }
     }
 }

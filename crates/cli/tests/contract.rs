@@ -90,6 +90,16 @@ async fn schemathesis_finds_no_failure_against_the_openapi_document() {
     // The run tested with its key until the end: it revoked only the spare one.
     api.get("/v1/connectors").await.expect_json(200);
     assert!(!backend.requests().is_empty(), "calls through the connection reached the backend");
+    // Generated webhook URLs are text that no URL parser takes, or this machine's: a delivery
+    // never leaves it. A change that made schemathesis generate others would show here.
+    let webhooks = api.get("/v1/webhooks?limit=200").await.expect_json(200);
+    for webhook in webhooks["items"].as_array().expect("items") {
+        let url = url::Url::parse(webhook["url"].as_str().expect("a URL")).expect("a stored URL parses");
+        let local = matches!(url.host(), Some(url::Host::Ipv4(ip)) if ip.is_loopback() || ip.is_unspecified())
+            || matches!(url.host(), Some(url::Host::Ipv6(ip)) if ip.is_loopback() || ip.is_unspecified())
+            || url.host_str() == Some("localhost");
+        assert!(local, "a webhook to {url} was made: deliveries would leave this machine");
+    }
 }
 
 /// The last lines schemathesis printed: its summary.
@@ -198,6 +208,32 @@ async fn a_body_is_an_object_never_an_array_of_its_fields() {
     ] {
         api.post(path, &body).await.expect_problem(422, "validation");
     }
+}
+
+/// PostgreSQL cannot keep a NUL character, and it answered "the store is unavailable" (503) to a
+/// cursor holding one; every engine now refuses NUL at the door, as the document says.
+#[tokio::test]
+async fn text_holding_a_nul_character_is_refused_on_every_engine() {
+    let portico = Portico::start();
+    let api = portico.api();
+    let connector = id(&api.create_connector(&json!({"definition": fixture::json("calls/api-key-header.json")})).await);
+    let connection = json!({"connectorId": connector, "parameters": {"api_key": "k"}});
+    let connection = id(&api.create_connection(&connection).await);
+
+    api.get("/v1/connections?after=a%00b").await.expect_problem(400, "bad-request");
+    api.get("/v1/connections?connectorId=%00").await.expect_problem(400, "bad-request");
+    api.get("/v1/connectors/a%00b").await.expect_problem(400, "bad-request");
+    let renamed = api.patch(&format!("/v1/connections/{connection}"), &json!({"displayName": "a\u{0}b"})).await;
+    assert_eq!(renamed.expect_problem(422, "validation").fields(), ["body"]);
+    let key = api.post("/v1/api-keys", &json!({"name": "\u{0}", "role": "admin"})).await;
+    key.expect_problem(422, "validation");
+    // An escaped backslash before `u0000` is no NUL.
+    let renamed = api.patch(&format!("/v1/connections/{connection}"), &json!({"displayName": "a\\u0000b"})).await;
+    assert_eq!(renamed.expect_json(200)["displayName"], "a\\u0000b");
+
+    let document = portico.client(None).get("/openapi.json").await.expect_json(200);
+    let name = &document["components"]["schemas"]["UpdateConnection"]["properties"]["displayName"];
+    assert_eq!(name["pattern"], "^[^\\u0000]*$", "{name}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -233,12 +233,12 @@ async fn shutdown_signal() {
 
 /// The OpenAPI 3.1 document of Portico's own API.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    api::routes().split_for_parts().1
+    api::document(api::routes().split_for_parts().1)
 }
 
 fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
     let (router, api) = api::routes().split_for_parts();
-    let api = Arc::new(api);
+    let api = Arc::new(api::document(api));
     router
         .route("/metrics", get(metrics))
         .route(

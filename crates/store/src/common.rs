@@ -495,6 +495,11 @@ pub(crate) fn store_error(error: sqlx::Error) -> StoreError {
     match error {
         sqlx::Error::Database(database) => match database.kind() {
             ErrorKind::UniqueViolation => StoreError::Conflict("a record with the same key".to_owned()),
+            // PostgreSQL's "character not in repertoire" and "untranslatable character": a NUL
+            // in text. The value is at fault, not the database.
+            _ if matches!(database.code().as_deref(), Some("22021" | "22P05")) => {
+                StoreError::Unstorable(database.message().to_owned())
+            }
             _ => StoreError::Unavailable(format!("database error: {}", database.message())),
         },
         sqlx::Error::ColumnDecode { index, .. } => StoreError::Corrupt(format!("column {index} cannot be decoded")),

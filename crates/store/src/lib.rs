@@ -476,6 +476,9 @@ pub enum StoreError {
     Unavailable(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// A value this engine cannot keep: PostgreSQL's text holds no NUL character.
+    #[error("the store cannot keep this value: {0}")]
+    Unstorable(String),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -555,3 +555,19 @@ async fn a_pool_survives_a_restart_of_its_server() {
     store.close().await;
     cluster.stop("fast").unwrap();
 }
+
+#[tokio::test]
+async fn text_with_a_nul_character_is_refused_as_unstorable_not_as_an_outage() {
+    let Some(ctx) = Ctx::postgres().await else { return };
+    let store = ctx.store();
+    let tenant = store.create_tenant("acme").await.unwrap();
+    for error in [
+        store.connector(&tenant.id, "a\0b").await.unwrap_err(),
+        store.list_connectors(&tenant.id, Some("a\0b"), 10).await.unwrap_err(),
+        store.create_tenant("nul\0").await.unwrap_err(),
+    ] {
+        assert!(matches!(error, StoreError::Unstorable(_)), "{error:?}");
+    }
+    // The store still answers.
+    assert_eq!(store.tenant_count().await.unwrap(), 1);
+}

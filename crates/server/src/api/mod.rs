@@ -12,13 +12,15 @@ pub mod shares;
 pub mod webhooks;
 
 use std::borrow::Cow;
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use axum::extract::State;
 use serde::{Deserialize, Deserializer};
-use utoipa::openapi::RefOr;
-use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::openapi::path::Parameter;
+use utoipa::openapi::schema::{ArrayItems, ObjectBuilder, Schema, SchemaType, Type};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::{Content, RefOr};
 use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -157,6 +159,7 @@ impl Modify for ApiKeyScheme {
 }
 
 /// The routes and their OpenAPI description, from one list so that they cannot drift apart.
+/// [`document`] completes the description.
 pub fn routes() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(connectors::create, connectors::list))
@@ -182,6 +185,90 @@ pub fn routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(connections::oauth_callback))
         .routes(routes!(healthz))
         .routes(routes!(readyz))
+}
+
+/// The document `/openapi.json` serves: the routes' description, with what holds for every
+/// request said once.
+pub fn document(mut openapi: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    forbid_nul_in_requests(&mut openapi);
+    openapi
+}
+
+/// No text in a request holds NUL: PostgreSQL cannot keep it, and the API refuses it on every
+/// engine (400 in a path or a query string, 422 in a body: see `extract`). Said as a pattern on
+/// each string a request takes that has no enum, format or pattern of its own.
+fn forbid_nul_in_requests(openapi: &mut utoipa::openapi::OpenApi) {
+    let mut reached = BTreeSet::new();
+    for item in openapi.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.options,
+            &mut item.head,
+            &mut item.patch,
+            &mut item.trace,
+        ];
+        for operation in operations.into_iter().flatten() {
+            for parameter in operation.parameters.iter_mut().flatten() {
+                if let RefOr::T(Parameter { schema: Some(schema), .. }) = parameter {
+                    forbid_nul(schema, &mut reached);
+                }
+            }
+            if let Some(RefOr::T(body)) = &mut operation.request_body {
+                for content in body.content.values_mut() {
+                    if let RefOr::T(Content { schema: Some(schema), .. }) = content {
+                        forbid_nul(schema, &mut reached);
+                    }
+                }
+            }
+        }
+    }
+    // The components the request bodies refer to, and those they refer to in turn.
+    let schemas = &mut openapi.components.get_or_insert_with(Default::default).schemas;
+    let mut done = BTreeSet::new();
+    while let Some(name) = reached.pop_first() {
+        if done.insert(name.clone())
+            && let Some(schema) = schemas.get_mut(&name)
+        {
+            forbid_nul(schema, &mut reached);
+        }
+    }
+}
+
+/// Adds the pattern to the strings of `schema`; names the components it refers to in `reached`.
+fn forbid_nul(schema: &mut RefOr<Schema>, reached: &mut BTreeSet<String>) {
+    const NO_NUL: &str = r"^[^\u0000]*$";
+    match schema {
+        RefOr::Ref(reference) => {
+            if let Some(name) = reference.ref_location.strip_prefix("#/components/schemas/") {
+                reached.insert(name.to_owned());
+            }
+        }
+        RefOr::T(Schema::Object(object)) => {
+            let string = match &object.schema_type {
+                SchemaType::Type(kind) => *kind == Type::String,
+                SchemaType::Array(kinds) => kinds.contains(&Type::String),
+                SchemaType::AnyValue => false,
+            };
+            if string && object.enum_values.is_none() && object.format.is_none() && object.pattern.is_none() {
+                object.pattern = Some(NO_NUL.to_owned());
+            }
+            for property in object.properties.values_mut() {
+                forbid_nul(property, reached);
+            }
+        }
+        RefOr::T(Schema::Array(array)) => {
+            if let ArrayItems::RefOrSchema(items) = &mut array.items {
+                forbid_nul(items, reached);
+            }
+        }
+        RefOr::T(Schema::OneOf(one_of)) => one_of.items.iter_mut().for_each(|item| forbid_nul(item, reached)),
+        RefOr::T(Schema::AllOf(all_of)) => all_of.items.iter_mut().for_each(|item| forbid_nul(item, reached)),
+        RefOr::T(Schema::AnyOf(any_of)) => any_of.items.iter_mut().for_each(|item| forbid_nul(item, reached)),
+        RefOr::T(_) => {}
+    }
 }
 
 #[utoipa::path(get, path = "/healthz", tag = "health",
