@@ -62,13 +62,13 @@ fn principal_of(record: &ApiKeyRecord, now: Millis) -> Option<Principal> {
 impl App {
     /// `principal` with the rate limits of its key (its own, else the server's default for
     /// keys) and of its tenant.
-    fn limited(&self, mut principal: Principal, record: &ApiKeyRecord) -> Option<Principal> {
+    fn limited(&self, mut principal: Principal, record: &ApiKeyRecord) -> Principal {
         let key_rate = record.rate_limit.map(f64::from).or(self.limits.key_default);
         principal.limits = crate::ratelimit::Limits {
             key: self.limits.keys.of(&record.id, key_rate),
             tenant: self.limits.tenants.of(&record.tenant_id, self.limits.tenant),
         };
-        Some(principal)
+        principal
     }
 }
 
@@ -151,7 +151,7 @@ impl App {
         }
         let generation = self.keys.generation();
         let record = self.store.api_key_by_hash(&portico_secrets::digest_hex(digest)).await?;
-        let Some(principal) = record.as_ref().and_then(|record| self.limited(principal_of(record, now)?, record))
+        let Some(principal) = record.as_ref().and_then(|record| Some(self.limited(principal_of(record, now)?, record)))
         else {
             if let Some(source) = source {
                 self.auth_failures.failed(source);

@@ -119,8 +119,8 @@ impl IntoResponse for ApiError {
         let rate_limit = match &self {
             ApiError::RateLimited(limited) => {
                 let name = limited.name;
-                let reset = limited.retry_after.as_secs() + u64::from(limited.retry_after.subsec_nanos() > 0);
-                Some((format!("\"{name}\";q={};w=1", limited.quota), format!("\"{name}\";r=0;t={}", reset.max(1))))
+                let reset = whole_seconds(limited.retry_after);
+                Some((format!("\"{name}\";q={};w=1", limited.quota), format!("\"{name}\";r=0;t={reset}")))
             }
             _ => None,
         };
@@ -175,9 +175,7 @@ impl IntoResponse for ApiError {
             }
         }
         if let Some(wait) = retry_after {
-            // Whole seconds, rounded up: a client that waits as told is not refused again.
-            let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-            response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(seconds.max(1)));
+            response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(whole_seconds(wait)));
         }
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
@@ -187,6 +185,12 @@ impl IntoResponse for ApiError {
         }
         response
     }
+}
+
+/// A wait in whole seconds, rounded up and at least one: a client that waits as told is not
+/// refused again.
+fn whole_seconds(wait: std::time::Duration) -> u64 {
+    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
 }
 
 impl From<portico_app::Error> for ApiError {
