@@ -34,6 +34,8 @@ pub enum Action {
     ManageConnectSessions,
     /// Create, change, delete webhooks and read their deliveries.
     ManageWebhooks,
+    /// Read the audit trail.
+    ReadAudit,
 }
 
 impl Action {
@@ -42,9 +44,11 @@ impl Action {
             Action::ReadConnectors | Action::ListConnections => &[Role::Admin, Role::Author, Role::User],
             Action::WriteConnectors => &[Role::Admin, Role::Author],
             Action::CreateConnection => &[Role::Admin, Role::User],
-            Action::ManageKeys | Action::ManageMembers | Action::ManageConnectSessions | Action::ManageWebhooks => {
-                &[Role::Admin]
-            }
+            Action::ManageKeys
+            | Action::ManageMembers
+            | Action::ManageConnectSessions
+            | Action::ManageWebhooks
+            | Action::ReadAudit => &[Role::Admin],
         }
     }
 
@@ -58,6 +62,7 @@ impl Action {
             Action::ManageMembers => "managing members",
             Action::ManageConnectSessions => "managing connect sessions",
             Action::ManageWebhooks => "managing webhooks",
+            Action::ReadAudit => "reading the audit trail",
         }
     }
 }

@@ -22,6 +22,7 @@ use portico_store::{ConnectionRecord, ConnectionStatus};
 use serde::Serialize;
 
 use crate::access::{self, Need};
+pub use crate::audit::CallKind;
 use crate::error::{Error, Result};
 use crate::{App, Principal};
 
@@ -149,30 +150,51 @@ pub fn upstream_error(error: UpstreamError) -> (Outcome, Error) {
     }
 }
 
-/// The backend's answer (or its absence) counted in the metrics; hop-by-hop headers dropped.
-pub fn answered(
-    prepared: &PreparedConnection,
-    started: Instant,
-    sent: Result<Response<Incoming>, UpstreamError>,
-) -> Result<Response<Incoming>> {
-    match sent {
-        Ok(mut response) => {
-            prepared.metrics.record(Outcome::Status(response.status().as_u16()), started.elapsed());
-            portico_runtime::strip_hop_by_hop(response.headers_mut());
-            Ok(response)
-        }
-        Err(error) => {
-            let (outcome, error) = upstream_error(error);
-            prepared.metrics.record(outcome, started.elapsed());
-            Err(error)
-        }
-    }
+/// One call through a connection, as the metrics and the audit trail count it.
+pub struct Call<'a> {
+    pub app: &'a App,
+    pub principal: &'a Principal,
+    pub kind: CallKind<'a>,
+    pub started: Instant,
 }
 
-/// A call refused before it reached the backend, counted in the metrics.
-pub fn refused(prepared: &PreparedConnection, started: Instant, error: Error) -> Error {
-    prepared.metrics.record(Outcome::Refused, started.elapsed());
-    error
+impl Call<'_> {
+    /// The backend's answer (or its absence), counted; hop-by-hop headers dropped.
+    pub fn answered(
+        &self,
+        prepared: &Arc<PreparedConnection>,
+        sent: Result<Response<Incoming>, UpstreamError>,
+    ) -> Result<Response<Incoming>> {
+        match sent {
+            Ok(mut response) => {
+                self.record(prepared, Outcome::Status(response.status().as_u16()));
+                portico_runtime::strip_hop_by_hop(response.headers_mut());
+                Ok(response)
+            }
+            Err(error) => {
+                let (outcome, error) = upstream_error(error);
+                self.record(prepared, outcome);
+                Err(error)
+            }
+        }
+    }
+
+    /// A call refused before it reached the backend, counted.
+    pub fn refused(&self, prepared: &Arc<PreparedConnection>, error: Error) -> Error {
+        self.record(prepared, Outcome::Refused);
+        error
+    }
+
+    fn record(&self, prepared: &Arc<PreparedConnection>, outcome: Outcome) {
+        let elapsed = self.started.elapsed();
+        prepared.metrics.record(outcome, elapsed);
+        let kind = match &self.kind {
+            CallKind::Proxy { method, path } => CallKind::Proxy { method, path },
+            CallKind::Operation(id) => CallKind::Operation(id),
+            CallKind::Test(id) => CallKind::Test(*id),
+        };
+        self.app.audit_call(self.principal, prepared, kind, outcome, elapsed);
+    }
 }
 
 impl App {
@@ -291,18 +313,17 @@ impl App {
         let prepared = self.prepared(principal, id).await?;
         let started = Instant::now();
         let operation = prepared.connector.test_operation.clone();
+        let call = Call { app: self, principal, kind: CallKind::Test(operation.as_deref()), started };
         let outgoing: Request<OutBody> = match &operation {
-            Some(op) => {
-                portico_runtime::operation_request(&prepared, op, OperationCall::default()).map_err(request_error)?
-            }
+            Some(op) => portico_runtime::operation_request(&prepared, op, OperationCall::default()),
             None => {
                 let empty = Either::Right(Full::new(Bytes::new()));
                 portico_runtime::proxy_request(&prepared, Method::GET, "", None, Default::default(), empty)
-                    .map_err(request_error)?
             }
-        };
+        }
+        .map_err(|e| call.refused(&prepared, request_error(e)))?;
         let sent = upstream.send(&prepared.target, outgoing, &self.upstream).await;
-        let (status, error) = match answered(&prepared, started, sent) {
+        let (status, error) = match call.answered(&prepared, sent) {
             Ok(response) => {
                 let status = response.status();
                 // Read (and drop) the answer so the backend connection can be reused.

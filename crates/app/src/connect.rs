@@ -11,6 +11,7 @@ use portico_secrets::SecretString;
 use portico_store::{ConnectSessionRecord, ConnectorRecord, Millis};
 
 use crate::access::{self, Action};
+use crate::audit::{By, Detail};
 use crate::connections::{ConnectionInfo, NewConnection};
 use crate::error::{Error, Result};
 use crate::{Actor, App, Principal};
@@ -153,6 +154,8 @@ impl App {
         };
         self.store.insert_connect_session(&record, &portico_secrets::api_key_hash(token.expose())).await?;
         tracing::info!(session = %record.id, principal = %principal.reference(), "connect session created");
+        let change = Detail { target: Some(&record.id), ..Detail::default() };
+        self.audit_change(&record.tenant_id, principal, "connect_session.created", change).await;
         let url = format!("{}/connect/{}", self.public_url.as_str().trim_end_matches('/'), token.expose());
         Ok(CreatedConnectSession { record, token, url })
     }
@@ -266,6 +269,20 @@ impl App {
                 other => other,
             })?;
         tracing::info!(session = %session.id, connection = %info.record.id, "connect session made its connection");
+        let change = Detail {
+            connection_id: Some(&info.record.id),
+            connector_id: Some(&info.record.connector_id),
+            target: Some(&session.id),
+            ..Detail::default()
+        };
+        self.audit(
+            &session.tenant_id,
+            By::Named(format!("connect_session:{}", session.id)),
+            "connect_session.completed",
+            change,
+            None,
+        )
+        .await;
         Ok((session, info))
     }
 

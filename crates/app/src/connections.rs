@@ -11,6 +11,7 @@ use portico_store::{
 use serde_json::{Map, Value};
 
 use crate::access::{self, Action, Need};
+use crate::audit::{By, Detail};
 use crate::connectors::cut;
 use crate::error::{Error, Result};
 use crate::events::{self, EventKind};
@@ -235,6 +236,9 @@ impl App {
         self.changed(Change::Connection(record.id.clone()));
         tracing::info!(connection = %record.id, connector = %record.connector_id,
             principal = %principal.reference(), "connection created");
+        let change =
+            Detail { connection_id: Some(&record.id), connector_id: Some(&record.connector_id), ..Detail::default() };
+        self.audit_change(&record.tenant_id, principal, "connection.created", change).await;
         let authorize_url = match sign_in {
             Some(flow) => Some(self.start_sign_in(principal, &record.id, &flow, return_url).await?),
             None => None,
@@ -328,6 +332,9 @@ impl App {
         }
         self.changed(Change::Connection(record.id.clone()));
         tracing::info!(connection = %record.id, principal = %principal.reference(), "connection changed");
+        let change =
+            Detail { connection_id: Some(&record.id), connector_id: Some(&record.connector_id), ..Detail::default() };
+        self.audit_change(&record.tenant_id, principal, "connection.updated", change).await;
         Ok(ConnectionInfo { record, secret_names, authorize_url: None })
     }
 
@@ -346,6 +353,8 @@ impl App {
         }
         self.changed(Change::Connection(id.to_owned()));
         tracing::info!(connection = %id, principal = %principal.reference(), "connection deleted");
+        let change = Detail { connection_id: Some(id), connector_id: Some(&record.connector_id), ..Detail::default() };
+        self.audit_change(&principal.tenant_id, principal, "connection.deleted", change).await;
         Ok(())
     }
 
@@ -378,6 +387,8 @@ impl App {
             Some(self.start_sign_in(principal, &record.id, &flow, return_url).await?)
         };
         tracing::info!(connection = %id, principal = %principal.reference(), "connection re-authorization started");
+        let change = Detail { connection_id: Some(id), ..Detail::default() };
+        self.audit_change(&principal.tenant_id, principal, "connection.reauthorization_started", change).await;
         let record = self.store.connection(&principal.tenant_id, id).await?.ok_or(Error::NotFound("connection"))?;
         Ok(ConnectionInfo { record, secret_names: secrets.into_keys().collect(), authorize_url })
     }
@@ -408,6 +419,13 @@ impl App {
                     self.store.update_connection_with(&record, Effects { events: &events, ..Effects::NONE }).await?;
                     self.changed(Change::Connection(record.id.clone()));
                     tracing::info!(connection = %record.id, "connection needs re-authentication");
+                    let change = Detail {
+                        connection_id: Some(&record.id),
+                        connector_id: Some(&record.connector_id),
+                        failure: record.status_reason.as_deref(),
+                        ..Detail::default()
+                    };
+                    self.audit(&record.tenant_id, By::System, "connection.needs_reauth", change, None).await;
                 }
             }
             match page.next {

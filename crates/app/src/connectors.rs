@@ -8,6 +8,7 @@ use portico_store::{Change, ConnectorRecord, DeleteConnector, Page};
 use serde_json::{Map, Value};
 
 use crate::access::{self, Action};
+use crate::audit::Detail;
 use crate::error::{Error, Result};
 use crate::{App, Principal};
 
@@ -211,6 +212,8 @@ impl App {
         self.store.insert_connector(&record).await?;
         tracing::info!(connector = %record.id, name = %record.connector.metadata.name,
             principal = %principal.reference(), "connector created");
+        let change = Detail { connector_id: Some(&record.id), ..Detail::default() };
+        self.audit_change(&record.tenant_id, principal, "connector.created", change).await;
         Ok(record)
     }
 
@@ -289,6 +292,8 @@ impl App {
         // After every write: a load that began earlier cannot put back what it read.
         self.changed(Change::Connector(record.id.clone()));
         tracing::info!(connector = %record.id, principal = %principal.reference(), "connector replaced");
+        let change = Detail { connector_id: Some(&record.id), ..Detail::default() };
+        self.audit_change(&record.tenant_id, principal, "connector.updated", change).await;
         Ok(record)
     }
 
@@ -304,6 +309,8 @@ impl App {
             DeleteConnector::Deleted { connections } => {
                 self.changed(Change::Connector(id.to_owned()));
                 tracing::info!(connector = %id, connections, principal = %principal.reference(), "connector deleted");
+                let change = Detail { connector_id: Some(id), ..Detail::default() };
+                self.audit_change(&principal.tenant_id, principal, "connector.deleted", change).await;
                 Ok(connections)
             }
             DeleteConnector::NotFound => Err(Error::NotFound("connector")),

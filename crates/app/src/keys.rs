@@ -9,6 +9,7 @@ use portico_secrets::SecretString;
 use portico_store::{ApiKeyRecord, Change, Millis, Page};
 
 use crate::access::{self, Action, Need};
+use crate::audit::Detail;
 use crate::connectors::cut;
 use crate::error::{Error, Result};
 use crate::{Actor, App, Principal};
@@ -170,6 +171,8 @@ impl App {
         self.store.insert_api_key(&created.record, &portico_secrets::api_key_hash(created.key.expose())).await?;
         tracing::info!(key = %created.record.id, role = %created.record.role, principal = %principal.reference(),
             "API key created");
+        let change = Detail { target: Some(&created.record.id), ..Detail::default() };
+        self.audit_change(&principal.tenant_id, principal, "key.created", change).await;
         Ok(created)
     }
 
@@ -222,6 +225,8 @@ impl App {
         }
         self.changed(Change::ApiKey(id.to_owned()));
         tracing::info!(key = %id, principal = %principal.reference(), "API key revoked");
+        let change = Detail { target: Some(id), ..Detail::default() };
+        self.audit_change(&principal.tenant_id, principal, "key.revoked", change).await;
         Ok(())
     }
 }

@@ -8,6 +8,7 @@
 //! routers, no pages). Its errors ([`Error`]) say what went wrong in the domain's words.
 
 pub mod access;
+pub mod audit;
 pub mod bootstrap;
 pub mod calls;
 pub mod connect;
@@ -63,6 +64,8 @@ pub struct AppConfig {
     /// Calls through connections per second (and at once) all keys of a tenant together may
     /// make; `None`: no limit.
     pub tenant_rate_limit: Option<f64>,
+    /// What the audit trail records, and for how long.
+    pub audit: audit::AuditSettings,
 }
 
 /// The use cases and what they share. One per process; every front door holds it.
@@ -84,6 +87,7 @@ pub struct App {
     oauth: oauth::OAuthSupport,
     people: Option<people::People>,
     webhooks: webhooks::WebhookSupport,
+    audit: audit::AuditLog,
 }
 
 impl App {
@@ -107,6 +111,7 @@ impl App {
             oauth: oauth::OAuthSupport::new(tokio::runtime::Handle::current(), return_origins, addresses),
             people,
             webhooks: webhooks::WebhookSupport::new(config.deliveries, addresses),
+            audit: audit::AuditLog::new(config.audit),
         })
     }
 
@@ -166,6 +171,7 @@ impl App {
     pub fn render_metrics(&self) -> String {
         let mut text = self.metrics.render();
         text.push_str(&self.webhooks.metrics.render(portico_store::now_millis()));
+        text.push_str(&self.audit.render());
         text
     }
 

@@ -7,6 +7,7 @@ use portico_model::{Role, normalize_email};
 use portico_store::{Change, MemberRecord, Page, Tenant};
 
 use crate::access::{self, Action};
+use crate::audit::Detail;
 use crate::connectors::cut;
 use crate::error::{Error, Result};
 use crate::{Actor, App, Principal};
@@ -58,6 +59,8 @@ impl App {
             other => other.into(),
         })?;
         tracing::info!(member = %member.id, role = %member.role, principal = %principal.reference(), "member added");
+        let change = Detail { target: Some(&member.id), ..Detail::default() };
+        self.audit_change(&principal.tenant_id, principal, "member.added", change).await;
         Ok(member)
     }
 
@@ -87,6 +90,8 @@ impl App {
         }
         self.changed(Change::Member(id.to_owned()));
         tracing::info!(member = %id, role = %role, principal = %principal.reference(), "member's role changed");
+        let change = Detail { target: Some(id), ..Detail::default() };
+        self.audit_change(&principal.tenant_id, principal, "member.updated", change).await;
         Ok(member)
     }
 
@@ -99,6 +104,8 @@ impl App {
         }
         self.changed(Change::Member(id.to_owned()));
         tracing::info!(member = %id, principal = %principal.reference(), "member removed");
+        let change = Detail { target: Some(id), ..Detail::default() };
+        self.audit_change(&principal.tenant_id, principal, "member.removed", change).await;
         Ok(())
     }
 

@@ -20,6 +20,7 @@ use portico_store::{
 };
 use serde_json::Value;
 
+use crate::audit::{By, Detail};
 use crate::error::{Error, Result};
 use crate::events::{self, EventKind};
 use crate::sealing::{Secrets, StoredTokens};
@@ -467,6 +468,10 @@ impl App {
         self.oauth.recovered(&record.id);
         tracing::info!(connection = %record.id, principal = sign_in.started_by.as_deref().unwrap_or("unknown"),
             "OAuth 2.0 sign-in completed");
+        let by = sign_in.started_by.clone().map_or(By::System, By::Named);
+        let change =
+            Detail { connection_id: Some(&record.id), connector_id: Some(&record.connector_id), ..Detail::default() };
+        self.audit(tenant, by, "connection.authorized", change, None).await;
         Ok(CallbackOutcome::Connected { return_url })
     }
 
@@ -562,7 +567,20 @@ impl App {
                 _ => Err(TokenError::InvalidGrant("no refresh token was issued; sign in again".to_owned())),
             }
         };
-        match self.oauth.run(request).await {
+        let renewal = std::time::Instant::now();
+        let outcome = self.oauth.run(request).await;
+        let failure = match &outcome {
+            Ok(_) => None,
+            Err(error) => Some(error.to_string()),
+        };
+        let change = Detail {
+            connection_id: Some(id),
+            connector_id: Some(&record.connector_id),
+            failure: failure.as_deref(),
+            ..Detail::default()
+        };
+        self.audit(tenant, By::System, "token.refresh", change, Some(renewal.elapsed())).await;
+        match outcome {
             Ok(tokens) => {
                 let stored = StoredTokens::from_response(tokens, previous.as_ref());
                 let sealed = self.seal_tokens(id, &stored);
@@ -604,6 +622,13 @@ impl App {
                     .await?;
                 self.changed(Change::Connection(id.to_owned()));
                 tracing::warn!(connection = %id, "refresh refused; the connection needs a new sign-in");
+                let change = Detail {
+                    connection_id: Some(id),
+                    connector_id: Some(&record.connector_id),
+                    failure: Some(&reason),
+                    ..Detail::default()
+                };
+                self.audit(tenant, By::System, "connection.needs_reauth", change, None).await;
                 Err(Error::ConnectionNotReady(format!("the connection is needs_reauth: {reason}")))
             }
             Err(TokenError::NotAllowed) => {

@@ -11,6 +11,7 @@ use portico_secrets::SecretString;
 use url::Url;
 
 use crate::App;
+use crate::audit::{By, Detail};
 use crate::error::{Error, Result};
 use crate::members::Membership;
 
@@ -125,6 +126,10 @@ impl App {
         })?;
         let memberships = self.memberships(&email).await?;
         tracing::info!(members = memberships.len(), "a person signed in with OpenID Connect");
+        for membership in &memberships {
+            let by = By::Named(format!("member:{}", membership.member.id));
+            self.audit(&membership.tenant.id, by, "person.signed_in", Detail::default(), None).await;
+        }
         Ok(SignedInPerson { email, memberships })
     }
 }

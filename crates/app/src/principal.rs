@@ -56,12 +56,7 @@ impl Principal {
 
     /// How records and logs name the principal: `key:<id>`, `member:<id>` or `operator`.
     pub fn reference(&self) -> String {
-        match &self.actor {
-            Actor::Key(id) => format!("key:{id}"),
-            Actor::Person { member_id, .. } => format!("member:{member_id}"),
-            Actor::Operator => "operator".to_owned(),
-            Actor::ConnectSession(id) => format!("connect_session:{id}"),
-        }
+        self.actor.reference()
     }
 
     /// The API key's id, when a key is acting.

@@ -5,6 +5,7 @@ use portico_model::SharePermission;
 use portico_store::{Change, ShareRecord};
 
 use crate::access::Need;
+use crate::audit::Detail;
 use crate::error::{Error, Result};
 use crate::{App, Principal};
 
@@ -46,6 +47,8 @@ impl App {
         self.changed(Change::Connection(id.to_owned()));
         tracing::info!(connection = %id, permission = permission.as_str(), principal = %principal.reference(),
             "connection shared");
+        let change = Detail { connection_id: Some(id), target: Some(&share.end_user_id), ..Detail::default() };
+        self.audit_change(&principal.tenant_id, principal, "share.put", change).await;
         Ok((share, previous.is_none()))
     }
 
@@ -57,6 +60,8 @@ impl App {
         }
         self.changed(Change::Connection(id.to_owned()));
         tracing::info!(connection = %id, principal = %principal.reference(), "connection share removed");
+        let change = Detail { connection_id: Some(id), target: Some(&end_user), ..Detail::default() };
+        self.audit_change(&principal.tenant_id, principal, "share.deleted", change).await;
         Ok(())
     }
 

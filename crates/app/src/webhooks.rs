@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::access::{self, Action};
+use crate::audit::Detail;
 use crate::connectors::cut;
 use crate::error::{Error, Result};
 use crate::events::EventKind;
@@ -237,6 +238,8 @@ impl App {
         };
         self.store.insert_webhook(&record).await?;
         tracing::info!(webhook = %record.id, principal = %principal.reference(), "webhook created");
+        let change = Detail { target: Some(&record.id), ..Detail::default() };
+        self.audit_change(&record.tenant_id, principal, "webhook.created", change).await;
         Ok(WebhookWithSecret { record, secret })
     }
 
@@ -277,6 +280,8 @@ impl App {
             return Err(Error::NotFound("webhook"));
         }
         tracing::info!(webhook = %id, principal = %principal.reference(), "webhook changed");
+        let change = Detail { target: Some(id), ..Detail::default() };
+        self.audit_change(&principal.tenant_id, principal, "webhook.updated", change).await;
         Ok(record)
     }
 
@@ -287,6 +292,8 @@ impl App {
             return Err(Error::NotFound("webhook"));
         }
         tracing::info!(webhook = %id, principal = %principal.reference(), "webhook deleted");
+        let change = Detail { target: Some(id), ..Detail::default() };
+        self.audit_change(&principal.tenant_id, principal, "webhook.deleted", change).await;
         Ok(())
     }
 
@@ -310,6 +317,8 @@ impl App {
             return Err(Error::NotFound("webhook"));
         }
         tracing::info!(webhook = %id, principal = %principal.reference(), "webhook secret rotated");
+        let change = Detail { target: Some(id), ..Detail::default() };
+        self.audit_change(&principal.tenant_id, principal, "webhook.secret_rotated", change).await;
         Ok(WebhookWithSecret { record, secret })
     }
 

@@ -76,6 +76,10 @@ struct RunArgs {
     /// Portico's log filter during the run (nginx runs with access_log off)
     #[arg(long, default_value = "warn")]
     portico_log: String,
+    /// An argument added to `portico serve`, e.g. `--portico-arg=--audit-calls=false`
+    /// (repeatable)
+    #[arg(long, allow_hyphen_values = true)]
+    portico_arg: Vec<String>,
     /// Threads of the built-in backend (used without nginx; nginx's backend has 1 worker)
     #[arg(long, default_value_t = 1)]
     backend_threads: usize,
@@ -153,6 +157,7 @@ fn run_benchmark(args: RunArgs) -> ExitCode {
         json: args.json,
         portico: args.portico,
         portico_log: args.portico_log,
+        portico_args: args.portico_arg,
         backend_threads: args.backend_threads,
         no_nginx: args.no_nginx,
         no_wrk: args.no_wrk,

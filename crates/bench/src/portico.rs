@@ -94,6 +94,7 @@ pub async fn start(
     data_dir: &Path,
     port: u16,
     log_filter: &str,
+    extra_args: &[String],
 ) -> anyhow::Result<Portico> {
     let mut command = launcher.command(binary);
     // Only our settings: none of the caller's PORTICO_* variables (a database URL, say).
@@ -111,6 +112,7 @@ pub async fn start(
         .arg("--data-dir")
         .arg(data_dir)
         .arg("--allow-private-backends")
+        .args(extra_args)
         .current_dir(data_dir);
     let log = data_dir.with_extension("log");
     let mut process = Proc::spawn("portico", command, &log)?;

@@ -32,6 +32,8 @@ pub struct RunOptions {
     /// The `portico` binary; default: beside this one, else target/release/portico.
     pub portico: Option<PathBuf>,
     pub portico_log: String,
+    /// Added to `portico serve`.
+    pub portico_args: Vec<String>,
     pub backend_threads: usize,
     pub no_nginx: bool,
     pub no_wrk: bool,
@@ -403,7 +405,9 @@ pub async fn run(options: RunOptions) -> anyhow::Result<bool> {
         let data_dir = dir.path().join("portico-data");
         std::fs::create_dir_all(&data_dir)?;
         let port = system::free_port()?;
-        match portico::start(&launcher, &portico_bin, &data_dir, port, &options.portico_log).await {
+        match portico::start(&launcher, &portico_bin, &data_dir, port, &options.portico_log, &options.portico_args)
+            .await
+        {
             Err(e) => {
                 for kind in portico::kinds() {
                     failed.push(Failure { target: kind.target.to_owned(), reason: format!("{e:#}") });

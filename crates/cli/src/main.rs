@@ -1,5 +1,6 @@
 //! `portico`: the server and the connector author's tools in one binary.
 
+mod audit;
 mod connector;
 mod migrate;
 mod serve;
@@ -44,6 +45,9 @@ enum Command {
     Connector(connector::ConnectorCommand),
     /// Move a whole store to another (e.g. SQLite to PostgreSQL), checked and resumable.
     Migrate(migrate::MigrateArgs),
+    /// Read the audit trail.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
 }
 
 fn main() -> ExitCode {
@@ -57,6 +61,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => run_async(serve::serve(*args)),
         Command::Tenant(command) => run_async(tenant::run(command)),
         Command::Migrate(args) => run_async(migrate::run(args)),
+        Command::Audit(command) => run_async(audit::run(command)),
     }
 }
 

@@ -120,6 +120,18 @@ pub struct ServeArgs {
     /// without one, /metrics is not served
     #[arg(long, env = "PORTICO_METRICS_TOKEN", hide_env_values = true)]
     metrics_token: Option<String>,
+    /// Record every call through a connection in the audit trail (changes are always
+    /// recorded) [default: true]
+    #[arg(long, env = "PORTICO_AUDIT_CALLS")]
+    audit_calls: Option<bool>,
+    /// Days the audit trail keeps an event (fractions allowed); 0 keeps them for ever
+    /// [default: 90]
+    #[arg(long, env = "PORTICO_AUDIT_RETENTION")]
+    audit_retention: Option<f64>,
+    /// Most audit events of calls waiting to be written; when full, more are dropped and
+    /// counted, calls never wait [default: 65536]
+    #[arg(long, env = "PORTICO_AUDIT_QUEUE")]
+    audit_queue: Option<usize>,
     /// A TOML file with any of these settings (flags and environment variables win)
     #[arg(long, env = "PORTICO_CONFIG")]
     config: Option<PathBuf>,
@@ -157,6 +169,9 @@ struct FileConfig {
     auth_failure_limit: Option<f64>,
     key_rate_limit: Option<f64>,
     tenant_rate_limit: Option<f64>,
+    audit_calls: Option<bool>,
+    audit_retention: Option<f64>,
+    audit_queue: Option<usize>,
 }
 
 fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
@@ -169,6 +184,31 @@ fn seconds(value: Option<f64>) -> anyhow::Result<Option<std::time::Duration>> {
         .map(|s| std::time::Duration::try_from_secs_f64(s).ok().filter(|d| !d.is_zero()))
         .map(|d| d.ok_or_else(|| anyhow::anyhow!("timeouts and retry times must be positive numbers of seconds")))
         .transpose()
+}
+
+/// What the audit trail records and keeps: `retention` in days, 0 for ever.
+fn audit_settings(
+    calls: Option<bool>,
+    retention: Option<f64>,
+    queue: Option<usize>,
+) -> anyhow::Result<portico_app::audit::AuditSettings> {
+    let defaults = portico_app::audit::AuditSettings::default();
+    let retention = match retention {
+        None => defaults.retention,
+        Some(0.0) => None,
+        Some(days) => Some(
+            std::time::Duration::try_from_secs_f64(days * 86_400.0)
+                .ok()
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| anyhow::anyhow!("--audit-retention must be a positive number of days, or 0"))?,
+        ),
+    };
+    let queue = match queue {
+        Some(0) => anyhow::bail!("--audit-queue must be 1 or more"),
+        Some(queue) => queue,
+        None => defaults.queue,
+    };
+    Ok(portico_app::audit::AuditSettings { calls: calls.unwrap_or(defaults.calls), queue, retention })
 }
 
 /// A rate limit in requests per second: positive, or none.
@@ -294,6 +334,11 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 ..defaults
             }
         },
+        audit: audit_settings(
+            args.audit_calls.or(file.audit_calls),
+            args.audit_retention.or(file.audit_retention),
+            args.audit_queue.or(file.audit_queue),
+        )?,
         data_dir,
     };
     let data_dir = config.data_dir.clone();

@@ -339,6 +339,8 @@ const MATRIX: &[Row] = &[
     row(Method::DELETE, "/v1/webhooks/{fresh-webhook}",               None,           [204, 403, 403, 403, 404]),
     row(Method::POST,   "/v1/webhooks/{webhook}/rotate-secret",       None,           [200, 403, 403, 403, 404]),
     row(Method::GET,    "/v1/webhooks/{webhook}/deliveries",          None,           [200, 403, 403, 403, 404]),
+    // The audit trail: admins only, each of its own tenant.
+    row(Method::GET,    "/v1/audit",                                  None,           [200, 403, 403, 403, 200]),
 ];
 
 /// The kinds of `{fresh-…}` names.
@@ -872,14 +874,26 @@ async fn an_admin_creates_connections_for_end_users_and_lists_them_by_owner() {
 // The steady state asks the store nothing.
 
 /// Lines the server logged for SQL statements (target `sqlx::query`, at debug level), but for
-/// the webhook sender's look at its outbox, which runs on its own schedule, apart from calls.
+/// those that run on their own schedule, apart from calls: the webhook sender's look at its
+/// outbox and the audit writer's batches ([`audit_batches`]).
 fn store_queries(portico: &Portico) -> Vec<String> {
     portico
         .stderr()
         .lines()
-        .filter(|line| line.contains("sqlx::query") && !line.contains("webhook_deliveries"))
+        .filter(|line| {
+            line.contains("sqlx::query") && !line.contains("webhook_deliveries") && !line.contains("audit_events")
+        })
         .map(str::to_owned)
         .collect()
+}
+
+/// How many batches of audit events the writer has appended so far.
+fn audit_batches(portico: &Portico) -> usize {
+    portico
+        .stderr()
+        .lines()
+        .filter(|line| line.contains("sqlx::query") && line.contains("INSERT INTO audit_events"))
+        .count()
 }
 
 /// The store queries logged so far, once the log has caught up.
@@ -911,6 +925,7 @@ async fn calls_checked_for_permission_ask_the_store_nothing_in_the_steady_state(
         }
         fixture.backend.take();
         let warm = settled_queries(&fixture.portico).await.len();
+        let batches = audit_batches(&fixture.portico);
         for call in 0..CALLS {
             let reply = client.call(connection).await;
             assert_eq!(reply.status, 200, "{who}, call {call}: {}", reply.text);
@@ -923,6 +938,9 @@ async fn calls_checked_for_permission_ask_the_store_nothing_in_the_steady_state(
             queries[warm..].join("\n")
         );
         assert_eq!(fixture.backend.take().len(), CALLS, "{who}: every call reached the backend");
+        // Each call was audited, off its path: a few batches, not a statement per call.
+        let written = audit_batches(&fixture.portico) - batches;
+        assert!((1..=CALLS / 10).contains(&written), "{who}: {written} audit batches for {CALLS} calls");
     }
 }
 

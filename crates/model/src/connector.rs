@@ -25,6 +25,48 @@ impl Connector {
     pub fn operation(&self, id: &str) -> Option<&Operation> {
         self.operations.iter().find(|op| op.id == id)
     }
+
+    /// The operation that a call of `method` to `path` (relative to the base path, no query)
+    /// is: of those with the method whose path template matches segment by segment (`{name}`
+    /// standing for a non-empty part of one segment), the one with the most literal segments.
+    pub fn operation_at(&self, method: &str, path: &str) -> Option<&Operation> {
+        operation_at(&self.operations, method, path)
+    }
+}
+
+fn operation_at<'a>(operations: &'a [Operation], method: &str, path: &str) -> Option<&'a Operation> {
+    operations
+        .iter()
+        .filter(|op| op.method.eq_ignore_ascii_case(method))
+        .filter_map(|op| template_matches(&op.path, path).map(|literal| (literal, op)))
+        .max_by_key(|(literal, _)| *literal)
+        .map(|(_, op)| op)
+}
+
+/// How many literal segments `template` has if `path` matches it.
+fn template_matches(template: &str, path: &str) -> Option<usize> {
+    let mut templates = template.trim_matches('/').split('/');
+    let mut segments = path.trim_matches('/').split('/');
+    let mut literal = 0;
+    loop {
+        match (templates.next(), segments.next()) {
+            (None, None) => return Some(literal),
+            (Some(template), Some(segment)) => match (template.find('{'), template.rfind('}')) {
+                (Some(open), Some(close)) if open < close => {
+                    let (prefix, suffix) = (&template[..open], &template[close + 1..]);
+                    let fits = segment.len() > prefix.len() + suffix.len()
+                        && segment.starts_with(prefix)
+                        && segment.ends_with(suffix);
+                    if !fits {
+                        return None;
+                    }
+                }
+                _ if template == segment => literal += 1,
+                _ => return None,
+            },
+            _ => return None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -133,5 +175,28 @@ mod tests {
             host_template: None,
         };
         assert_eq!(backend.base_url(), "https://api.example.com/v1");
+    }
+
+    #[test]
+    fn a_call_is_matched_to_the_most_literal_operation_template() {
+        let operation = |id: &str, method: &str, path: &str| -> Operation {
+            serde_json::from_value(serde_json::json!({"id": id, "method": method, "path": path})).unwrap()
+        };
+        let operations = [
+            operation("GetItem", "GET", "/items/{itemId}"),
+            operation("Search", "GET", "/items/search"),
+            operation("GetFile", "GET", "/files/{name}.json"),
+            operation("DeleteItem", "DELETE", "/items/{itemId}"),
+        ];
+        let at = |method: &str, path: &str| operation_at(&operations, method, path).map(|op| op.id.as_str());
+        assert_eq!(at("GET", "/items/42"), Some("GetItem"));
+        assert_eq!(at("get", "items/42/"), Some("GetItem"));
+        assert_eq!(at("GET", "/items/search"), Some("Search"));
+        assert_eq!(at("DELETE", "/items/42"), Some("DeleteItem"));
+        assert_eq!(at("GET", "/files/report.json"), Some("GetFile"));
+        assert_eq!(at("GET", "/files/.json"), None, "a parameter is never empty");
+        assert_eq!(at("GET", "/items/42/parts"), None);
+        assert_eq!(at("POST", "/items/42"), None);
+        assert_eq!(at("GET", "/items"), None);
     }
 }

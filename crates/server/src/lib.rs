@@ -18,6 +18,8 @@ mod serving;
 mod state;
 mod views;
 
+pub use views::AuditEventView;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -88,6 +90,8 @@ pub struct ServerConfig {
     pub people: Option<portico_app::people::PeopleSettings>,
     /// When webhook deliveries are retried and given up.
     pub deliveries: portico_app::webhooks::DeliverySettings,
+    /// What the audit trail records, and for how long.
+    pub audit: portico_app::audit::AuditSettings,
 }
 
 impl ServerConfig {
@@ -116,6 +120,7 @@ impl ServerConfig {
             database_pool_size: None,
             people: None,
             deliveries: portico_app::webhooks::DeliverySettings::default(),
+            audit: portico_app::audit::AuditSettings::default(),
         }
     }
 }
@@ -128,22 +133,25 @@ pub struct Running {
     pub public_url: Url,
     stop: tokio::sync::watch::Sender<bool>,
     workers: Vec<std::thread::JoinHandle<()>>,
+    app: Arc<App>,
 }
 
 impl Running {
     /// Serves until the process is asked to stop (Ctrl-C or SIGTERM), then lets in-flight
-    /// requests finish.
+    /// requests finish and writes the audit events they left.
     pub async fn wait(self) -> anyhow::Result<()> {
         shutdown_signal().await;
         let _ = self.stop.send(true);
         let workers = self.workers;
-        tokio::task::spawn_blocking(move || {
+        let stopped = tokio::task::spawn_blocking(move || {
             for worker in workers {
                 let _ = worker.join();
             }
         })
         .await
-        .context("the workers did not stop cleanly")
+        .context("the workers did not stop cleanly");
+        self.app.close_audit().await;
+        stopped
     }
 }
 
@@ -192,13 +200,15 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
             auth_failures_per_second: config.auth_failures_per_second,
             key_rate_limit: config.key_rate_limit,
             tenant_rate_limit: config.tenant_rate_limit,
+            audit: config.audit,
         },
     )?);
     // Other instances' writes: drop what was prepared from the old state.
     app.follow_changes().await?;
     app.send_webhooks();
+    app.start_audit();
     let state = Arc::new(AppState {
-        app,
+        app: app.clone(),
         max_body_bytes: config.max_body_bytes,
         portal: portal::Sessions::default(),
         metrics_token: config.metrics_token,
@@ -209,7 +219,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
     let timeouts = serving::Timeouts { idle: config.client_idle_timeout, header_read: config.header_read_timeout };
     let workers =
         serving::spawn_workers(listeners, state, router, timeouts, stopped).context("cannot start the workers")?;
-    Ok(Running { addr, admin_key_file, public_url, stop, workers })
+    Ok(Running { addr, admin_key_file, public_url, stop, workers, app })
 }
 
 async fn shutdown_signal() {

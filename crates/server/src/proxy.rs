@@ -14,7 +14,8 @@ use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::AUTHORIZATION;
 use hyper::{Method, Request, Response};
-use portico_app::calls::{CallSession, answered, refused, request_error};
+use portico_app::Principal;
+use portico_app::calls::{Call, CallKind, CallSession, request_error};
 use portico_runtime::{OperationCall, PreparedConnection, UpstreamError, UpstreamSlot};
 
 use crate::error::ApiError;
@@ -78,11 +79,16 @@ impl Client {
 
     /// The connection the call names, prepared, if the caller (named by `Authorization`)
     /// may call through it.
-    async fn connection(&self, headers: &hyper::HeaderMap, id: &str) -> Result<Arc<PreparedConnection>, ApiError> {
+    async fn connection(
+        &self,
+        headers: &hyper::HeaderMap,
+        id: &str,
+    ) -> Result<(Principal, Arc<PreparedConnection>), ApiError> {
         let app = &*self.state.app;
         let authorization = headers.get(AUTHORIZATION).map(|value| value.as_bytes());
         let principal = self.session.principal(app, authorization, Some(self.peer)).await?;
-        Ok(self.session.connection(app, &principal, id).await?)
+        let prepared = self.session.connection(app, &principal, id).await?;
+        Ok((principal, prepared))
     }
 
     /// Sends `outgoing` to `prepared`'s backend on this client's upstream connection. Not an
@@ -127,8 +133,14 @@ fn proxy(
         proxied_method(request.method())?;
         let (parts, body) = request.into_parts();
         let path = parts.uri.path();
-        let prepared = client.connection(&parts.headers, &path[route.id.0..route.id.1]).await?;
+        let (principal, prepared) = client.connection(&parts.headers, &path[route.id.0..route.id.1]).await?;
         let rest = &path[route.rest.0..route.rest.1];
+        let call = Call {
+            app: &state.app,
+            principal: &principal,
+            kind: CallKind::Proxy { method: &parts.method, path: rest },
+            started,
+        };
         // A call without a body can be sent again after renewing a token the backend rejected.
         let retry = prepared.token.is_some() && hyper::body::Body::is_end_stream(&body);
         let retry_headers = retry.then(|| parts.headers.clone());
@@ -136,27 +148,28 @@ fn proxy(
         let query = parts.uri.query();
         let outgoing =
             portico_runtime::proxy_request(&prepared, parts.method.clone(), rest, query, parts.headers, body)
-                .map_err(|e| refused(&prepared, started, request_error(e)))?;
-        let response = answer(&prepared, started, client.send(&prepared, outgoing).await)?;
+                .map_err(|e| call.refused(&prepared, request_error(e)))?;
+        let response = answer(&call, &prepared, client.send(&prepared, outgoing).await)?;
         let expired = prepared.token.as_ref().is_some_and(|t| t.expired_statuses.contains(&response.status().as_u16()));
         let Some(headers) = retry_headers.filter(|_| expired) else { return Ok(response) };
         drop(response);
         tracing::debug!(connection = %prepared.connection_id, "the backend rejected the access token; renewing it once");
         let renewed = Box::pin(state.app.refresh(&prepared)).await?;
         let empty = Either::Right(Full::new(Bytes::new()));
-        let outgoing = portico_runtime::proxy_request(&renewed, parts.method, rest, query, headers, empty)
-            .map_err(|e| refused(&renewed, started, request_error(e)))?;
-        answer(&renewed, started, client.send(&renewed, outgoing).await)
+        let outgoing = portico_runtime::proxy_request(&renewed, parts.method.clone(), rest, query, headers, empty)
+            .map_err(|e| call.refused(&renewed, request_error(e)))?;
+        answer(&call, &renewed, client.send(&renewed, outgoing).await)
     }
 }
 
-/// What the caller gets for the backend's answer (or its absence), counted in the metrics.
+/// What the caller gets for the backend's answer (or its absence), counted in the metrics and
+/// the audit trail.
 fn answer(
-    prepared: &PreparedConnection,
-    started: Instant,
+    call: &Call<'_>,
+    prepared: &Arc<PreparedConnection>,
     sent: Result<Response<Incoming>, UpstreamError>,
 ) -> Result<Response<ResponseBody>, ApiError> {
-    Ok(answered(prepared, started, sent)?.map(Either::Left))
+    Ok(call.answered(prepared, sent)?.map(Either::Left))
 }
 
 async fn read_json_body<T: serde::de::DeserializeOwned + Default>(
@@ -209,12 +222,13 @@ async fn operation(
     post_only(request.method())?;
     let (parts, body) = request.into_parts();
     let path = parts.uri.path();
-    let prepared = client.connection(&parts.headers, &path[route.id.0..route.id.1]).await?;
-    let call: OperationCall = read_json_body(state, body).await?;
+    let (principal, prepared) = client.connection(&parts.headers, &path[route.id.0..route.id.1]).await?;
+    let arguments: OperationCall = read_json_body(state, body).await?;
     let operation_id = percent_decode(&path[route.rest.0..route.rest.1]);
-    let outgoing = portico_runtime::operation_request(&prepared, &operation_id, call)
-        .map_err(|e| refused(&prepared, started, request_error(e)))?;
-    answer(&prepared, started, client.send(&prepared, outgoing).await)
+    let call = Call { app: &state.app, principal: &principal, kind: CallKind::Operation(&operation_id), started };
+    let outgoing = portico_runtime::operation_request(&prepared, &operation_id, arguments)
+        .map_err(|e| call.refused(&prepared, request_error(e)))?;
+    answer(&call, &prepared, client.send(&prepared, outgoing).await)
 }
 
 fn percent_decode(text: &str) -> String {

@@ -9,8 +9,8 @@ use portico_app::webhooks::WebhookWithSecret;
 use portico_import::summary::AuthSummary;
 use portico_model::Diagnostic;
 use portico_store::{
-    ApiKeyRecord, ConnectSessionRecord, ConnectorRecord, DeliveryRecord, DeliveryState, MemberRecord, Millis,
-    ShareRecord, WebhookRecord,
+    ApiKeyRecord, AuditRecord, ConnectSessionRecord, ConnectorRecord, DeliveryRecord, DeliveryState, MemberRecord,
+    Millis, ShareRecord, WebhookRecord,
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -498,6 +498,65 @@ impl DeliveryView {
             last_attempt_at: record.last_attempt_at.map(rfc3339),
             next_attempt_at: (record.state == DeliveryState::Pending).then(|| rfc3339(record.next_attempt_at)),
             created_at: rfc3339(record.created_at),
+        }
+    }
+}
+
+/// One event of the audit trail: a use of a credential or a change. Never a secret, a query
+/// value, a header or a body.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditEventView {
+    /// Time-ordered.
+    pub id: String,
+    #[schema(format = DateTime)]
+    pub at: String,
+    /// `key:<id>`, `member:<id>`, `operator`, `connect_session:<id>` or `system`.
+    pub principal: String,
+    /// E.g. `call.proxy`, `call.operation`, `connection.test`, `token.refresh`,
+    /// `connection.created`, `key.revoked`.
+    pub action: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connection_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connector_id: Option<String>,
+    /// What else it concerned: a key, member, webhook, share's end user or connect session.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// The operation called (or that a proxied call matched).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operation: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    /// The operation's path template; never the path called.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// The backend's status (`200`), `ok`, `refused`, `timeout`, `unreachable`, or
+    /// `error: <reason>`.
+    pub outcome: String,
+    /// Milliseconds, where measured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<f64>,
+    /// The instance that did it.
+    pub instance: String,
+}
+
+impl AuditEventView {
+    pub fn new(record: &AuditRecord) -> Self {
+        AuditEventView {
+            id: record.id.clone(),
+            at: rfc3339(record.at),
+            principal: record.principal.clone(),
+            action: record.action.clone(),
+            connection_id: record.connection_id.clone(),
+            connector_id: record.connector_id.clone(),
+            target: record.target.clone(),
+            operation: record.operation.clone(),
+            method: record.method.clone(),
+            path: record.path.clone(),
+            outcome: record.outcome.clone(),
+            latency_ms: record.latency_us.map(|us| us as f64 / 1000.0),
+            instance: record.instance.clone(),
         }
     }
 }

@@ -98,6 +98,14 @@ pub fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
+/// A new UUIDv7 of the time `at`: ids made this way sort as their times do.
+pub fn new_id_at(at: Millis) -> String {
+    let at = u64::try_from(at).unwrap_or(0);
+    let timestamp =
+        uuid::Timestamp::from_unix(uuid::NoContext, at / 1000, u32::try_from(at % 1000).unwrap_or(0) * 1_000_000);
+    uuid::Uuid::new_v7(timestamp).to_string()
+}
+
 /// The current time in [`Millis`].
 pub fn now_millis() -> Millis {
     let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
@@ -336,6 +344,57 @@ pub struct DeliveryQueue {
     pub oldest_pending: Option<Millis>,
     /// When the next pending delivery is due.
     pub next_due: Option<Millis>,
+}
+
+/// One event of the audit trail: a use of a credential or a change, by whom, with what
+/// outcome. Never holds a secret, a query value, a header or a body.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct AuditRecord {
+    /// A UUIDv7: ids sort in time order (see [`audit_id_bound`]).
+    pub id: String,
+    pub tenant_id: String,
+    pub at: Millis,
+    /// `key:<id>`, `member:<id>`, `operator`, `connect_session:<id>` or `system`.
+    pub principal: String,
+    /// What happened, e.g. `call.proxy`, `token.refresh`, `connection.created`.
+    pub action: String,
+    pub connection_id: Option<String>,
+    pub connector_id: Option<String>,
+    /// What else it concerned: a key, member, webhook, share's end user or connect session.
+    pub target: Option<String>,
+    /// The operation id of an operation call (or of the operation a proxied path matched).
+    pub operation: Option<String>,
+    pub method: Option<String>,
+    /// The path *template* the call matched, never the path itself.
+    pub path: Option<String>,
+    /// The backend's status (`200`), `ok`, or an error kind (`timeout`, `unreachable`,
+    /// `refused`, `error`).
+    pub outcome: String,
+    /// How long it took, in microseconds, where that is measured.
+    pub latency_us: Option<i64>,
+    /// The instance that did it.
+    pub instance: String,
+}
+
+/// Which audit events a listing returns: every filter that is set applies.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AuditQuery<'a> {
+    pub connection_id: Option<&'a str>,
+    pub principal: Option<&'a str>,
+    pub action: Option<&'a str>,
+    /// At or after.
+    pub since: Option<Millis>,
+    /// Before.
+    pub until: Option<Millis>,
+    /// Oldest first (an export), rather than newest first (a listing).
+    pub oldest_first: bool,
+}
+
+/// The least id of an audit event at or after `at`: ids are UUIDv7, whose text starts with
+/// the time in milliseconds as 12 hex digits (`tttttttt-tttt-7…`), so ids compare as times do.
+pub fn audit_id_bound(at: Millis) -> String {
+    let at = u64::try_from(at).unwrap_or(0) & 0xffff_ffff_ffff;
+    format!("{:08x}-{:04x}", at >> 16, at & 0xffff)
 }
 
 /// Which of a tenant's connections a listing returns: every filter that is set applies.
@@ -611,6 +670,21 @@ pub trait Store: Send + Sync + 'static {
     async fn record_attempt(&self, delivery_id: &str, holder: &str, attempt: &Attempt) -> Result<bool>;
     /// What waits for enabled webhooks.
     async fn delivery_queue(&self) -> Result<DeliveryQueue>;
+
+    // The audit trail.
+    /// Appends events (of any tenants) in one transaction.
+    async fn append_audit(&self, records: &[AuditRecord]) -> Result<()>;
+    /// A tenant's events that match `query`, newest first (or oldest first); `cursor` is the
+    /// `next` of the previous page.
+    async fn list_audit(
+        &self,
+        tenant_id: &str,
+        query: &AuditQuery<'_>,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<AuditRecord>>;
+    /// Deletes up to `limit` of a tenant's events from before `before`; how many.
+    async fn delete_audit_before(&self, tenant_id: &str, before: Millis, limit: u32) -> Result<u64>;
 
     // Shares of a connection with other end users.
     /// Shares a connection, or changes an existing share's permission (keeping its creation);

@@ -17,10 +17,10 @@ use crate::common::{
     delivery_columns, event_kinds, webhook_columns,
 };
 use crate::{
-    ApiKeyRecord, Attempt, AttemptNext, Change, ConnectSessionRecord, ConnectionQuery, ConnectionRecord,
-    ConnectionStatus, ConnectorRecord, DeleteConnector, DeliveryJob, DeliveryQueue, DeliveryRecord, Effects,
-    EventRecord, MemberRecord, Millis, OAuthStateRecord, Page, Result, SealedBytes, ShareRecord, Store, StoreError,
-    StoredApiKey, StoredConnectSession, Tenant, WebhookRecord, new_id, now_millis,
+    ApiKeyRecord, Attempt, AttemptNext, AuditQuery, AuditRecord, Change, ConnectSessionRecord, ConnectionQuery,
+    ConnectionRecord, ConnectionStatus, ConnectorRecord, DeleteConnector, DeliveryJob, DeliveryQueue, DeliveryRecord,
+    Effects, EventRecord, MemberRecord, Millis, OAuthStateRecord, Page, Result, SealedBytes, ShareRecord, Store,
+    StoreError, StoredApiKey, StoredConnectSession, Tenant, WebhookRecord, new_id, now_millis,
 };
 
 /// The [`Store`] on a pool of either engine: [`crate::SqliteStore`] on a `SqlitePool`,
@@ -116,6 +116,14 @@ macro_rules! on_pool {
             Engine::Sqlite($pool) => $body,
             Engine::Postgres($pool) => $body,
         }
+    };
+}
+
+/// The columns of an [`AuditRecord`], in its order.
+macro_rules! audit_columns {
+    () => {
+        "tenant_id, id, at, principal, action, connection_id, connector_id, target, operation, method, path, \
+         outcome, latency_us, instance"
     };
 }
 
@@ -1347,6 +1355,98 @@ impl<P: EnginePool> Store for SqlStore<P> {
         })
         .map_err(|error| insert_error(error, || format!("delivery {}", record.id), refused))?;
         if written == 1 { Ok(()) } else { Err(StoreError::Conflict(refused())) }
+    }
+
+    async fn append_audit(&self, records: &[AuditRecord]) -> Result<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        // 14 values a row: a statement stays far under SQLite's 32,766 bound values.
+        const ROWS_PER_STATEMENT: usize = 200;
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin().await.map_err(store_error)?;
+            for chunk in records.chunks(ROWS_PER_STATEMENT) {
+                let mut sql = sqlx::QueryBuilder::new(
+                    "INSERT INTO audit_events (tenant_id, id, at, principal, action, connection_id, connector_id, \
+                     target, operation, method, path, outcome, latency_us, instance) ",
+                );
+                sql.push_values(chunk, |mut row, record| {
+                    row.push_bind(&record.tenant_id)
+                        .push_bind(&record.id)
+                        .push_bind(record.at)
+                        .push_bind(&record.principal)
+                        .push_bind(&record.action)
+                        .push_bind(&record.connection_id)
+                        .push_bind(&record.connector_id)
+                        .push_bind(&record.target)
+                        .push_bind(&record.operation)
+                        .push_bind(&record.method)
+                        .push_bind(&record.path)
+                        .push_bind(&record.outcome)
+                        .push_bind(record.latency_us)
+                        .push_bind(&record.instance);
+                });
+                // An event written twice (a retried batch that had been committed) is one event.
+                sql.push(" ON CONFLICT DO NOTHING");
+                sql.build().execute(&mut *tx).await.map_err(store_error)?;
+            }
+            tx.commit().await.map_err(store_error)
+        })
+    }
+
+    async fn list_audit(
+        &self,
+        tenant_id: &str,
+        query: &AuditQuery<'_>,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<AuditRecord>> {
+        let limit = limit.max(1);
+        // Time filters are id bounds: the primary key serves them (see `audit_id_bound`).
+        let rows: Vec<AuditRecord> = on_pool!(self, |pool| {
+            let mut sql =
+                sqlx::QueryBuilder::new(concat!("SELECT ", audit_columns!(), " FROM audit_events WHERE tenant_id = "));
+            sql.push_bind(tenant_id);
+            if let Some(connection_id) = query.connection_id {
+                sql.push(" AND connection_id = ").push_bind(connection_id);
+            }
+            if let Some(principal) = query.principal {
+                sql.push(" AND principal = ").push_bind(principal);
+            }
+            if let Some(action) = query.action {
+                sql.push(" AND action = ").push_bind(action);
+            }
+            if let Some(since) = query.since {
+                sql.push(" AND id >= ").push_bind(crate::audit_id_bound(since));
+            }
+            if let Some(until) = query.until {
+                sql.push(" AND id < ").push_bind(crate::audit_id_bound(until));
+            }
+            if let Some(cursor) = cursor {
+                sql.push(if query.oldest_first { " AND id > " } else { " AND id < " }).push_bind(cursor);
+            }
+            sql.push(if query.oldest_first { " ORDER BY id" } else { " ORDER BY id DESC" });
+            sql.push(" LIMIT ").push_bind(i64::from(limit));
+            sql.build_query_as().fetch_all(pool).await
+        })
+        .map_err(store_error)?;
+        Ok(page(rows, limit, |record| &record.id))
+    }
+
+    async fn delete_audit_before(&self, tenant_id: &str, before: Millis, limit: u32) -> Result<u64> {
+        on_pool!(self, |pool| {
+            sqlx::query(
+                "DELETE FROM audit_events WHERE tenant_id = $1 AND id IN \
+                 (SELECT id FROM audit_events WHERE tenant_id = $1 AND id < $2 ORDER BY id LIMIT $3)",
+            )
+            .bind(tenant_id)
+            .bind(crate::audit_id_bound(before))
+            .bind(i64::from(limit.max(1)))
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected())
+        })
+        .map_err(store_error)
     }
 
     async fn publish_change(&self, change: &Change) -> Result<()> {

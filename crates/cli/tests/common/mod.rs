@@ -72,6 +72,7 @@ pub fn every_route(connector: &str, connection: &str) -> Vec<(Method, String)> {
         (Method::GET, format!("/v1/members/{MISSING_ID}")),
         (Method::PATCH, format!("/v1/members/{MISSING_ID}")),
         (Method::DELETE, format!("/v1/members/{MISSING_ID}")),
+        (Method::GET, "/v1/audit".to_owned()),
     ]
 }
 
@@ -222,12 +223,17 @@ impl Portico {
     /// Runs `portico tenant <args>` on this server's data directory (and database), while it
     /// runs.
     pub fn tenant_command(&self, args: &[&str]) -> Output {
+        self.command("tenant", args)
+    }
+
+    /// Runs `portico <command> <args>` on this server's data directory (and database).
+    pub fn command(&self, command: &str, args: &[&str]) -> Output {
         let database: Vec<&str> = match &self.database_url {
             Some(url) => vec!["--database", url],
             None => Vec::new(),
         };
         Command::new(env!("CARGO_BIN_EXE_portico"))
-            .arg("tenant")
+            .arg(command)
             .args(args)
             .arg("--data-dir")
             .arg(&self.data_dir)

@@ -1,6 +1,7 @@
 //! The HTTP API: handlers that only translate between HTTP and the use cases of
 //! `portico-app`, and its OpenAPI description, made from the same route list that serves it.
 
+pub mod audit;
 pub mod connect;
 pub mod connections;
 pub mod connectors;
@@ -142,7 +143,7 @@ pub fn parse_time(field: &str, text: &str) -> Result<portico_store::Millis, ApiE
     tags((name = "connectors", description = "Connector definitions, for connector authors"),
          (name = "connections", description = "Authenticated connections, for users"),
          (name = "calls", description = "Calls to backends through connections"),
-         (name = "access", description = "API keys and members, for admins"),
+         (name = "access", description = "API keys, members and the audit trail, for admins"),
          (name = "connect", description = "Connect sessions: an app's end users connect their own accounts"),
          (name = "webhooks", description = "Signed, durable events of every change to a connection"),
          (name = "health", description = "Liveness and readiness")),
@@ -182,6 +183,7 @@ pub fn routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(webhooks::get, webhooks::update, webhooks::delete))
         .routes(routes!(webhooks::rotate_secret))
         .routes(routes!(webhooks::deliveries))
+        .routes(routes!(audit::list))
         .routes(routes!(connections::oauth_callback))
         .routes(routes!(healthz))
         .routes(routes!(readyz))

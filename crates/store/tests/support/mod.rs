@@ -419,6 +419,7 @@ macro_rules! behaviour_tests {
     ($open:expr) => {
         $crate::behaviour_tests!(@each $open;
             tenants_are_created_found_by_name_and_counted,
+            audit_events_list_by_tenant_and_filter_with_cursors,
             a_second_tenant_with_the_same_name_is_a_conflict,
             api_keys_are_found_by_hash,
             a_key_hash_is_unique_and_needs_an_existing_tenant,
