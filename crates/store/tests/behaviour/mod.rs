@@ -19,7 +19,9 @@ use crate::support::{
     pages, pending_delivery, session_record, share_record, state_record, two_tenants, webhook_record,
 };
 
+mod keys;
 mod outbox;
+pub use keys::*;
 pub use outbox::*;
 
 pub async fn tenants_are_created_found_by_name_and_counted(ctx: &Ctx) {
