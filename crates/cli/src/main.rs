@@ -1,6 +1,7 @@
 //! `portico`: the server and the connector author's tools in one binary.
 
 mod connector;
+mod keys;
 mod migrate;
 mod serve;
 mod tenant;
@@ -42,6 +43,9 @@ enum Command {
     /// Check and inspect connector definitions before publishing them.
     #[command(subcommand)]
     Connector(connector::ConnectorCommand),
+    /// Rotate the data keys that seal stored secrets, online; show what each key seals.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
     /// Move a whole store to another (e.g. SQLite to PostgreSQL), checked and resumable.
     Migrate(migrate::MigrateArgs),
 }
@@ -57,6 +61,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => run_async(serve::serve(*args)),
         Command::Tenant(command) => run_async(tenant::run(command)),
         Command::Migrate(args) => run_async(migrate::run(args)),
+        Command::Keys(command) => run_async(keys::run(command)),
     }
 }
 
