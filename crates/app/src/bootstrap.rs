@@ -20,6 +20,8 @@ pub const ADMIN_KEY_FILE: &str = "admin-api-key";
 pub struct Opened {
     pub store: Arc<dyn Store>,
     pub master_key: MasterKey,
+    /// The master key and the store's data keys.
+    pub ring: Arc<portico_secrets::KeyRing>,
 }
 
 /// A master key given to the server (from `PORTICO_MASTER_KEY` or a file named by
@@ -75,10 +77,12 @@ pub async fn open(
         }
     };
     check_master_key(store.as_ref(), &master_key).await?;
-    Ok(Opened { store, master_key })
+    let ring = crate::data_keys::open_ring(store.as_ref(), master_key.clone()).await?;
+    Ok(Opened { store, master_key, ring })
 }
 
-/// The setting that holds a value sealed with the store's master key.
+/// The setting that holds a value sealed with the store's master key (by the master key
+/// itself, never by a data key).
 const KEY_CHECK: &str = "master_key_check";
 const KEY_CHECK_PLAINTEXT: &[u8] = b"portico master key check";
 

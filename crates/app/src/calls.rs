@@ -269,8 +269,8 @@ impl App {
             .connector(&record.tenant_id, &record.connector_id)
             .await?
             .ok_or(Error::NotFound("connection"))?;
-        let secrets = self.open_secrets(&record)?;
-        let bearer = self.bearer(&connector, &record)?;
+        let secrets = self.open_secrets(&record).await?;
+        let bearer = self.bearer(&connector, &record).await?;
         let metrics = self.metrics.connector(&connector.id, &connector.connector.metadata.name);
         let mut definition = connector.connector;
         if let Some((_, _, Some(instance_url))) = &bearer {

@@ -136,8 +136,8 @@ impl App {
         Ok(record)
     }
 
-    fn info(&self, record: ConnectionRecord) -> Result<ConnectionInfo> {
-        let secret_names = self.secret_names(&record)?;
+    async fn info(&self, record: ConnectionRecord) -> Result<ConnectionInfo> {
+        let secret_names = self.secret_names(&record).await?;
         Ok(ConnectionInfo { record, secret_names, authorize_url: None })
     }
 
@@ -176,7 +176,7 @@ impl App {
             Credential::OAuth2(oauth) => {
                 let opened: Secrets =
                     secret.iter().map(|(k, v)| (k.clone(), portico_secrets::SecretString::from(v.as_str()))).collect();
-                let flow = self.flow(&connector, oauth, &public, &opened)?;
+                let flow = self.flow(&connector, oauth, &public, &opened).await?;
                 // Before anything is stored: a provider that cannot be discovered leaves nothing behind.
                 Some(self.discovered(flow).await?)
             }
@@ -269,7 +269,10 @@ impl App {
         };
         let page = self.store.list_connections(&principal.tenant_id, &query, after, limit + 1).await?;
         let page = cut(page, limit, |record| &record.id);
-        let items = page.items.into_iter().map(|record| self.info(record)).collect::<Result<_>>()?;
+        let mut items = Vec::with_capacity(page.items.len());
+        for record in page.items {
+            items.push(self.info(record).await?);
+        }
         Ok(Page { items, next: page.next })
     }
 
@@ -281,7 +284,7 @@ impl App {
 
     pub async fn connection(&self, principal: &Principal, id: &str) -> Result<ConnectionInfo> {
         let record = self.find_connection(principal, id, Need::Read).await?;
-        self.info(record)
+        self.info(record).await
     }
 
     pub async fn update_connection(
@@ -294,7 +297,7 @@ impl App {
         if let Some(name) = changes.display_name {
             record.display_name = name;
         }
-        let secrets = self.open_secrets(&record)?;
+        let secrets = self.open_secrets(&record).await?;
         let mut secret_names: Vec<String> = secrets.keys().cloned().collect();
         if let Some(changes) = changes.parameters {
             let connector = self
@@ -349,7 +352,7 @@ impl App {
             return Err(Error::NotFound("connection"));
         }
         if let Some(connector) = &connector {
-            self.revoke_in_background(connector, &record);
+            self.revoke_in_background(connector, &record).await;
         }
         self.changed(Change::Connection(id.to_owned()));
         tracing::info!(connection = %id, principal = %principal.reference(), "connection deleted");
@@ -375,8 +378,8 @@ impl App {
         let Some((_, oauth)) = crate::oauth::oauth_set(&connector, &record) else {
             return Err(Error::Conflict("only OAuth 2.0 connections sign in again".to_owned()));
         };
-        let secrets = self.open_secrets(&record)?;
-        let flow = self.flow(&connector, oauth, &record.parameters, &secrets)?;
+        let secrets = self.open_secrets(&record).await?;
+        let flow = self.flow(&connector, oauth, &record.parameters, &secrets).await?;
         let return_url = self.check_return_url(return_url)?;
         let authorize_url = if flow.grant == GrantType::ClientCredentials {
             self.client_credentials(&record, flow).await?;
@@ -404,7 +407,7 @@ impl App {
                 let reason = match connector.connector.connection.set(record.parameter_set.as_deref()) {
                     None => Some("the connector no longer has this connection's parameter set".to_owned()),
                     Some(set) => {
-                        let values = current_values(&record, &self.open_secrets(&record)?);
+                        let values = current_values(&record, &self.open_secrets(&record).await?);
                         set.check_values(&values).err().map(|errors| {
                             let errors: Vec<_> = errors.iter().map(|e| format!("{} {}", e.field, e.message)).collect();
                             format!("the connector's parameters changed: {}", errors.join("; "))

@@ -14,6 +14,7 @@ pub mod calls;
 pub mod connect;
 pub mod connections;
 pub mod connectors;
+pub mod data_keys;
 mod error;
 pub mod events;
 pub mod keys;
@@ -31,7 +32,7 @@ use std::sync::Arc;
 
 use portico_model::IdentityProviderCatalog;
 use portico_runtime::{ConnectionCache, Metrics, UpstreamOptions};
-use portico_secrets::MasterKey;
+use portico_secrets::KeyRing;
 use portico_store::{Change, Store};
 use url::Url;
 
@@ -71,7 +72,8 @@ pub struct AppConfig {
 /// The use cases and what they share. One per process; every front door holds it.
 pub struct App {
     pub store: Arc<dyn Store>,
-    master_key: MasterKey,
+    /// The master key and the data keys: what seals and opens stored values.
+    ring: Arc<KeyRing>,
     /// API keys seen before, as principals.
     pub keys: KeyCache,
     /// Failed authentications by source address.
@@ -93,13 +95,13 @@ pub struct App {
 impl App {
     /// Token requests and change notices run on the runtime current here, not on the threads
     /// that serve calls.
-    pub fn new(store: Arc<dyn Store>, master_key: MasterKey, config: AppConfig) -> anyhow::Result<App> {
+    pub fn new(store: Arc<dyn Store>, ring: Arc<KeyRing>, config: AppConfig) -> anyhow::Result<App> {
         let return_origins = config.allowed_return_origins.iter().map(Url::origin).collect();
         let people = config.people.map(|settings| people::People::new(settings, &config.public_url)).transpose()?;
         let addresses = config.upstream.addresses;
         Ok(App {
             store,
-            master_key,
+            ring,
             keys: KeyCache::default(),
             auth_failures: throttle::AuthFailures::new(config.auth_failures_per_second),
             limits: ratelimit::ServerLimits::new(config.key_rate_limit, config.tenant_rate_limit),
@@ -116,8 +118,21 @@ impl App {
     }
 
     /// Applies another process's change notices as they come, for as long as the process
-    /// runs. A store used by one process has none.
+    /// runs (a store used by one process has none), and reads the data keys again every
+    /// [`data_keys::POLL_INTERVAL`]: a rotation run by `portico keys rotate` (which may not
+    /// reach this process with a notice) is seen within that time.
     pub async fn follow_changes(self: &Arc<App>) -> Result<()> {
+        let (store, ring) = (self.store.clone(), self.ring.clone());
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(data_keys::POLL_INTERVAL);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                if let Err(error) = data_keys::load(store.as_ref(), &ring).await {
+                    tracing::warn!(%error, "cannot read the data keys again");
+                }
+            }
+        });
         if let Some(mut changes) = self.store.subscribe_changes().await? {
             let app = self.clone();
             tokio::spawn(async move {
@@ -155,11 +170,23 @@ impl App {
             }
             Change::ApiKey(id) => self.keys.forget_key(id),
             Change::Member(_) => self.keys.bump(),
+            Change::DataKeys => self.reload_data_keys(),
             Change::Everything => {
                 self.connections.clear();
                 self.keys.forget_all();
+                self.reload_data_keys();
             }
         }
+    }
+
+    /// Reads the data keys again, in the background: a rotation began or ended.
+    fn reload_data_keys(&self) {
+        let (store, ring) = (self.store.clone(), self.ring.clone());
+        self.oauth.background.spawn(async move {
+            if let Err(error) = data_keys::load(store.as_ref(), &ring).await {
+                tracing::warn!(%error, "cannot read the data keys again");
+            }
+        });
     }
 
     /// `<public url>/oauth/callback`: the redirect URI to register with identity providers.

@@ -17,6 +17,7 @@ use portico_runtime::{PreparedConnection, TokenTimes};
 use portico_secrets::SecretString;
 use portico_store::{
     Change, ConnectionRecord, ConnectionStatus, ConnectorRecord, Effects, Millis, OAuthStateRecord, SealedBytes,
+    SealedColumn,
 };
 use serde_json::Value;
 
@@ -137,11 +138,6 @@ impl StoredTokens {
     }
 }
 
-/// The associated data of a sign-in's sealed return URL.
-fn return_aad(state_hash: &str) -> Vec<u8> {
-    format!("{state_hash}:return").into_bytes()
-}
-
 fn token_failure(error: TokenError) -> Error {
     match error {
         TokenError::NotAllowed => not_allowed(),
@@ -195,7 +191,7 @@ pub struct Callback<'a> {
 impl App {
     /// The OAuth client: the connection's own (`token:clientId` / `token:clientSecret`), else
     /// the connector's, else the definition's client id alone.
-    fn oauth_client(
+    async fn oauth_client(
         &self,
         connector: &ConnectorRecord,
         public: &BTreeMap<String, Value>,
@@ -218,18 +214,18 @@ impl App {
             return Ok(Some(ClientCredentials { id, secret: value("token:clientSecret").map(SecretString::from) }));
         }
         let Some(id) = &connector.oauth_client_id else { return Ok(None) };
-        Ok(Some(ClientCredentials { id: id.clone(), secret: self.open_client_secret(connector)? }))
+        Ok(Some(ClientCredentials { id: id.clone(), secret: self.open_client_secret(connector).await? }))
     }
 
     /// The sign-in of a connection's parameter set, resolved.
-    pub(crate) fn flow(
+    pub(crate) async fn flow(
         &self,
         connector: &ConnectorRecord,
         oauth: &OAuth2,
         public: &BTreeMap<String, Value>,
         secret: &Secrets,
     ) -> Result<Flow> {
-        let client = self.oauth_client(connector, public, secret)?;
+        let client = self.oauth_client(connector, public, secret).await?;
         let name = |k: &str| k.strip_prefix("token:").unwrap_or(k).to_owned();
         let mut substitutions: Vec<Substitution> =
             public.iter().filter_map(|(k, v)| Some(Substitution::public(name(k), v.as_str()?))).collect();
@@ -292,7 +288,8 @@ impl App {
             .authorize_url(&redirect_uri, secret_state.expose(), Some(&pkce.challenge))
             .ok_or_else(|| Error::Conflict("the connector's authorization URL is not a valid URL".to_owned()))?;
         let now = portico_store::now_millis();
-        let sealed_return_url = return_url.map(|url| self.seal_bytes(url.as_bytes(), &return_aad(&state_hash)));
+        let sealed_return_url =
+            return_url.map(|url| self.seal_value(SealedColumn::SignInReturnUrl, &state_hash, url.as_bytes()));
         self.store
             .insert_oauth_state(&OAuthStateRecord {
                 verifier: self.seal_verifier(&state_hash, &pkce.verifier),
@@ -361,7 +358,10 @@ impl App {
             return Ok(CallbackOutcome::Refused);
         };
         let return_url = match &sign_in.sealed_return_url {
-            Some(sealed) => Some(String::from_utf8_lossy(&self.open_bytes(sealed, &return_aad(&hash))?).into_owned()),
+            Some(sealed) => Some(
+                String::from_utf8_lossy(&self.open_value(SealedColumn::SignInReturnUrl, &hash, sealed).await?)
+                    .into_owned(),
+            ),
             None => sign_in.return_url.clone(),
         };
         let fail = |reason: String| async {
@@ -401,8 +401,8 @@ impl App {
         let Some((_, oauth)) = oauth_set(&connector, &record) else {
             return fail("the connector no longer signs in with OAuth 2.0".to_owned()).await;
         };
-        let secrets = self.open_secrets(&record)?;
-        let flow = match self.flow(&connector, oauth, &record.parameters, &secrets) {
+        let secrets = self.open_secrets(&record).await?;
+        let flow = match self.flow(&connector, oauth, &record.parameters, &secrets).await {
             Ok(flow) => flow,
             Err(_) => return fail("the connector's OAuth 2.0 settings cannot be used".to_owned()).await,
         };
@@ -414,7 +414,7 @@ impl App {
             tracing::warn!(connection = %record.id, "an authorization response failed the issuer check");
             return fail(reason).await;
         }
-        let verifier = self.open_verifier(&hash, &sign_in.verifier)?;
+        let verifier = self.open_verifier(&hash, &sign_in.verifier).await?;
         let (http, code, redirect_uri) = (self.oauth.http.clone(), code.to_owned(), sign_in.redirect_uri.clone());
         let exchanged = self
             .oauth
@@ -476,13 +476,13 @@ impl App {
     }
 
     /// The bearer token and its times for preparing a connection; `None` when it has none yet.
-    pub(crate) fn bearer(
+    pub(crate) async fn bearer(
         &self,
         connector: &ConnectorRecord,
         record: &ConnectionRecord,
     ) -> Result<Option<(SecretString, TokenTimes, Option<String>)>> {
         let Some((_, oauth)) = oauth_set(connector, record) else { return Ok(None) };
-        let Some(tokens) = self.open_tokens(record)? else { return Ok(None) };
+        let Some(tokens) = self.open_tokens(record).await? else { return Ok(None) };
         let expired_statuses = portico_oauth::expired_statuses(&self.catalog, oauth.identity_provider.as_str());
         let times = TokenTimes { expires_at: tokens.expires_at(), refresh_at: tokens.refresh_at(), expired_statuses };
         Ok(Some((tokens.access_token(), times, tokens.instance_url.clone())))
@@ -539,7 +539,7 @@ impl App {
         let record = self.store.connection(tenant, id).await?.ok_or(Error::NotFound("connection"))?;
         let connector =
             self.store.connector(tenant, &record.connector_id).await?.ok_or(Error::NotFound("connection"))?;
-        let current = self.open_tokens(&record)?;
+        let current = self.open_tokens(&record).await?;
         if record.status == ConnectionStatus::Connected
             && let Some(tokens) = &current
             && tokens.refresh_at().is_none_or(|at| now < at)
@@ -553,8 +553,8 @@ impl App {
             return Err(crate::calls::not_ready(&record));
         }
         let Some((_, oauth)) = oauth_set(&connector, &record) else { return Err(Error::NotFound("connection")) };
-        let secrets = self.open_secrets(&record)?;
-        let flow = self.discovered(self.flow(&connector, oauth, &record.parameters, &secrets)?).await?;
+        let secrets = self.open_secrets(&record).await?;
+        let flow = self.discovered(self.flow(&connector, oauth, &record.parameters, &secrets).await?).await?;
         let http = self.oauth.http.clone();
         let previous = current;
         let refresh_token = previous.as_ref().and_then(|t| t.refresh_token.clone()).map(SecretString::from);
@@ -649,11 +649,11 @@ impl App {
     }
 
     /// Best-effort revocation of a deleted connection's tokens, in the background.
-    pub(crate) fn revoke_in_background(&self, connector: &ConnectorRecord, record: &ConnectionRecord) {
+    pub(crate) async fn revoke_in_background(&self, connector: &ConnectorRecord, record: &ConnectionRecord) {
         let Some((_, oauth)) = oauth_set(connector, record) else { return };
-        let Ok(Some(tokens)) = self.open_tokens(record) else { return };
-        let Ok(secrets) = self.open_secrets(record) else { return };
-        let Ok(mut flow) = self.flow(connector, oauth, &record.parameters, &secrets) else { return };
+        let Ok(Some(tokens)) = self.open_tokens(record).await else { return };
+        let Ok(secrets) = self.open_secrets(record).await else { return };
+        let Ok(mut flow) = self.flow(connector, oauth, &record.parameters, &secrets).await else { return };
         // An OpenID Connect provider may name its revocation endpoint in its discovery document.
         if flow.revocation_url.is_none() && flow.discovery_url.is_none() {
             return;

@@ -201,11 +201,12 @@ pub(crate) fn client(settings: &DeliverySettings, addresses: AddressPolicy) -> H
 impl App {
     fn seal_webhook_secrets(&self, webhook_id: &str, secrets: &Secrets) -> SealedBytes {
         let plaintext = portico_secrets::Zeroizing::new(serde_json::to_vec(secrets).unwrap_or_default());
-        self.seal_bytes(&plaintext, webhook_id.as_bytes())
+        self.seal_value(portico_store::SealedColumn::WebhookSecrets, webhook_id, &plaintext)
     }
 
-    fn open_webhook_secrets(&self, record: &WebhookRecord) -> Result<Secrets> {
-        let plaintext = self.open_bytes(&record.secrets, record.id.as_bytes())?;
+    async fn open_webhook_secrets(&self, record: &WebhookRecord) -> Result<Secrets> {
+        let plaintext =
+            self.open_value(portico_store::SealedColumn::WebhookSecrets, &record.id, &record.secrets).await?;
         serde_json::from_slice(&plaintext).map_err(|_| {
             tracing::error!(webhook = %record.id, "a webhook's secrets are not readable");
             Error::Internal
@@ -302,7 +303,7 @@ impl App {
     pub async fn rotate_webhook_secret(&self, principal: &Principal, id: &str) -> Result<WebhookWithSecret> {
         let mut record = self.webhook(principal, id).await?;
         let now = portico_store::now_millis();
-        let Secrets(old) = self.open_webhook_secrets(&record)?;
+        let Secrets(old) = self.open_webhook_secrets(&record).await?;
         let secret = generate_secret();
         let mut secrets = vec![Secret { secret: secret.expose().to_owned(), until: None }];
         let until = now + millis(ROTATION_OVERLAP);
@@ -398,7 +399,7 @@ impl App {
         let settings = &self.webhooks.settings;
         let delivery = &job.delivery;
         let signed_at = portico_store::now_millis();
-        let outcome = match self.signed_request(&job, signed_at) {
+        let outcome = match self.signed_request(&job, signed_at).await {
             Ok(request) => match request.send().await {
                 Ok(response) if response.status().is_success() => (Some(response.status().as_u16()), None),
                 Ok(response) => {
@@ -433,7 +434,7 @@ impl App {
     }
 
     /// The signed request of a delivery, signed at `now` by every secret that still signs.
-    fn signed_request(&self, job: &DeliveryJob, now: Millis) -> Result<reqwest::RequestBuilder> {
+    async fn signed_request(&self, job: &DeliveryJob, now: Millis) -> Result<reqwest::RequestBuilder> {
         let url = webhook_url(&job.url, self.webhooks.http.policy())?;
         let record = WebhookRecord {
             id: job.delivery.webhook_id.clone(),
@@ -446,7 +447,7 @@ impl App {
             created_at: 0,
             updated_at: 0,
         };
-        let Secrets(secrets) = self.open_webhook_secrets(&record)?;
+        let Secrets(secrets) = self.open_webhook_secrets(&record).await?;
         let signing: Vec<SecretString> = secrets
             .into_iter()
             .filter(|s| s.until.is_none_or(|until| until > now))

@@ -2,6 +2,7 @@
 
 mod audit;
 mod connector;
+mod keys;
 mod migrate;
 mod serve;
 mod tenant;
@@ -43,6 +44,9 @@ enum Command {
     /// Check and inspect connector definitions before publishing them.
     #[command(subcommand)]
     Connector(connector::ConnectorCommand),
+    /// Rotate the data keys that seal stored secrets, online; show what each key seals.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
     /// Move a whole store to another (e.g. SQLite to PostgreSQL), checked and resumable.
     Migrate(migrate::MigrateArgs),
     /// Read the audit trail.
@@ -62,6 +66,7 @@ fn main() -> ExitCode {
         Command::Tenant(command) => run_async(tenant::run(command)),
         Command::Migrate(args) => run_async(migrate::run(args)),
         Command::Audit(command) => run_async(audit::run(command)),
+        Command::Keys(command) => run_async(keys::run(command)),
     }
 }
 

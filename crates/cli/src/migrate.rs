@@ -1,7 +1,8 @@
 //! `portico migrate --from URL --to URL`: moves a whole store to another, typically the
 //! embedded SQLite file of one machine to the PostgreSQL database that several instances share.
 //!
-//! What moves: settings (the master-key check), tenants, API keys (their hashes, roles, end
+//! What moves: settings (the master-key check), the data keys (wrapped by the master key, as
+//! they are), tenants, API keys (their hashes, roles, end
 //! users, scopes, expiries, revocations), members, connectors (definitions, warnings, sealed
 //! OAuth client secrets), connections (owners, values, sealed secrets and tokens, statuses,
 //! times), their shares, webhooks (sealed signing secrets), connect sessions (their token
@@ -55,8 +56,9 @@ struct Tally {
     present: u64,
 }
 
-const KINDS: [&str; 12] = [
+const KINDS: [&str; 13] = [
     "settings",
+    "data keys",
     "tenants",
     "API keys",
     "members",
@@ -89,6 +91,7 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<()> {
     let now = now_millis();
     let mut tallies: BTreeMap<&'static str, Tally> = KINDS.iter().map(|kind| (*kind, Tally::default())).collect();
     tallies.insert("settings", copy_settings(source, destination).await?);
+    tallies.insert("data keys", copy_data_keys(source, destination).await?);
     copy_tenants(source, destination, &mut tallies).await?;
     let (sign_ins, expired) = copy_sign_ins(source, destination, now).await?;
     tallies.insert("sign-ins", sign_ins);
@@ -137,6 +140,26 @@ fn sqlite_path(url: &str) -> Option<String> {
     let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
     let path = rest.split('?').next().unwrap_or_default();
     (!path.is_empty() && path != ":memory:").then(|| path.to_owned())
+}
+
+/// The data keys as they are: wrapped by the master key, which the destination shares.
+async fn copy_data_keys(source: &dyn Store, destination: &dyn Store) -> anyhow::Result<Tally> {
+    let mut tally = Tally::default();
+    for key in source.data_keys().await? {
+        tally.source += 1;
+        if destination.import_data_key(&key).await? {
+            tally.copied += 1;
+        } else if destination.data_keys().await?.iter().any(|there| there.id == key.id) {
+            tally.present += 1;
+        } else {
+            bail!(
+                "the destination has a current data key of its own (a Portico has run on it): data key {} cannot \
+                 be copied; move to an empty database",
+                key.id
+            );
+        }
+    }
+    Ok(tally)
 }
 
 async fn copy_settings(source: &dyn Store, destination: &dyn Store) -> anyhow::Result<Tally> {
@@ -461,6 +484,19 @@ async fn verify(source: &dyn Store, destination: &dyn Store, now: i64) -> anyhow
         |s| s.0.clone(),
         |check, a, b| {
             check.sealed(&format!("setting {}", a.0), Some(&SealedBytes(a.1.clone())), Some(&SealedBytes(b.1.clone())));
+        },
+    );
+
+    check.lists(
+        "data keys",
+        source.data_keys().await?,
+        destination.data_keys().await?,
+        |key| key.id.clone(),
+        |check, a, b| {
+            check.sealed(&format!("data key {}", a.id), Some(&a.wrapped), Some(&b.wrapped));
+            if a.state != b.state {
+                check.differ(format!("data key {} differs", a.id));
+            }
         },
     );
 

@@ -223,7 +223,7 @@ fn rate(value: Option<f64>, flag: &str) -> anyhow::Result<Option<f64>> {
 
 /// The master key given to the server: `PORTICO_MASTER_KEY`, or the file named by
 /// `--master-key-file` (`PORTICO_MASTER_KEY_FILE`); not both.
-fn given_master_key(file: Option<PathBuf>) -> anyhow::Result<Option<portico_app::bootstrap::GivenKey>> {
+pub(crate) fn given_master_key(file: Option<PathBuf>) -> anyhow::Result<Option<portico_app::bootstrap::GivenKey>> {
     let variable = std::env::var("PORTICO_MASTER_KEY").ok().map(SecretString::from);
     match (variable, file) {
         (Some(_), Some(_)) => anyhow::bail!(

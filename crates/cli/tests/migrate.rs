@@ -113,12 +113,18 @@ async fn a_move_is_checked_and_a_second_run_completes_an_interrupted_one() {
     let to = format!("sqlite://{}", dirs.path().join("moved/portico.db").display());
 
     let stdout = migrated(&from, &to);
-    for (kind, expected) in
-        [("settings", 1), ("tenants", 2), ("API keys", 2), ("connectors", 4), ("connections", 4), ("sign-ins", 0)]
-    {
+    for (kind, expected) in [
+        ("settings", 1),
+        ("data keys", 1),
+        ("tenants", 2),
+        ("API keys", 2),
+        ("connectors", 4),
+        ("connections", 4),
+        ("sign-ins", 0),
+    ] {
         assert_eq!(counts(&stdout, kind), [expected, expected, 0], "{kind}: {stdout}");
     }
-    assert!(stdout.contains("every record is identical, and its 6 sealed values byte for byte"), "{stdout}");
+    assert!(stdout.contains("every record is identical, and its 7 sealed values byte for byte"), "{stdout}");
 
     // An interrupted move: some of it is missing at the destination. A second run copies that,
     // and only that.
@@ -678,6 +684,7 @@ async fn an_empty_store_moves_and_every_kind_is_counted() {
     let stdout = migrated(&from, &to);
     for kind in [
         "settings",
+        "data keys",
         "tenants",
         "API keys",
         "members",

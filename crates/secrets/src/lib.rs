@@ -13,6 +13,7 @@
 //! bytes.
 
 mod api_key;
+mod key_ring;
 mod master_key;
 mod secret;
 pub mod webhook;
@@ -21,7 +22,11 @@ pub use api_key::{
     API_KEY_PREFIX, api_key_digest, api_key_hash, constant_time_eq, digest_hex, generate_api_key, is_api_key_format,
     random_token,
 };
-pub use master_key::{KEY_FILE_NAME, KeyError, KeyFormatError, KeySource, MasterKey, OpenError, SEALED_VERSION};
+pub use key_ring::{DataKey, KeyRing, UnwrapError};
+pub use master_key::{
+    KEY_FILE_NAME, KeyError, KeyFormatError, KeySource, MasterKey, OpenError, SEALED_HEADER_LEN, SEALED_VERSION,
+    header_of,
+};
 pub use secret::SecretString;
 pub use zeroize::Zeroizing;
 

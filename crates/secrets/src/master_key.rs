@@ -83,6 +83,10 @@ pub enum OpenError {
     UnknownVersion,
     #[error("the sealed value was sealed by master key {found}, but the current master key is {expected}")]
     OtherKey { expected: String, found: String },
+    #[error(
+        "the sealed value was sealed by key {found}, which this instance does not hold (not the master key, nor a data key in the store)"
+    )]
+    UnknownKey { found: String },
     #[error("the sealed value is truncated")]
     Truncated,
     #[error("the sealed value failed authentication: it was altered, or belongs to another record")]
@@ -209,6 +213,16 @@ impl MasterKey {
         Ok(plaintext)
     }
 
+    /// The raw key, for wrapping a data key under the master key (crate-internal).
+    pub(crate) fn key_bytes(&self) -> &[u8; KEY_LEN] {
+        &self.key
+    }
+
+    /// The first bytes of every value this key seals: version and key id. Safe to show.
+    pub fn header(&self) -> Vec<u8> {
+        header_of(&self.id)
+    }
+
     /// The id of the key that sealed `sealed`, if it is in a known format.
     pub fn key_id_of(sealed: &[u8]) -> Option<&str> {
         if sealed.len() < HEADER_LEN + TAG_LEN || &sealed[..SEALED_VERSION.len()] != SEALED_VERSION {
@@ -231,6 +245,16 @@ impl fmt::Debug for MasterKey {
         f.debug_struct("MasterKey").field("id", &self.id).field("key", &format_args!("[redacted]")).finish()
     }
 }
+
+/// The first bytes of a value sealed by key `id`: the version and the id.
+pub fn header_of(id: &str) -> Vec<u8> {
+    let mut header = SEALED_VERSION.to_vec();
+    header.extend_from_slice(id.as_bytes());
+    header
+}
+
+/// The length of [`header_of`]: what a store compares to find values not sealed by a key.
+pub const SEALED_HEADER_LEN: usize = SEALED_VERSION.len() + KEY_ID_LEN;
 
 /// `Ok(None)` when the file does not exist.
 fn read_key_file(path: &Path) -> Result<Option<(MasterKey, KeySource)>, KeyError> {

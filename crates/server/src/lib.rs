@@ -182,7 +182,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
     }
     let app = Arc::new(App::new(
         opened.store,
-        opened.master_key,
+        opened.ring,
         AppConfig {
             public_url: public_url.clone(),
             allowed_return_origins: config.allowed_return_origins,

@@ -65,6 +65,8 @@ pub enum Change {
     ApiKey(String),
     /// A member's role changed, or the member was removed.
     Member(String),
+    /// The data keys changed (a rotation began or ended): reload them.
+    DataKeys,
     /// Changes may have been missed (the listening connection dropped): forget everything.
     Everything,
 }
@@ -77,6 +79,7 @@ impl Change {
             Change::Connector(id) => format!("connector:{id}"),
             Change::ApiKey(id) => format!("api_key:{id}"),
             Change::Member(id) => format!("member:{id}"),
+            Change::DataKeys => "data_keys".to_owned(),
             Change::Everything => "everything".to_owned(),
         }
     }
@@ -87,6 +90,7 @@ impl Change {
             Some(("connector", id)) => Change::Connector(id.to_owned()),
             Some(("api_key", id)) => Change::ApiKey(id.to_owned()),
             Some(("member", id)) => Change::Member(id.to_owned()),
+            _ if payload == "data_keys" => Change::DataKeys,
             _ => Change::Everything,
         }
     }
@@ -120,6 +124,99 @@ impl std::fmt::Debug for SealedBytes {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "SealedBytes({} bytes)", self.0.len())
     }
+}
+
+/// A data key as the store keeps it: wrapped (sealed) by the master key, opaque here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataKeyRecord {
+    /// The key id, as sealed values name it.
+    pub id: String,
+    pub wrapped: SealedBytes,
+    pub state: DataKeyState,
+    pub created_at: Millis,
+}
+
+/// Whether a data key seals new values (one key at a time) or only opens old ones until a
+/// rotation has re-sealed them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataKeyState {
+    Current,
+    Retiring,
+}
+
+impl DataKeyState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DataKeyState::Current => "current",
+            DataKeyState::Retiring => "retiring",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<DataKeyState> {
+        match text {
+            "current" => Some(DataKeyState::Current),
+            "retiring" => Some(DataKeyState::Retiring),
+            _ => None,
+        }
+    }
+}
+
+/// Every column that holds sealed values, each known by its table's key. The store reads and
+/// replaces their bytes for a rotation; what binds each value to its row is the sealer's
+/// business.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SealedColumn {
+    /// `connections.secrets`, by connection id.
+    ConnectionSecrets,
+    /// `connections.tokens`, by connection id.
+    ConnectionTokens,
+    /// `connectors.oauth_client_secret`, by connector id.
+    ConnectorClientSecret,
+    /// `oauth_states.verifier`, by state hash.
+    SignInVerifier,
+    /// `oauth_states.sealed_return_url`, by state hash.
+    SignInReturnUrl,
+    /// `webhooks.secrets`, by webhook id.
+    WebhookSecrets,
+}
+
+impl SealedColumn {
+    pub const ALL: [SealedColumn; 6] = [
+        SealedColumn::ConnectionSecrets,
+        SealedColumn::ConnectionTokens,
+        SealedColumn::ConnectorClientSecret,
+        SealedColumn::SignInVerifier,
+        SealedColumn::SignInReturnUrl,
+        SealedColumn::WebhookSecrets,
+    ];
+
+    /// `table.column`, for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            SealedColumn::ConnectionSecrets => "connections.secrets",
+            SealedColumn::ConnectionTokens => "connections.tokens",
+            SealedColumn::ConnectorClientSecret => "connectors.oauth_client_secret",
+            SealedColumn::SignInVerifier => "oauth_states.verifier",
+            SealedColumn::SignInReturnUrl => "oauth_states.sealed_return_url",
+            SealedColumn::WebhookSecrets => "webhooks.secrets",
+        }
+    }
+}
+
+/// One sealed value of a [`SealedColumn`] and the key of its row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedValue {
+    pub row: String,
+    pub sealed: SealedBytes,
+}
+
+/// A value re-sealed: written only if the row still holds `old` (compare-and-set), so that a
+/// value another process wrote meanwhile is never replaced by a stale one.
+#[derive(Debug, Clone)]
+pub struct Reseal {
+    pub row: String,
+    pub old: SealedBytes,
+    pub new: SealedBytes,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -721,6 +818,34 @@ pub trait Store: Send + Sync + 'static {
     /// Sets `name` unless it is set already; returns the value now stored.
     async fn init_setting(&self, name: &str, value: &[u8]) -> Result<Vec<u8>>;
 
+    /// The data keys, current first.
+    async fn data_keys(&self) -> Result<Vec<DataKeyRecord>>;
+    /// Inserts `record` as the current data key if the store has no data key at all; `false`
+    /// when it has one (another process made it first: read them again).
+    async fn insert_first_data_key(&self, record: &DataKeyRecord) -> Result<bool>;
+    /// In one transaction: the current data key becomes retiring and `record` current. Does
+    /// nothing and answers `false` when a key is retiring already (a rotation is under way).
+    async fn start_key_rotation(&self, record: &DataKeyRecord) -> Result<bool>;
+    /// Deletes the retiring data keys; how many.
+    async fn delete_retiring_data_keys(&self) -> Result<u64>;
+    /// Replaces each wrapped key `(id, old, new)` in one transaction, if all still hold `old`
+    /// (a new master key); `false` and nothing written otherwise.
+    async fn rewrap_data_keys(&self, rewrapped: &[(String, SealedBytes, SealedBytes)]) -> Result<bool>;
+    /// Up to `limit` values of `column` whose bytes do not start with `prefix`, by row key after
+    /// `after` ("" for the first page).
+    async fn list_sealed(
+        &self,
+        column: SealedColumn,
+        prefix: &[u8],
+        after: &str,
+        limit: u32,
+    ) -> Result<Vec<SealedValue>>;
+    /// Writes each re-sealed value in one transaction, each only where its row still holds
+    /// the old bytes; how many were written.
+    async fn reseal(&self, column: SealedColumn, values: &[Reseal]) -> Result<u64>;
+    /// How many values of `column` start with each distinct first `prefix_len` bytes.
+    async fn count_sealed(&self, column: SealedColumn, prefix_len: usize) -> Result<Vec<(Vec<u8>, u64)>>;
+
     /// Is the store reachable (for `/readyz`)?
     async fn ping(&self) -> Result<()>;
 
@@ -745,6 +870,9 @@ pub trait Store: Send + Sync + 'static {
     async fn list_oauth_states(&self) -> Result<Vec<OAuthStateRecord>>;
     /// Every store-wide setting, by name.
     async fn list_settings(&self) -> Result<Vec<(String, Vec<u8>)>>;
+    /// Inserts a data key as it is (wrapped, with its state); `false` when one of its id is
+    /// there already.
+    async fn import_data_key(&self, record: &DataKeyRecord) -> Result<bool>;
     /// Inserts a tenant with its id and time; a conflict when the id or the name is taken.
     async fn import_tenant(&self, tenant: &Tenant) -> Result<()>;
     /// Inserts an API key with its id, hash and time; a conflict when the id or the hash is

@@ -22,6 +22,7 @@ use crate::{
     Effects, EventRecord, MemberRecord, Millis, OAuthStateRecord, Page, Result, SealedBytes, ShareRecord, Store,
     StoreError, StoredApiKey, StoredConnectSession, Tenant, WebhookRecord, new_id, now_millis,
 };
+use crate::{DataKeyRecord, DataKeyState, Reseal, SealedColumn, SealedValue};
 
 /// The [`Store`] on a pool of either engine: [`crate::SqliteStore`] on a `SqlitePool`,
 /// [`crate::PgStore`] on a `PgPool`.
@@ -107,6 +108,67 @@ pub(crate) const POSTGRES: Dialect = Dialect {
     bytes_type: "BYTEA",
     byte_order_collation: "\"C\"",
 };
+
+/// The queries of one sealed column (`$table.$column`, rows known by `$key`), for a rotation.
+struct SealedSql {
+    /// `$1` prefix length, `$2` prefix, `$3` after, `$4` limit.
+    list: &'static str,
+    /// `$1` new bytes, `$2` row key, `$3` old bytes.
+    reseal: &'static str,
+    /// `$1` prefix length.
+    count: &'static str,
+}
+
+macro_rules! sealed_sql {
+    ($table:literal, $key:literal, $column:literal) => {
+        SealedSql {
+            list: concat!(
+                "SELECT ",
+                $key,
+                ", ",
+                $column,
+                " FROM ",
+                $table,
+                " WHERE ",
+                $column,
+                " IS NOT NULL AND substr(",
+                $column,
+                ", 1, $1) <> $2 AND ",
+                $key,
+                " > $3 ORDER BY ",
+                $key,
+                " LIMIT $4"
+            ),
+            reseal: concat!("UPDATE ", $table, " SET ", $column, " = $1 WHERE ", $key, " = $2 AND ", $column, " = $3"),
+            count: concat!(
+                "SELECT substr(",
+                $column,
+                ", 1, $1), COUNT(*) FROM ",
+                $table,
+                " WHERE ",
+                $column,
+                " IS NOT NULL GROUP BY 1 ORDER BY 1"
+            ),
+        }
+    };
+}
+
+fn sealed_sql(column: SealedColumn) -> SealedSql {
+    match column {
+        SealedColumn::ConnectionSecrets => sealed_sql!("connections", "id", "secrets"),
+        SealedColumn::ConnectionTokens => sealed_sql!("connections", "id", "tokens"),
+        SealedColumn::ConnectorClientSecret => sealed_sql!("connectors", "id", "oauth_client_secret"),
+        SealedColumn::SignInVerifier => sealed_sql!("oauth_states", "state_hash", "verifier"),
+        SealedColumn::SignInReturnUrl => sealed_sql!("oauth_states", "state_hash", "sealed_return_url"),
+        SealedColumn::WebhookSecrets => sealed_sql!("webhooks", "id", "secrets"),
+    }
+}
+
+fn data_key_record((id, wrapped, state, created_at): (String, Vec<u8>, String, i64)) -> Result<DataKeyRecord> {
+    let state = DataKeyState::parse(&state)
+        .ok_or_else(|| StoreError::Corrupt(format!("data key {id} has an unknown state {state:?}")))?;
+    Ok(DataKeyRecord { id, wrapped: SealedBytes(wrapped), state, created_at })
+}
 
 /// `$body` with `$pool` bound to the store's pool: written once, compiled for each engine
 /// (`$pool` is a `&SqlitePool` in one arm and a `&PgPool` in the other).
@@ -1145,6 +1207,140 @@ impl<P: EnginePool> Store for SqlStore<P> {
         stored.ok_or_else(|| StoreError::Corrupt(format!("setting {name} vanished after it was written")))
     }
 
+    async fn data_keys(&self) -> Result<Vec<DataKeyRecord>> {
+        let rows: Vec<(String, Vec<u8>, String, i64)> = on_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT id, wrapped, state, created_at FROM data_keys \
+                 ORDER BY CASE state WHEN 'current' THEN 0 ELSE 1 END, created_at, id",
+            )
+            .fetch_all(pool)
+            .await
+        })
+        .map_err(store_error)?;
+        rows.into_iter().map(data_key_record).collect()
+    }
+
+    async fn insert_first_data_key(&self, record: &DataKeyRecord) -> Result<bool> {
+        // Two processes starting at once: the NOT EXISTS of one may not see the other's row,
+        // but the one-current index refuses the second, and DO NOTHING makes that a `false`.
+        let inserted = on_pool!(self, |pool| {
+            sqlx::query(
+                "INSERT INTO data_keys (id, wrapped, state, created_at) \
+                 SELECT $1, $2, 'current', $3 WHERE NOT EXISTS (SELECT 1 FROM data_keys) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(&record.id)
+            .bind(&record.wrapped.0)
+            .bind(record.created_at)
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected())
+        })
+        .map_err(store_error)?;
+        Ok(inserted == 1)
+    }
+
+    async fn start_key_rotation(&self, record: &DataKeyRecord) -> Result<bool> {
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin_with(pool.dialect().begin_write).await.map_err(store_error)?;
+            let (retiring,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM data_keys WHERE state = 'retiring'")
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(store_error)?;
+            if retiring > 0 {
+                return Ok(false);
+            }
+            sqlx::query("UPDATE data_keys SET state = 'retiring' WHERE state = 'current'")
+                .execute(&mut *tx)
+                .await
+                .map_err(store_error)?;
+            sqlx::query("INSERT INTO data_keys (id, wrapped, state, created_at) VALUES ($1, $2, 'current', $3)")
+                .bind(&record.id)
+                .bind(&record.wrapped.0)
+                .bind(record.created_at)
+                .execute(&mut *tx)
+                .await
+                .map_err(|error| insert_error(error, || format!("data key {}", record.id), String::new))?;
+            tx.commit().await.map_err(store_error)?;
+            Ok(true)
+        })
+    }
+
+    async fn delete_retiring_data_keys(&self) -> Result<u64> {
+        on_pool!(self, |pool| {
+            sqlx::query("DELETE FROM data_keys WHERE state = 'retiring'")
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected())
+        })
+        .map_err(store_error)
+    }
+
+    async fn rewrap_data_keys(&self, rewrapped: &[(String, SealedBytes, SealedBytes)]) -> Result<bool> {
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin_with(pool.dialect().begin_write).await.map_err(store_error)?;
+            for (id, old, new) in rewrapped {
+                let written = sqlx::query("UPDATE data_keys SET wrapped = $1 WHERE id = $2 AND wrapped = $3")
+                    .bind(&new.0)
+                    .bind(id)
+                    .bind(&old.0)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(store_error)?
+                    .rows_affected();
+                if written != 1 {
+                    return Ok(false);
+                }
+            }
+            tx.commit().await.map_err(store_error)?;
+            Ok(true)
+        })
+    }
+
+    async fn list_sealed(
+        &self,
+        column: SealedColumn,
+        prefix: &[u8],
+        after: &str,
+        limit: u32,
+    ) -> Result<Vec<SealedValue>> {
+        let sql = sealed_sql(column);
+        let length = i32::try_from(prefix.len()).unwrap_or(i32::MAX);
+        let rows: Vec<(String, Vec<u8>)> = on_pool!(self, |pool| {
+            sqlx::query_as(sql.list).bind(length).bind(prefix).bind(after).bind(i64::from(limit)).fetch_all(pool).await
+        })
+        .map_err(store_error)?;
+        Ok(rows.into_iter().map(|(row, sealed)| SealedValue { row, sealed: SealedBytes(sealed) }).collect())
+    }
+
+    async fn reseal(&self, column: SealedColumn, values: &[Reseal]) -> Result<u64> {
+        let sql = sealed_sql(column);
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin().await.map_err(store_error)?;
+            let mut written = 0;
+            for value in values {
+                written += sqlx::query(sql.reseal)
+                    .bind(&value.new.0)
+                    .bind(&value.row)
+                    .bind(&value.old.0)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(store_error)?
+                    .rows_affected();
+            }
+            tx.commit().await.map_err(store_error)?;
+            Ok(written)
+        })
+    }
+
+    async fn count_sealed(&self, column: SealedColumn, prefix_len: usize) -> Result<Vec<(Vec<u8>, u64)>> {
+        let sql = sealed_sql(column);
+        let length = i32::try_from(prefix_len).unwrap_or(i32::MAX);
+        let rows: Vec<(Vec<u8>, i64)> =
+            on_pool!(self, |pool| sqlx::query_as(sql.count).bind(length).fetch_all(pool).await).map_err(store_error)?;
+        Ok(rows.into_iter().map(|(prefix, count)| (prefix, count_of(count))).collect())
+    }
+
     async fn ping(&self) -> Result<()> {
         on_pool!(self, |pool| sqlx::query("SELECT 1").execute(pool).await.map(drop)).map_err(store_error)?;
         Ok(())
@@ -1260,6 +1456,23 @@ impl<P: EnginePool> Store for SqlStore<P> {
     async fn list_settings(&self) -> Result<Vec<(String, Vec<u8>)>> {
         on_pool!(self, |pool| sqlx::query_as("SELECT name, value FROM settings ORDER BY name").fetch_all(pool).await)
             .map_err(store_error)
+    }
+
+    async fn import_data_key(&self, record: &DataKeyRecord) -> Result<bool> {
+        let inserted = on_pool!(self, |pool| {
+            sqlx::query(
+                "INSERT INTO data_keys (id, wrapped, state, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+            )
+            .bind(&record.id)
+            .bind(&record.wrapped.0)
+            .bind(record.state.as_str())
+            .bind(record.created_at)
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected())
+        })
+        .map_err(store_error)?;
+        Ok(inserted == 1)
     }
 
     async fn import_tenant(&self, tenant: &Tenant) -> Result<()> {

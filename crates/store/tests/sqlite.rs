@@ -55,7 +55,7 @@ async fn open_picks_the_engine_by_scheme() {
 }
 
 /// Each engine's own migrations and the shared ones make the same list on both, versions
-/// rising one by one.
+/// rising, each once (0007 is reserved for a change on another branch).
 #[test]
 fn both_engines_have_the_same_migrations() {
     let list = |migrator: Migrator| -> Vec<(i64, String)> {
@@ -64,6 +64,7 @@ fn both_engines_have_the_same_migrations() {
     let sqlite = list(SqliteStore::migrator());
     assert_eq!(sqlite, list(PgStore::migrator()));
     let versions: Vec<i64> = sqlite.iter().map(|(version, _)| *version).collect();
-    assert_eq!(versions, (1..=versions.len() as i64).collect::<Vec<_>>());
+    assert!(versions.windows(2).all(|pair| pair[0] < pair[1]), "{versions:?}");
+    assert_eq!(versions[0], 1);
     assert_eq!(sqlite[..3], [(1, "initial".to_owned()), (2, "settings".to_owned()), (3, "oauth".to_owned())]);
 }

@@ -20,8 +20,10 @@ use crate::support::{
 };
 
 mod audit;
+mod keys;
 mod outbox;
 pub use audit::*;
+pub use keys::*;
 pub use outbox::*;
 
 pub async fn tenants_are_created_found_by_name_and_counted(ctx: &Ctx) {

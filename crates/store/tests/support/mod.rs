@@ -448,6 +448,8 @@ macro_rules! behaviour_tests {
             tokens_are_written_apart_from_the_connection,
             a_sign_in_state_is_taken_once_and_not_after_it_expires,
             a_lease_has_one_holder_until_it_expires,
+            the_first_data_key_is_made_once_and_a_rotation_retires_the_current_one,
+            sealed_values_not_under_a_key_are_listed_and_resealed_only_if_unchanged,
             conflicts_are_worded_alike_on_every_engine,
             a_page_limit_of_zero_returns_one_item,
             text_round_trips_byte_for_byte,
