@@ -569,17 +569,17 @@ impl App {
         };
         let renewal = std::time::Instant::now();
         let outcome = self.oauth.run(request).await;
-        let failure = match &outcome {
-            Ok(_) => None,
-            Err(error) => Some(error.to_string()),
-        };
-        let change = Detail {
-            connection_id: Some(id),
-            connector_id: Some(&record.connector_id),
-            failure: failure.as_deref(),
-            ..Detail::default()
-        };
-        self.audit(tenant, By::System, "token.refresh", change, Some(renewal.elapsed())).await;
+        let elapsed = renewal.elapsed();
+        fn renewed<'a>(id: &'a str, connector_id: &'a str, failure: Option<&'a str>) -> Detail<'a> {
+            Detail { connection_id: Some(id), connector_id: Some(connector_id), failure, ..Detail::default() }
+        }
+        // A failure is recorded now; a success once its tokens are stored (nothing may come
+        // between a rotated refresh token and the store).
+        if let Err(error) = &outcome {
+            let failure = error.to_string();
+            let change = renewed(id, &record.connector_id, Some(&failure));
+            self.audit(tenant, By::System, "token.refresh", change, Some(elapsed)).await;
+        }
         match outcome {
             Ok(tokens) => {
                 let stored = StoredTokens::from_response(tokens, previous.as_ref());
@@ -598,6 +598,8 @@ impl App {
                 self.oauth.recovered(id);
                 self.changed(Change::Connection(id.to_owned()));
                 tracing::info!(connection = %id, "access token renewed");
+                let change = renewed(id, &record.connector_id, None);
+                self.audit(tenant, By::System, "token.refresh", change, Some(elapsed)).await;
                 self.load(tenant, id).await
             }
             Err(TokenError::InvalidGrant(reason)) | Err(TokenError::Rejected { error: reason, .. }) => {

@@ -197,6 +197,20 @@ fn rebased(url: &str, base: &str) -> String {
     moved.into()
 }
 
+/// The audit events of `action` on `connection`, newest first, once the writer (every 250 ms)
+/// has appended at least `wanted` of them.
+async fn audited(api: &Api, connection: &str, action: &str, wanted: usize) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let page = api.get(&format!("/v1/audit?connectionId={connection}&action={action}")).await.expect_json(200);
+        let events = page["items"].as_array().expect("items").clone();
+        if events.len() >= wanted || Instant::now() > deadline {
+            return events;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 async fn sleep_until(deadline: Instant) {
     tokio::time::sleep_until(tokio::time::Instant::from_std(deadline)).await;
 }
@@ -637,6 +651,12 @@ async fn an_expired_token_is_refreshed_once_and_the_rotated_refresh_token_is_use
     assert_eq!(sent, [issued[0].clone(), issued[1].clone()], "each refresh uses the refresh token issued last");
     assert!(issued[0] != issued[1] && issued[1] != issued[2], "the IdP rotates refresh tokens");
     let access: Vec<String> = refreshes.iter().map(|e| string(&e.response(), "access_token")).collect();
+    // Both renewals and the sign-in are in the audit trail (which the token check below covers).
+    let renewals = audited(&w.api, &connection, "token.refresh", 2).await;
+    assert_eq!(renewals.len(), 2, "{renewals:#?}");
+    assert!(renewals.iter().all(|e| e["principal"] == "system" && e["outcome"] == "ok" && e["latencyMs"].is_number()));
+    assert_eq!(audited(&w.api, &connection, "connection.authorized", 1).await.len(), 1);
+    assert_eq!(audited(&w.api, &connection, "call.proxy", 4).await.len(), 4);
     let bearers: Vec<String> =
         tap.exchanges("/__test/resource").iter().map(|e| e.authorization.clone().expect("a bearer")).collect();
     let expected = [&access[0], &access[0], &access[0], &access[1]].map(|token| format!("Bearer {token}"));
@@ -758,6 +778,15 @@ async fn a_grant_the_server_forgot_needs_a_new_sign_in_and_reauthorize_connects_
         [(BASIC.id.to_owned(), "client_secret_basic".to_owned(), "400".to_owned())]
     );
     assert_eq!(resource_statuses(&w.idp).await, ["200"], "no call went out without a token");
+    // The failed renewal and the loss of the grant are in the audit trail, with the reason.
+    let renewal = audited(&w.api, &connection, "token.refresh", 1).await;
+    assert_eq!(renewal.len(), 1, "{renewal:#?}");
+    assert!(
+        string(&renewal[0], "outcome").starts_with("error: ")
+            && string(&renewal[0], "outcome").contains("invalid_grant")
+    );
+    let lost = audited(&w.api, &connection, "connection.needs_reauth", 1).await;
+    assert!(lost.len() == 1 && string(&lost[0], "outcome").contains("invalid_grant"), "{lost:#?}");
 
     // A new sign-in for the same connection.
     let reply = w.api.post(&format!("/v1/connections/{connection}/reauthorize"), &json!({})).await;
