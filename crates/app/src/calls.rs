@@ -144,7 +144,7 @@ pub fn upstream_error(error: UpstreamError) -> (Outcome, Error) {
         UpstreamError::NotAllowed(_) => (Outcome::Refused, Error::BackendNotAllowed(message)),
         UpstreamError::BodyTooLarge => (Outcome::Refused, Error::PayloadTooLarge),
         UpstreamError::Timeout | UpstreamError::ConnectTimeout(_) => (Outcome::Timeout, Error::GatewayTimeout(message)),
-        UpstreamError::Resolve(_) | UpstreamError::Connect(_) | UpstreamError::Tls(_) | UpstreamError::Protocol(_) => {
+        UpstreamError::Resolve(_) | UpstreamError::Connect(_) | UpstreamError::Tls(..) | UpstreamError::Protocol(_) => {
             (Outcome::Unreachable, Error::BadGateway(message))
         }
     }

@@ -68,6 +68,10 @@ pub struct ServeArgs {
     /// A JSON file of identity-provider entries that add to or replace the built-in catalog
     #[arg(long, env = "PORTICO_IDP_CATALOG")]
     idp_catalog: Option<PathBuf>,
+    /// A PEM file of root certificates (a private PKI's) that backends' certificates may chain
+    /// to, besides the web's roots
+    #[arg(long, env = "PORTICO_BACKEND_CA_FILE")]
+    backend_ca_file: Option<PathBuf>,
     /// Worker threads, each with its own listener [default: one per core]
     #[arg(long, env = "PORTICO_WORKERS")]
     workers: Option<usize>,
@@ -149,6 +153,7 @@ struct FileConfig {
     max_body_bytes: Option<usize>,
     workers: Option<usize>,
     database_pool_size: Option<u32>,
+    backend_ca_file: Option<PathBuf>,
     backend_connect_timeout: Option<f64>,
     backend_timeout: Option<f64>,
     client_idle_timeout: Option<f64>,
@@ -299,6 +304,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         max_body_bytes: args.max_body_bytes.or(file.max_body_bytes).unwrap_or(defaults.max_body_bytes),
         workers: args.workers.or(file.workers).filter(|n| *n > 0),
         cached_connections: defaults.cached_connections,
+        backend_ca_file: args.backend_ca_file.or(file.backend_ca_file),
         backend_connect_timeout: seconds(args.backend_connect_timeout.or(file.backend_connect_timeout))?
             .unwrap_or(defaults.backend_connect_timeout),
         backend_timeout: seconds(args.backend_timeout.or(file.backend_timeout))?.unwrap_or(defaults.backend_timeout),

@@ -16,4 +16,6 @@ pub use cache::ConnectionCache;
 pub use metrics::{ConnectorMetrics, Metrics, Outcome};
 pub use prepare::{PrepareError, PreparedConnection, Target, TokenTimes, prepare};
 pub use request::{OperationCall, RequestError, operation_request, proxy_request};
-pub use upstream::{OutBody, Upstream, UpstreamError, UpstreamOptions, UpstreamSlot, strip_hop_by_hop};
+pub use upstream::{
+    OutBody, Upstream, UpstreamError, UpstreamOptions, UpstreamSlot, read_certificates, strip_hop_by_hop,
+};

@@ -20,7 +20,7 @@ use http_body_util::{Either, Full, Limited};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
-use rustls::pki_types::ServerName;
+use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 
@@ -42,20 +42,50 @@ pub struct UpstreamOptions {
 }
 
 impl UpstreamOptions {
+    /// Backends' certificates checked against the web's roots (Mozilla's, built in).
     pub fn new(addresses: AddressPolicy) -> Self {
-        let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
-        let mut tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .map(|b| b.with_root_certificates(roots).with_no_client_auth())
-            .unwrap_or_else(|_| unreachable!("ring supports the default protocol versions"));
-        tls.alpn_protocols = vec![b"http/1.1".to_vec()];
         UpstreamOptions {
             addresses,
             connect_timeout: Duration::from_secs(10),
             response_timeout: Duration::from_secs(60),
-            tls: Arc::new(tls),
+            tls: Arc::new(client_config(rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() })),
         }
     }
+
+    /// Also trusts `certificates` (a private PKI's roots) for backends, beside the web's roots.
+    /// An error names the certificate that is not a usable root (by its position).
+    pub fn trusting(mut self, certificates: Vec<CertificateDer<'static>>) -> Result<Self, String> {
+        let mut roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+        for (i, certificate) in certificates.into_iter().enumerate() {
+            roots.add(certificate).map_err(|error| format!("certificate {} is not a usable root: {error}", i + 1))?;
+        }
+        self.tls = Arc::new(client_config(roots));
+        Ok(self)
+    }
+}
+
+/// The certificates of a PEM file; an error says what is wrong with the file, never its
+/// contents.
+pub fn read_certificates(path: &std::path::Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    use rustls::pki_types::pem::PemObject as _;
+    let certificates = CertificateDer::pem_file_iter(path)
+        .and_then(|each| each.collect::<Result<Vec<_>, _>>())
+        .map_err(|error| format!("cannot read PEM certificates: {error}"))?;
+    if certificates.is_empty() {
+        return Err("no PEM certificate in the file".to_owned());
+    }
+    Ok(certificates)
+}
+
+/// TLS 1.2 and 1.3 with `roots`, HTTP/1.1 by ALPN; sessions are resumed (rustls keeps a cache
+/// of them in the configuration, shared by every backend connection).
+fn client_config(roots: rustls::RootCertStore) -> rustls::ClientConfig {
+    let mut tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map(|b| b.with_root_certificates(roots).with_no_client_auth())
+        .unwrap_or_else(|_| unreachable!("ring supports the default protocol versions"));
+    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    tls
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -70,8 +100,9 @@ pub enum UpstreamError {
     Connect(String),
     #[error("the backend at {0} did not accept a connection in time")]
     ConnectTimeout(String),
-    #[error("TLS with the backend at {0} failed")]
-    Tls(String),
+    /// The backend, and why (rustls's words: e.g. an unknown issuer, an expired certificate).
+    #[error("TLS with the backend at {0} failed: {1}")]
+    Tls(String, String),
     #[error("the backend did not answer in time")]
     Timeout,
     #[error("the request body exceeds the size limit")]
@@ -242,12 +273,13 @@ async fn connect(target: &Target, options: &UpstreamOptions) -> Result<Upstream,
     };
     let _ = tcp.set_nodelay(true);
     let sender = if target.scheme == Scheme::HTTPS {
-        let server_name = ServerName::try_from(target.host.clone()).map_err(|_| UpstreamError::Tls(name.clone()))?;
+        let server_name = ServerName::try_from(target.host.clone())
+            .map_err(|_| UpstreamError::Tls(name.clone(), "the host is not a valid server name".to_owned()))?;
         let connector = tokio_rustls::TlsConnector::from(options.tls.clone());
         let tls = tokio::time::timeout(options.connect_timeout, connector.connect(server_name, tcp))
             .await
             .map_err(|_| UpstreamError::ConnectTimeout(name.clone()))?
-            .map_err(|_| UpstreamError::Tls(name.clone()))?;
+            .map_err(|error| UpstreamError::Tls(name.clone(), error.to_string()))?;
         handshake(TokioIo::new(tls), &name).await?
     } else {
         handshake(TokioIo::new(tcp), &name).await?

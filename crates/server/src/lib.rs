@@ -60,6 +60,9 @@ pub struct ServerConfig {
     pub workers: Option<usize>,
     /// How many prepared connections are kept in memory.
     pub cached_connections: usize,
+    /// A PEM file of roots (a private PKI's) that backends' certificates may chain to, besides
+    /// the web's roots.
+    pub backend_ca_file: Option<PathBuf>,
     /// How long to wait for a backend to accept a connection.
     pub backend_connect_timeout: std::time::Duration,
     /// How long to wait for a backend's response head.
@@ -107,6 +110,7 @@ impl ServerConfig {
             max_body_bytes: 16 * 1024 * 1024,
             workers: None,
             cached_connections: 100_000,
+            backend_ca_file: None,
             backend_connect_timeout: std::time::Duration::from_secs(10),
             backend_timeout: std::time::Duration::from_secs(60),
             client_idle_timeout: std::time::Duration::from_secs(60),
@@ -180,6 +184,16 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
             .with_context(|| format!("{} is not a list of identity-provider entries", path.display()))?;
         catalog.extend(entries);
     }
+    let mut upstream = portico_runtime::UpstreamOptions {
+        connect_timeout: config.backend_connect_timeout,
+        response_timeout: config.backend_timeout,
+        ..portico_runtime::UpstreamOptions::new(portico_outbound::AddressPolicy::new(config.allow_private_backends))
+    };
+    if let Some(path) = &config.backend_ca_file {
+        upstream = portico_runtime::read_certificates(path)
+            .and_then(|certificates| upstream.trusting(certificates))
+            .map_err(|error| anyhow::anyhow!("--backend-ca-file {}: {error}", path.display()))?;
+    }
     let app = Arc::new(App::new(
         opened.store,
         opened.ring,
@@ -188,13 +202,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
             allowed_return_origins: config.allowed_return_origins,
             catalog,
             cached_connections: config.cached_connections,
-            upstream: portico_runtime::UpstreamOptions {
-                connect_timeout: config.backend_connect_timeout,
-                response_timeout: config.backend_timeout,
-                ..portico_runtime::UpstreamOptions::new(portico_outbound::AddressPolicy::new(
-                    config.allow_private_backends,
-                ))
-            },
+            upstream,
             people: config.people,
             deliveries: config.deliveries,
             auth_failures_per_second: config.auth_failures_per_second,
