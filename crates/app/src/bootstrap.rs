@@ -83,14 +83,18 @@ pub async fn open(
 
 /// The setting that holds a value sealed with the store's master key (by the master key
 /// itself, never by a data key).
-const KEY_CHECK: &str = "master_key_check";
+pub(crate) const KEY_CHECK: &str = "master_key_check";
 const KEY_CHECK_PLAINTEXT: &[u8] = b"portico master key check";
+
+/// The master-key check's value for `key`: sealed by it, so that only it opens it.
+pub(crate) fn key_check_value(key: &MasterKey) -> Vec<u8> {
+    key.seal(KEY_CHECK_PLAINTEXT, KEY_CHECK.as_bytes())
+}
 
 /// Refuses to start with a master key other than the one the store's secrets are sealed with:
 /// better a clear error now than every connection failing later.
-async fn check_master_key(store: &dyn Store, key: &MasterKey) -> anyhow::Result<()> {
-    let sealed = key.seal(KEY_CHECK_PLAINTEXT, KEY_CHECK.as_bytes());
-    let stored = store.init_setting(KEY_CHECK, &sealed).await?;
+pub(crate) async fn check_master_key(store: &dyn Store, key: &MasterKey) -> anyhow::Result<()> {
+    let stored = store.init_setting(KEY_CHECK, &key_check_value(key)).await?;
     match key.open(&stored, KEY_CHECK.as_bytes()) {
         Ok(plaintext) if plaintext.as_slice() == KEY_CHECK_PLAINTEXT => Ok(()),
         _ => bail!(

@@ -19,7 +19,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use portico_secrets::{DataKey, KeyRing, MasterKey, OpenError, SEALED_HEADER_LEN, SEALED_VERSION, header_of};
-use portico_store::{Change, DataKeyRecord, DataKeyState, Reseal, SealedBytes, SealedColumn, Store, now_millis};
+use portico_store::{
+    Change, DataKeyRecord, DataKeyState, Reseal, Rewrap, SealedBytes, SealedColumn, Store, now_millis,
+};
 
 use crate::sealing::aad;
 
@@ -51,7 +53,17 @@ pub async fn load(store: &dyn Store, ring: &KeyRing) -> anyhow::Result<()> {
     }
     let (mut current, mut others) = (None, Vec::new());
     for record in keys {
-        let key = DataKey::unwrap(ring.master(), &record.id, &record.wrapped.0)?;
+        // An error leaves the ring as it is: this process keeps sealing and opening with the
+        // keys it holds, and says why it cannot follow the store.
+        let key = DataKey::unwrap(ring.master(), &record.id, &record.wrapped.0).with_context(|| {
+            format!(
+                "data key {} in the store does not open with this process's master key (id {}): if the \
+                 master key was rotated (`portico keys rotate-master`), restart this instance with the new \
+                 one; meanwhile it keeps the data keys it holds",
+                record.id,
+                ring.master().id()
+            )
+        })?;
         match record.state {
             DataKeyState::Current => current = Some(key),
             DataKeyState::Retiring => others.push(key),
@@ -224,6 +236,82 @@ async fn reseal_pass(
         }
     }
     Ok(listed)
+}
+
+/// What a master-key rotation did: key ids only.
+#[derive(Debug, Clone)]
+pub struct MasterRotation {
+    /// The master key that wrapped the data keys before.
+    pub from: String,
+    /// The master key that wraps them now.
+    pub to: String,
+    /// The data keys re-wrapped, current first.
+    pub data_keys: Vec<String>,
+}
+
+/// Re-wraps every data key under `new_master` and seals the store's master-key check with it,
+/// in one transaction. Refused while a value is still sealed by the current master key itself
+/// (`portico keys rotate` re-seals it under a data key first): the new key could not open it.
+/// Processes running with the old master key keep the data keys they hold; each must be
+/// restarted with the new one.
+pub async fn rotate_master(
+    store: &dyn Store,
+    ring: &KeyRing,
+    new_master: &MasterKey,
+) -> anyhow::Result<MasterRotation> {
+    let old_id = ring.master().id().to_owned();
+    if new_master.id() == old_id {
+        bail!("the new master key is the current one (id {old_id}): give another key");
+    }
+    let legacy = sealed_by(store, &old_id).await?;
+    if legacy > 0 {
+        bail!(
+            "{legacy} stored value(s) are sealed by master key {old_id} itself (sealed before data keys existed), \
+             which the new master key could not open: run `portico keys rotate` first, which re-seals them under \
+             a data key, then run `portico keys rotate-master` again"
+        );
+    }
+    let records = store.data_keys().await.context("cannot read the data keys")?;
+    let mut rewrapped = Vec::with_capacity(records.len());
+    for record in records {
+        let key = DataKey::unwrap(ring.master(), &record.id, &record.wrapped.0)?;
+        rewrapped.push(Rewrap { id: record.id, old: record.wrapped, new: SealedBytes(key.wrap(new_master)) });
+    }
+    let check = crate::bootstrap::KEY_CHECK;
+    let old_check = store
+        .setting(check)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("the store has no master-key check: start Portico on it once first"))?;
+    let new_check = crate::bootstrap::key_check_value(new_master);
+    if !store.rewrap_data_keys(&rewrapped, check, &old_check, &new_check).await? {
+        bail!(
+            "the data keys or the master-key check changed while the keys were re-wrapped (a `portico keys \
+             rotate` under way?); nothing was written: run `portico keys rotate-master` again"
+        );
+    }
+    tell_instances(store).await;
+    // What a restart with the new key will do: the check and every data key open with it.
+    crate::bootstrap::check_master_key(store, new_master).await?;
+    load(store, &KeyRing::new(new_master.clone())).await?;
+    Ok(MasterRotation {
+        from: old_id,
+        to: new_master.id().to_owned(),
+        data_keys: rewrapped.into_iter().map(|key| key.id).collect(),
+    })
+}
+
+/// How many stored values name key `id` in their header.
+async fn sealed_by(store: &dyn Store, id: &str) -> anyhow::Result<u64> {
+    let header = header_of(id);
+    let mut count = 0;
+    for column in SealedColumn::ALL {
+        for (prefix, values) in store.count_sealed(column, SEALED_HEADER_LEN).await? {
+            if prefix == header {
+                count += values;
+            }
+        }
+    }
+    Ok(count)
 }
 
 /// A key and how many stored values it seals.

@@ -129,7 +129,7 @@ impl App {
             loop {
                 every.tick().await;
                 if let Err(error) = data_keys::load(store.as_ref(), &ring).await {
-                    tracing::warn!(%error, "cannot read the data keys again");
+                    tracing::error!("cannot read the data keys again: {error:#}");
                 }
             }
         });
@@ -184,7 +184,7 @@ impl App {
         let (store, ring) = (self.store.clone(), self.ring.clone());
         self.oauth.background.spawn(async move {
             if let Err(error) = data_keys::load(store.as_ref(), &ring).await {
-                tracing::warn!(%error, "cannot read the data keys again");
+                tracing::error!("cannot read the data keys again: {error:#}");
             }
         });
     }

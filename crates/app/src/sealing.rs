@@ -51,7 +51,7 @@ impl App {
         let opened = match self.ring.open(&sealed.0, &aad) {
             Err(OpenError::UnknownKey { .. }) => {
                 if let Err(error) = crate::data_keys::load(self.store.as_ref(), &self.ring).await {
-                    tracing::warn!(%error, "cannot read the data keys again");
+                    tracing::error!("cannot read the data keys again: {error:#}");
                 }
                 self.ring.open(&sealed.0, &aad)
             }

@@ -1,4 +1,5 @@
-//! `portico keys rotate|status`: the data keys that seal stored values, rotated online.
+//! `portico keys rotate|rotate-master|status`: the data keys that seal stored values, rotated
+//! online, and the master key that wraps them.
 //!
 //! Run against the store the instances use (same `--data-dir`/`--database` and master key as
 //! `portico serve`), while they serve: see `portico_app::data_keys`.
@@ -6,8 +7,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use portico_app::{bootstrap, data_keys};
+use portico_secrets::{MasterKey, SecretString};
 
 use crate::serve::StoreArgs;
 
@@ -17,8 +20,48 @@ pub enum KeysCommand {
     /// instances keep serving, then delete the old key. Run it again after an interruption:
     /// it finishes what was started.
     Rotate(RotateArgs),
+    /// Re-wrap every data key under a new master key and seal the master-key check with it, in
+    /// one transaction. Refused while values are still sealed by the current master key itself
+    /// (run `keys rotate` first). Then restart every instance with the new master key.
+    RotateMaster(RotateMasterArgs),
     /// The data keys, their states and how many stored values each still seals (JSON).
     Status(KeyArgs),
+}
+
+#[derive(Args)]
+pub struct RotateMasterArgs {
+    /// The store and its current master key
+    #[command(flatten)]
+    key: KeyArgs,
+    /// A file holding the new master key (base64 of 32 bytes)
+    #[arg(long, required_unless_present = "new_master_key_env", conflicts_with = "new_master_key_env")]
+    new_master_key_file: Option<PathBuf>,
+    /// The name of an environment variable holding the new master key (base64 of 32 bytes)
+    #[arg(long)]
+    new_master_key_env: Option<String>,
+}
+
+impl RotateMasterArgs {
+    /// The new master key; errors name where it came from, never the key.
+    fn new_master_key(&self) -> anyhow::Result<MasterKey> {
+        let (origin, text) = match (&self.new_master_key_file, &self.new_master_key_env) {
+            (Some(path), _) => (
+                path.display().to_string(),
+                std::fs::read_to_string(path).map(SecretString::from).with_context(|| {
+                    format!("cannot read the new master key file {} (--new-master-key-file)", path.display())
+                })?,
+            ),
+            (None, Some(name)) => (
+                name.clone(),
+                std::env::var(name).map(SecretString::from).map_err(|_| {
+                    anyhow::anyhow!("the environment variable {name} (--new-master-key-env) is not set or not UTF-8")
+                })?,
+            ),
+            (None, None) => anyhow::bail!("give the new master key: --new-master-key-file or --new-master-key-env"),
+        };
+        MasterKey::from_base64(text.expose())
+            .map_err(|error| anyhow::anyhow!("cannot load the new master key: {origin}: {error}"))
+    }
 }
 
 /// The store and its master key, given as to `portico serve`.
@@ -76,6 +119,20 @@ pub async fn run(command: KeysCommand) -> anyhow::Result<()> {
                     "passes": rotation.passes,
                     "retired": rotation.retired,
                 })
+            );
+        }
+        KeysCommand::RotateMaster(args) => {
+            let new_master = args.new_master_key()?;
+            let opened = open(&args.key).await?;
+            let rotation = data_keys::rotate_master(opened.store.as_ref(), &opened.ring, &new_master).await?;
+            eprintln!(
+                "portico keys rotate-master: {} data key(s) are wrapped by master key {}; restart every instance with it",
+                rotation.data_keys.len(),
+                rotation.to
+            );
+            println!(
+                "{}",
+                serde_json::json!({"from": rotation.from, "to": rotation.to, "dataKeys": rotation.data_keys})
             );
         }
         KeysCommand::Status(args) => {

@@ -57,6 +57,14 @@ pub struct ServeArgs {
     /// Seconds a client may take to send a request's head before it is closed [default: 10]
     #[arg(long, env = "PORTICO_HEADER_READ_TIMEOUT")]
     header_read_timeout: Option<f64>,
+    /// Most header fields in a request's head (1 to 10000); a request with more is answered
+    /// 431 Request Header Fields Too Large and its connection closed [default: 100]
+    #[arg(long, env = "PORTICO_MAX_HEADER_COUNT")]
+    max_header_count: Option<usize>,
+    /// Most bytes in a request's head: request line, header fields and the empty line (1024 to
+    /// 1048576); a larger one is answered 431 and its connection closed [default: 65536]
+    #[arg(long, env = "PORTICO_MAX_HEADER_BYTES")]
+    max_header_bytes: Option<usize>,
     /// Most client connections held at once; more are closed as soon as they are accepted
     /// (fewer when the open-file limit does not allow as many) [default: 10000]
     #[arg(long, env = "PORTICO_MAX_CLIENT_CONNECTIONS", value_parser = clap::value_parser!(u32).range(1..))]
@@ -158,6 +166,8 @@ struct FileConfig {
     backend_timeout: Option<f64>,
     client_idle_timeout: Option<f64>,
     header_read_timeout: Option<f64>,
+    max_header_count: Option<usize>,
+    max_header_bytes: Option<usize>,
     max_client_connections: Option<u32>,
     #[serde(default)]
     allowed_return_origins: Vec<Url>,
@@ -214,6 +224,20 @@ fn audit_settings(
         None => defaults.queue,
     };
     Ok(portico_app::audit::AuditSettings { calls: calls.unwrap_or(defaults.calls), queue, retention })
+}
+
+/// A limit of request heads: `default` when not given, else within `range`.
+fn head_limit(
+    value: Option<usize>,
+    range: std::ops::RangeInclusive<usize>,
+    default: usize,
+    flag: &str,
+) -> anyhow::Result<usize> {
+    match value {
+        None => Ok(default),
+        Some(n) if range.contains(&n) => Ok(n),
+        Some(n) => anyhow::bail!("{flag} must be from {} to {}, not {n}", range.start(), range.end()),
+    }
 }
 
 /// A rate limit in requests per second: positive, or none.
@@ -312,6 +336,18 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .unwrap_or(defaults.client_idle_timeout),
         header_read_timeout: seconds(args.header_read_timeout.or(file.header_read_timeout))?
             .unwrap_or(defaults.header_read_timeout),
+        max_header_count: head_limit(
+            args.max_header_count.or(file.max_header_count),
+            portico_server::MAX_HEADER_COUNT_RANGE,
+            defaults.max_header_count,
+            "--max-header-count",
+        )?,
+        max_header_bytes: head_limit(
+            args.max_header_bytes.or(file.max_header_bytes),
+            portico_server::MAX_HEADER_BYTES_RANGE,
+            defaults.max_header_bytes,
+            "--max-header-bytes",
+        )?,
         max_client_connections: args
             .max_client_connections
             .or(file.max_client_connections)

@@ -5,6 +5,11 @@
 //!   rotation stopped after two batches is finished by the next run (no third key made); a
 //!   second rotation works; every connection still applies its credential, also after a restart
 //!   that reads every value from the file.
+//! - The master key (SQLite): refused while a value is sealed by the master key itself, until a
+//!   data-key rotation re-seals it; then the data keys are re-wrapped under a new master key
+//!   while an instance started with the old one keeps serving calls and reads (and keeps its
+//!   keys after it reads them again, saying why it cannot follow); a restart with the new key
+//!   serves every connection, one with the old key is refused naming both key ids.
 //! - PostgreSQL: two instances serve calls and reads without one failure while a rotation
 //!   re-seals 2,000 connections in small batches; connections made on either instance meanwhile
 //!   are readable by both afterwards, and every value names the new key. Without a server the
@@ -305,4 +310,152 @@ async fn two_instances_serve_without_a_failure_while_the_data_key_rotates() {
     for (connection, key) in seeded.iter().step_by(97) {
         call_applies(&api_b, &backend, connection, key).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_master_key_is_rotated_while_an_instance_serves_with_the_old_one() {
+    use base64::Engine as _;
+    let backend = Backend::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let (old_file, new_file) = (dir.path().join("old.key"), dir.path().join("new.key"));
+    let new_text = base64::engine::general_purpose::STANDARD.encode(rand_bytes());
+    std::fs::write(&old_file, TEST_MASTER_KEY).unwrap();
+    std::fs::write(&new_file, &new_text).unwrap();
+    let (old_master, new_master) =
+        (MasterKey::from_base64(TEST_MASTER_KEY).unwrap(), MasterKey::from_base64(&new_text).unwrap());
+    let (old_path, new_path) = (old_file.to_str().unwrap(), new_file.to_str().unwrap());
+    let mut portico = Portico::launch(&data_dir, &["--allow-private-backends", "--master-key-file", old_path], &[]);
+    let api = portico.api();
+    let connector = api.create_connector(&calls_connector(&backend)).await;
+    let mut connections = Vec::new();
+    for n in 0..10 {
+        let key = format!("key-{n}");
+        let created =
+            api.create_connection(&json!({"connectorId": connector["id"], "parameters": {"api_key": key}})).await;
+        connections.push((common::id(&created), key));
+    }
+
+    // One connection's secret as stores made before data keys hold it.
+    let url = format!("sqlite://{}", data_dir.join("portico.db").display());
+    let store = portico_store::open(&url).await.unwrap();
+    let tenant = store.tenant_by_name("default").await.unwrap().unwrap().id;
+    let (legacy_id, legacy_key) = &connections[0];
+    let mut legacy = store.connection(&tenant, legacy_id).await.unwrap().unwrap();
+    let plaintext = serde_json::to_vec(&json!({"api_key": legacy_key})).unwrap();
+    legacy.secrets = Some(SealedBytes(old_master.seal(&plaintext, legacy_id.as_bytes())));
+    store.update_connection(&legacy).await.unwrap();
+
+    let store_args = ["--data-dir", data_dir.to_str().unwrap(), "--master-key-file", old_path];
+    let rotate_master = |new: &[&str]| {
+        let args: Vec<&str> = ["rotate-master"].iter().chain(new).copied().collect();
+        keys(&args, &store_args, &[])
+    };
+    let wrapped_before: Vec<_> = store.data_keys().await.unwrap().into_iter().map(|key| key.wrapped).collect();
+    let refused = rotate_master(&["--new-master-key-file", new_path]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(
+        stderr.contains(&format!("1 stored value(s) are sealed by master key {}", old_master.id()))
+            && stderr.contains("run `portico keys rotate` first"),
+        "{stderr}"
+    );
+    let wrapped_after: Vec<_> = store.data_keys().await.unwrap().into_iter().map(|key| key.wrapped).collect();
+    assert_eq!(wrapped_after, wrapped_before, "nothing written");
+    let same = rotate_master(&["--new-master-key-file", old_path]);
+    assert!(String::from_utf8_lossy(&same.stderr).contains("the new master key is the current one"), "{same:?}");
+
+    // A data-key rotation re-seals the legacy value; then the master key can go.
+    printed(&keys(&["rotate", "--grace-seconds", "6"], &store_args, &[]), "rotate");
+    let data_key = store.data_keys().await.unwrap()[0].id.clone();
+
+    // Calls and reads through the instance with the old key, during the rewrap and after.
+    let done = Arc::new(AtomicBool::new(false));
+    let failed = Arc::new(AtomicU64::new(0));
+    let load = {
+        let (api, done, failed, connections) = (api.clone(), done.clone(), failed.clone(), connections.clone());
+        tokio::spawn(async move {
+            let mut n = 0;
+            while !done.load(Ordering::Relaxed) {
+                let (connection, _) = &connections[n % connections.len()];
+                let path = if n % 2 == 0 {
+                    format!("/v1/connections/{connection}")
+                } else {
+                    format!("/v1/connections/{connection}/proxy/ok")
+                };
+                if api.get(&path).await.status != 200 {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                }
+                n += 1;
+            }
+            n
+        })
+    };
+    let rotate_args: Vec<String> = ["--new-master-key-env", "NEW_MASTER"].map(String::from).to_vec();
+    let store_owned: Vec<String> = store_args.iter().map(|arg| (*arg).to_owned()).collect();
+    let new_env = new_text.clone();
+    let output = tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = std::iter::once("rotate-master").chain(rotate_args.iter().map(String::as_str)).collect();
+        let store: Vec<&str> = store_owned.iter().map(String::as_str).collect();
+        keys(&args, &store, &[("NEW_MASTER", &new_env)])
+    })
+    .await
+    .unwrap();
+    let rotated = printed(&output, "rotate-master");
+    assert_eq!(rotated, json!({"from": old_master.id(), "to": new_master.id(), "dataKeys": [data_key]}));
+    for text in [&output.stdout, &output.stderr] {
+        assert!(!common::contains(text, &new_text) && !common::contains(text, TEST_MASTER_KEY), "a key printed");
+    }
+    // Past a reload of the keys (every 5 s), the instance still serves, writes and reads.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    done.store(true, Ordering::Relaxed);
+    assert!(load.await.unwrap() > 20, "calls were made");
+    assert_eq!(failed.load(Ordering::Relaxed), 0, "calls failed with the old master key in memory");
+    let made =
+        api.create_connection(&json!({"connectorId": connector["id"], "parameters": {"api_key": "made-after"}})).await;
+    connections.push((common::id(&made), "made-after".to_owned()));
+    backend.take();
+    for (connection, key) in &connections {
+        call_applies(&api, &backend, connection, key).await;
+        let read = api.get(&format!("/v1/connections/{connection}")).await.expect_json(200);
+        assert_eq!(read["secrets"], json!({"api_key": {"set": true}}));
+    }
+    let log = portico.stderr();
+    assert!(
+        log.contains(&format!("data key {data_key} in the store does not open with this process's master key"))
+            && log.contains("restart this instance with the new one"),
+        "{log}"
+    );
+    assert!(portico.stop().success());
+
+    // Restarted with the new key: everything opens. With the old key: refused, naming both.
+    let restarted = Portico::launch(&data_dir, &["--allow-private-backends", "--master-key-file", new_path], &[]);
+    let api = restarted.api();
+    for (connection, key) in &connections {
+        call_applies(&api, &backend, connection, key).await;
+    }
+    let new_args = ["--data-dir", data_dir.to_str().unwrap(), "--master-key-file", new_path];
+    assert_eq!(
+        status(&new_args, &[]),
+        [(data_key.clone(), "current".into(), 11), (new_master.id().into(), "master".into(), 0)]
+    );
+    drop(restarted);
+    let refused = common::serve_refused(&data_dir, &["--master-key-file", old_path], &[]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "the master key (id {}) is not the one this store's secrets are sealed with (id {})",
+            old_master.id(),
+            new_master.id()
+        )),
+        "{stderr}"
+    );
+}
+
+/// 32 random bytes: a new master key.
+fn rand_bytes() -> [u8; 32] {
+    use std::io::Read as _;
+    let mut bytes = [0u8; 32];
+    std::fs::File::open("/dev/urandom").and_then(|mut random| random.read_exact(&mut bytes)).expect("random bytes");
+    bytes
 }

@@ -524,3 +524,115 @@ async fn an_address_that_keeps_failing_to_authenticate_is_refused_for_a_while() 
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     portico.client(Some("pk_guess_late")).get("/v1/connectors").await.expect_problem(401, "unauthorized");
 }
+
+/// Sends `head` on a new connection and reads what comes back until the server closes the
+/// connection (or 10 s pass). A reset after the answer ends the read like a close.
+async fn exchange(address: &str, head: &[u8]) -> Vec<u8> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(address).await.expect("a connection");
+    stream.write_all(head).await.expect("the head is sent");
+    let mut received = Vec::new();
+    let mut buffer = [0u8; 4096];
+    let until = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match tokio::time::timeout_at(until, stream.read(&mut buffer)).await {
+            Ok(Ok(0) | Err(_)) => return received,
+            Ok(Ok(n)) => received.extend_from_slice(&buffer[..n]),
+            Err(_) => {
+                panic!("the connection is still open after 10 s; received {:?}", String::from_utf8_lossy(&received))
+            }
+        }
+    }
+}
+
+/// A request head for `path` with `fields` (after `Host`), and `Connection: close`, ended by the
+/// empty line when `complete`.
+fn request_head(path: &str, fields: &[(String, String)], complete: bool) -> Vec<u8> {
+    let mut head = format!("GET {path} HTTP/1.1\r\nHost: portico\r\nConnection: close\r\n");
+    for (name, value) in fields {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if complete {
+        head.push_str("\r\n");
+    }
+    head.into_bytes()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_heads_over_the_header_limits_are_refused_and_others_served() {
+    const COUNT: usize = 20;
+    const BYTES: usize = 4096;
+    let backend = common::backend::Backend::start().await;
+    let (count, bytes) = (COUNT.to_string(), BYTES.to_string());
+    let portico =
+        Portico::start_with(&["--allow-private-backends", "--max-header-count", &count, "--max-header-bytes", &bytes]);
+    let api = portico.api();
+    let mut definition = fixture::json("calls/none.json");
+    definition["backend"]["host"] = json!(backend.authority());
+    let connector = api.create_connector(&json!({"definition": definition})).await;
+    let connection = api.create_connection(&json!({"connectorId": connector["id"], "parameters": {}})).await;
+    let path = format!("/v1/connections/{}/proxy/ok", connection["id"].as_str().unwrap());
+    let address = portico.base.trim_start_matches("http://").to_owned();
+    let authorization = ("Authorization".to_owned(), format!("Bearer {}", portico.admin_key));
+
+    // Exactly at both limits: 20 fields (Host, Connection, Authorization and 17 of the
+    // caller's), the last padded so that the head is 4096 bytes. Served, every field intact.
+    let mut fields = vec![authorization.clone()];
+    fields.extend((1..=COUNT - 3).map(|n| (format!("X-Field-{n}"), format!("value {n}"))));
+    let size = request_head(&path, &fields, true).len();
+    fields.last_mut().unwrap().1.push_str(&"p".repeat(BYTES - size));
+    let head = request_head(&path, &fields, true);
+    assert_eq!(head.len(), BYTES);
+    let answer = String::from_utf8_lossy(&exchange(&address, &head).await).into_owned();
+    assert!(answer.starts_with("HTTP/1.1 200 ") && answer.ends_with("ok"), "{answer}");
+    let received = backend.take_one();
+    for (name, value) in &fields[1..] {
+        assert_eq!(received.header(name), Some(value.as_str()), "{name} reached the backend as sent");
+    }
+
+    // One field more: 431, and the connection closed.
+    let mut over = fields.clone();
+    over.last_mut().unwrap().1 = "short".to_owned();
+    over.push(("X-One-Too-Many".to_owned(), "1".to_owned()));
+    let answer = String::from_utf8_lossy(&exchange(&address, &request_head(&path, &over, true)).await).into_owned();
+    assert!(answer.starts_with("HTTP/1.1 431 Request Header Fields Too Large"), "{answer}");
+
+    // One byte more: 431, and the connection closed; so for a head still arriving that has
+    // passed the limit, answered at once rather than at the header-read timeout.
+    let mut long = fields.clone();
+    long.last_mut().unwrap().1.push('p');
+    let head = request_head(&path, &long, true);
+    assert_eq!(head.len(), BYTES + 1);
+    let answer = String::from_utf8_lossy(&exchange(&address, &head).await).into_owned();
+    assert!(answer.starts_with("HTTP/1.1 431 Request Header Fields Too Large"), "{answer}");
+    let endless = request_head(&path, &[("X-Big".to_owned(), "b".repeat(BYTES))], false);
+    let started = std::time::Instant::now();
+    let answer = String::from_utf8_lossy(&exchange(&address, &endless).await).into_owned();
+    assert!(answer.starts_with("HTTP/1.1 431 Request Header Fields Too Large"), "{answer}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "answered after {:?}", started.elapsed());
+    assert!(backend.take().is_empty(), "no refused request reached the backend");
+
+    // The server keeps serving.
+    api.get("/v1/connectors").await.expect_json(200);
+    let answer = String::from_utf8_lossy(&exchange(&address, &request_head(&path, &fields, true)).await).into_owned();
+    assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
+}
+
+#[tokio::test]
+async fn header_limits_out_of_range_stop_the_start_with_a_reason() {
+    let temp = tempfile::tempdir().unwrap();
+    for (args, expected) in [
+        (["--max-header-count", "0"], "--max-header-count must be from 1 to 10000, not 0"),
+        (["--max-header-bytes", "100"], "--max-header-bytes must be from 1024 to 1048576, not 100"),
+        (["--max-header-bytes", "2000000"], "--max-header-bytes must be from 1024 to 1048576, not 2000000"),
+    ] {
+        let refused = common::serve_refused(&temp.path().join("data"), &args, &[]);
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(stderr.contains(expected), "{stderr}");
+    }
+    let config = temp.path().join("portico.toml");
+    std::fs::write(&config, "max_header_count = 20000\n").unwrap();
+    let refused = common::serve_refused(&temp.path().join("data"), &["--config", config.to_str().unwrap()], &[]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("--max-header-count must be from 1 to 10000, not 20000"), "{stderr}");
+}

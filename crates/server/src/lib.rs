@@ -37,6 +37,16 @@ use url::Url;
 pub use error::{ApiError, Problem};
 use state::AppState;
 
+/// Header fields a request's head may have by default (hyper's own limit).
+pub const DEFAULT_MAX_HEADER_COUNT: usize = 100;
+/// Bytes a request's head may have by default: 64 KiB.
+pub const DEFAULT_MAX_HEADER_BYTES: usize = 64 * 1024;
+/// The range `--max-header-count` must be in.
+pub const MAX_HEADER_COUNT_RANGE: std::ops::RangeInclusive<usize> = 1..=10_000;
+/// The range `--max-header-bytes` must be in: a head needs its request line and `Host`; one
+/// past 1 MiB serves no client and holds memory.
+pub const MAX_HEADER_BYTES_RANGE: std::ops::RangeInclusive<usize> = 1024..=1024 * 1024;
+
 /// Everything `portico serve` needs, resolved from flags, environment and file.
 #[derive(Clone)]
 pub struct ServerConfig {
@@ -72,6 +82,11 @@ pub struct ServerConfig {
     pub client_idle_timeout: std::time::Duration,
     /// Longest a client may take to send a request's head (headers included).
     pub header_read_timeout: std::time::Duration,
+    /// Most header fields in a request's head; more are answered 431 and the connection closed.
+    pub max_header_count: usize,
+    /// Most bytes in a request's head (request line, header fields, the empty line); more are
+    /// answered 431 and the connection closed.
+    pub max_header_bytes: usize,
     /// Failed authentications a source address may make per second before it is refused
     /// (`portico_app::throttle`); 0: no limit.
     pub auth_failures_per_second: f64,
@@ -115,6 +130,8 @@ impl ServerConfig {
             backend_timeout: std::time::Duration::from_secs(60),
             client_idle_timeout: std::time::Duration::from_secs(60),
             header_read_timeout: std::time::Duration::from_secs(10),
+            max_header_count: DEFAULT_MAX_HEADER_COUNT,
+            max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
             max_client_connections: 10_000,
             auth_failures_per_second: portico_app::throttle::DEFAULT_PER_SECOND,
             key_rate_limit: None,
@@ -224,9 +241,14 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
     });
     let router = router(state.clone(), config.max_body_bytes);
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let timeouts = serving::Timeouts { idle: config.client_idle_timeout, header_read: config.header_read_timeout };
+    let limits = serving::ClientLimits {
+        idle: config.client_idle_timeout,
+        header_read: config.header_read_timeout,
+        max_header_count: config.max_header_count,
+        max_header_bytes: config.max_header_bytes,
+    };
     let workers =
-        serving::spawn_workers(listeners, state, router, timeouts, stopped).context("cannot start the workers")?;
+        serving::spawn_workers(listeners, state, router, limits, stopped).context("cannot start the workers")?;
     Ok(Running { addr, admin_key_file, public_url, stop, workers, app })
 }
 

@@ -62,12 +62,24 @@ fn listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     Ok(socket.into())
 }
 
-/// How long a client connection may stay without a call, and take to send a request's head.
+/// What a client connection may do: stay without a call, take to send a request's head, and
+/// put in that head.
 #[derive(Clone, Copy)]
-pub struct Timeouts {
+pub struct ClientLimits {
     pub idle: Duration,
     pub header_read: Duration,
+    /// Most header fields in a request's head; more are answered 431.
+    pub max_header_count: usize,
+    /// Most bytes in a request's head (request line, header fields, the empty line); more are
+    /// answered 431.
+    pub max_header_bytes: usize,
 }
+
+/// hyper's own limit of header fields, kept on the stack; any other number makes hyper allocate
+/// the fields' slots for every request (about 5 % of its parsing, by its documentation).
+const HYPER_MAX_HEADERS: usize = 100;
+/// hyper's default largest read buffer (`8192 + 4096 * 100`): a head never grows past it.
+const HYPER_MAX_BUF_SIZE: usize = 8192 + 4096 * 100;
 
 /// Starts one thread per listener; each ends when `stop` turns true and its connections are
 /// done (or the grace period is over).
@@ -75,7 +87,7 @@ pub fn spawn_workers(
     listeners: Vec<std::net::TcpListener>,
     state: Arc<AppState>,
     router: Router,
-    timeouts: Timeouts,
+    limits: ClientLimits,
     stop: watch::Receiver<bool>,
 ) -> std::io::Result<Vec<std::thread::JoinHandle<()>>> {
     let mut handles = Vec::new();
@@ -98,14 +110,24 @@ pub fn spawn_workers(
                     }
                 };
                 let clients = Clients::default();
-                let mut sweeps = tokio::time::interval(Clients::sweep_period(timeouts.idle));
+                let mut sweeps = tokio::time::interval(Clients::sweep_period(limits.idle));
                 sweeps.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 let mut builder = hyper::server::conn::http1::Builder::new();
                 // One buffer per write: a small answer's head and body go out in one `write`
                 // rather than a `writev` of two pieces, which costs more on both sides.
                 builder.writev(false);
                 // A client that sends its request's head slowly (slowloris) is closed.
-                builder.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(timeouts.header_read);
+                builder.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(limits.header_read);
+                // A head with too many fields, or too many bytes (complete or still arriving),
+                // is answered 431 and the connection closed (hyper's `on_parse_error`).
+                if limits.max_header_count != HYPER_MAX_HEADERS {
+                    builder.max_headers(limits.max_header_count);
+                }
+                builder.max_header_size(limits.max_header_bytes);
+                if limits.max_header_bytes > HYPER_MAX_BUF_SIZE {
+                    // The read buffer must be able to hold the largest head allowed.
+                    builder.max_buf_size(limits.max_header_bytes);
+                }
                 loop {
                     tokio::select! {
                         accepted = listener.accept() => match accepted {

@@ -219,6 +219,15 @@ pub struct Reseal {
     pub new: SealedBytes,
 }
 
+/// A data key wrapped by a new master key: written only with every other key's, and only if
+/// the store still holds `old` (see [`Store::rewrap_data_keys`]).
+#[derive(Debug, Clone)]
+pub struct Rewrap {
+    pub id: String,
+    pub old: SealedBytes,
+    pub new: SealedBytes,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tenant {
     pub id: String,
@@ -828,9 +837,18 @@ pub trait Store: Send + Sync + 'static {
     async fn start_key_rotation(&self, record: &DataKeyRecord) -> Result<bool>;
     /// Deletes the retiring data keys; how many.
     async fn delete_retiring_data_keys(&self) -> Result<u64>;
-    /// Replaces each wrapped key `(id, old, new)` in one transaction, if all still hold `old`
-    /// (a new master key); `false` and nothing written otherwise.
-    async fn rewrap_data_keys(&self, rewrapped: &[(String, SealedBytes, SealedBytes)]) -> Result<bool>;
+    /// A new master key, in one transaction: every data key re-wrapped and the setting `check`
+    /// (the master-key check) replaced. Written only if `rewrapped` names every data key the
+    /// store holds, each with the bytes it holds (`old`), and `check` holds `check_old`; when
+    /// anything changed meanwhile (a key made, deleted or re-wrapped, another check), nothing
+    /// is written and the answer is `false`.
+    async fn rewrap_data_keys(
+        &self,
+        rewrapped: &[Rewrap],
+        check: &str,
+        check_old: &[u8],
+        check_new: &[u8],
+    ) -> Result<bool>;
     /// Up to `limit` values of `column` whose bytes do not start with `prefix`, by row key after
     /// `after` ("" for the first page).
     async fn list_sealed(

@@ -22,7 +22,7 @@ use crate::{
     Effects, EventRecord, MemberRecord, Millis, OAuthStateRecord, Page, Result, SealedBytes, ShareRecord, Store,
     StoreError, StoredApiKey, StoredConnectSession, Tenant, WebhookRecord, new_id, now_millis,
 };
-use crate::{DataKeyRecord, DataKeyState, Reseal, SealedColumn, SealedValue};
+use crate::{DataKeyRecord, DataKeyState, Reseal, Rewrap, SealedColumn, SealedValue};
 
 /// The [`Store`] on a pool of either engine: [`crate::SqliteStore`] on a `SqlitePool`,
 /// [`crate::PgStore`] on a `PgPool`.
@@ -78,6 +78,9 @@ pub(crate) struct Dialect {
     /// [`find_connector!`] holding the connector until the transaction ends, so that no
     /// connection is added to it meanwhile.
     pub(crate) lock_connector: &'static str,
+    /// Keeps other transactions from adding, changing or deleting data keys until this one
+    /// ends (when `begin_write` does not already).
+    pub(crate) lock_data_keys: Option<&'static str>,
     /// The type of a byte string.
     pub(crate) bytes_type: &'static str,
     /// The collation that compares text byte by byte (the order of ids and cursors).
@@ -95,6 +98,8 @@ pub(crate) const SQLITE: Dialect = Dialect {
     // IMMEDIATE takes the write lock first, so the reads and the writes see one state.
     begin_write: "BEGIN IMMEDIATE",
     lock_connector: find_connector!(),
+    // BEGIN IMMEDIATE holds the database's one write lock already.
+    lock_data_keys: None,
     bytes_type: "BLOB",
     byte_order_collation: "BINARY",
 };
@@ -105,6 +110,8 @@ pub(crate) const POSTGRES: Dialect = Dialect {
     // takes on its connector: connections being inserted are committed before the count (and
     // counted), and later ones wait for this transaction and then fail.
     lock_connector: concat!(find_connector!(), " FOR UPDATE"),
+    // Conflicts with the ROW EXCLUSIVE lock of every INSERT, UPDATE and DELETE on the table.
+    lock_data_keys: Some("LOCK TABLE data_keys IN SHARE ROW EXCLUSIVE MODE"),
     bytes_type: "BYTEA",
     byte_order_collation: "\"C\"",
 };
@@ -1276,14 +1283,30 @@ impl<P: EnginePool> Store for SqlStore<P> {
         .map_err(store_error)
     }
 
-    async fn rewrap_data_keys(&self, rewrapped: &[(String, SealedBytes, SealedBytes)]) -> Result<bool> {
+    async fn rewrap_data_keys(
+        &self,
+        rewrapped: &[Rewrap],
+        check: &str,
+        check_old: &[u8],
+        check_new: &[u8],
+    ) -> Result<bool> {
         on_pool!(self, |pool| {
-            let mut tx = pool.begin_with(pool.dialect().begin_write).await.map_err(store_error)?;
-            for (id, old, new) in rewrapped {
+            let dialect = pool.dialect();
+            let mut tx = pool.begin_with(dialect.begin_write).await.map_err(store_error)?;
+            if let Some(lock) = dialect.lock_data_keys {
+                sqlx::query(lock).execute(&mut *tx).await.map_err(store_error)?;
+            }
+            // A key made meanwhile (wrapped by the old master key) would be lost.
+            let (held,): (i64,) =
+                sqlx::query_as("SELECT COUNT(*) FROM data_keys").fetch_one(&mut *tx).await.map_err(store_error)?;
+            if usize::try_from(held).ok() != Some(rewrapped.len()) {
+                return Ok(false);
+            }
+            for key in rewrapped {
                 let written = sqlx::query("UPDATE data_keys SET wrapped = $1 WHERE id = $2 AND wrapped = $3")
-                    .bind(&new.0)
-                    .bind(id)
-                    .bind(&old.0)
+                    .bind(&key.new.0)
+                    .bind(&key.id)
+                    .bind(&key.old.0)
                     .execute(&mut *tx)
                     .await
                     .map_err(store_error)?
@@ -1291,6 +1314,17 @@ impl<P: EnginePool> Store for SqlStore<P> {
                 if written != 1 {
                     return Ok(false);
                 }
+            }
+            let written = sqlx::query("UPDATE settings SET value = $1 WHERE name = $2 AND value = $3")
+                .bind(check_new)
+                .bind(check)
+                .bind(check_old)
+                .execute(&mut *tx)
+                .await
+                .map_err(store_error)?
+                .rows_affected();
+            if written != 1 {
+                return Ok(false);
             }
             tx.commit().await.map_err(store_error)?;
             Ok(true)

@@ -1,7 +1,7 @@
 //! Data keys and the sealed columns a key rotation re-seals: the store keeps bytes and
 //! compares prefixes, never opens anything.
 
-use portico_store::{DataKeyRecord, DataKeyState, Reseal, SealedBytes, SealedColumn, now_millis};
+use portico_store::{DataKeyRecord, DataKeyState, Reseal, Rewrap, SealedBytes, SealedColumn, now_millis};
 
 use crate::support::{Ctx, connection_record, connector_record, state_record, webhook_record};
 
@@ -40,13 +40,6 @@ pub async fn the_first_data_key_is_made_once_and_a_rotation_retires_the_current_
     assert_eq!(store.delete_retiring_data_keys().await.unwrap(), 1);
     assert_eq!(store.delete_retiring_data_keys().await.unwrap(), 0);
     assert_eq!(states(&store.data_keys().await.unwrap()), [("cccccccc", DataKeyState::Current)]);
-
-    // A new master key: re-wrapped only where the old wrapping is still there.
-    let old = SealedBytes(b"wrapped cccccccc".to_vec());
-    let new = SealedBytes(b"rewrapped cccccccc".to_vec());
-    assert!(!store.rewrap_data_keys(&[("cccccccc".to_owned(), new.clone(), old.clone())]).await.unwrap());
-    assert!(store.rewrap_data_keys(&[("cccccccc".to_owned(), old, new.clone())]).await.unwrap());
-    assert_eq!(store.data_keys().await.unwrap()[0].wrapped, new);
 
     // A move keeps keys as they are, and skips one already there.
     assert!(store.import_data_key(&data_key("eeeeeeee", DataKeyState::Retiring)).await.unwrap());
@@ -127,4 +120,56 @@ pub async fn sealed_values_not_under_a_key_are_listed_and_resealed_only_if_uncha
         store.webhook(&tenant, &webhook.id).await.unwrap().unwrap().secrets,
         sealed("newnewne", "webhooks.secrets")
     );
+}
+
+fn rewrap(id: &str, old: &str, new: &str) -> Rewrap {
+    Rewrap { id: id.to_owned(), old: SealedBytes(old.as_bytes().to_vec()), new: SealedBytes(new.as_bytes().to_vec()) }
+}
+
+fn wrapped(keys: &[DataKeyRecord]) -> Vec<(&str, &[u8])> {
+    keys.iter().map(|key| (key.id.as_str(), key.wrapped.0.as_slice())).collect()
+}
+
+pub async fn a_new_master_key_rewraps_every_data_key_and_the_check_at_once_or_not_at_all(ctx: &Ctx) {
+    let store = ctx.store();
+    assert!(store.insert_first_data_key(&data_key("aaaaaaaa", DataKeyState::Current)).await.unwrap());
+    assert!(store.start_key_rotation(&data_key("bbbbbbbb", DataKeyState::Current)).await.unwrap());
+    store.init_setting("master_key_check", b"check by old").await.unwrap();
+    let both = [
+        rewrap("bbbbbbbb", "wrapped bbbbbbbb", "new bbbbbbbb"),
+        rewrap("aaaaaaaa", "wrapped aaaaaaaa", "new aaaaaaaa"),
+    ];
+    let untouched = || async {
+        assert_eq!(
+            wrapped(&store.data_keys().await.unwrap()),
+            [("bbbbbbbb", &b"wrapped bbbbbbbb"[..]), ("aaaaaaaa", &b"wrapped aaaaaaaa"[..])]
+        );
+        assert_eq!(store.setting("master_key_check").await.unwrap().unwrap(), b"check by old");
+    };
+
+    // Each refusal writes nothing: a key left out (it would stay wrapped by the old master key),
+    // a key whose wrapping changed meanwhile, a key named twice, a check that changed.
+    let refusals: [(&[Rewrap], &[u8]); 4] = [
+        (&both[..1], b"check by old"),
+        (&[both[0].clone(), rewrap("aaaaaaaa", "stale", "new aaaaaaaa")], b"check by old"),
+        (&[both[0].clone(), both[0].clone()], b"check by old"),
+        (&both, b"another check"),
+    ];
+    for (keys, check_old) in refusals {
+        assert!(!store.rewrap_data_keys(keys, "master_key_check", check_old, b"check by new").await.unwrap());
+        untouched().await;
+    }
+
+    assert!(store.rewrap_data_keys(&both, "master_key_check", b"check by old", b"check by new").await.unwrap());
+    assert_eq!(
+        wrapped(&store.data_keys().await.unwrap()),
+        [("bbbbbbbb", &b"new bbbbbbbb"[..]), ("aaaaaaaa", &b"new aaaaaaaa"[..])]
+    );
+    assert_eq!(
+        states(&store.data_keys().await.unwrap()),
+        [("bbbbbbbb", DataKeyState::Current), ("aaaaaaaa", DataKeyState::Retiring)]
+    );
+    assert_eq!(store.setting("master_key_check").await.unwrap().unwrap(), b"check by new");
+    // Done once: the same rewrap again finds the new bytes and writes nothing.
+    assert!(!store.rewrap_data_keys(&both, "master_key_check", b"check by new", b"check by new").await.unwrap());
 }

@@ -449,6 +449,7 @@ macro_rules! behaviour_tests {
             a_sign_in_state_is_taken_once_and_not_after_it_expires,
             a_lease_has_one_holder_until_it_expires,
             the_first_data_key_is_made_once_and_a_rotation_retires_the_current_one,
+            a_new_master_key_rewraps_every_data_key_and_the_check_at_once_or_not_at_all,
             sealed_values_not_under_a_key_are_listed_and_resealed_only_if_unchanged,
             conflicts_are_worded_alike_on_every_engine,
             a_page_limit_of_zero_returns_one_item,
