@@ -875,13 +875,17 @@ async fn an_admin_creates_connections_for_end_users_and_lists_them_by_owner() {
 
 /// Lines the server logged for SQL statements (target `sqlx::query`, at debug level), but for
 /// those that run on their own schedule, apart from calls: the webhook sender's look at its
-/// outbox and the audit writer's batches ([`audit_batches`]).
+/// outbox and the audit writer's batches ([`audit_batches`]) with their transactions' ends (a
+/// transaction on the call path would show its own statements).
 fn store_queries(portico: &Portico) -> Vec<String> {
     portico
         .stderr()
         .lines()
         .filter(|line| {
-            line.contains("sqlx::query") && !line.contains("webhook_deliveries") && !line.contains("audit_events")
+            line.contains("sqlx::query")
+                && !line.contains("webhook_deliveries")
+                && !line.contains("audit_events")
+                && !["BEGIN", "COMMIT", "ROLLBACK"].iter().any(|end| line.contains(&format!("summary=\"{end}")))
         })
         .map(str::to_owned)
         .collect()
