@@ -201,7 +201,9 @@ impl Actor {
 }
 
 impl Entry {
-    fn into_record(self, instance: &str) -> AuditRecord {
+    /// The record, its id made of its time and `sequence` (its rank among the events of its
+    /// millisecond, so that they list in the order they happened).
+    fn into_record(self, instance: &str, sequence: u16) -> AuditRecord {
         let principal = match &self.principal {
             By::Actor(actor) => actor.reference(),
             By::Named(name) => name.clone(),
@@ -216,7 +218,7 @@ impl Entry {
             Ending::Failed(reason) => format!("error: {reason}"),
         };
         let mut record = AuditRecord {
-            id: portico_store::new_id_at(self.at),
+            id: portico_store::new_id_at(self.at, sequence),
             tenant_id: String::new(),
             at: self.at,
             principal,
@@ -323,7 +325,7 @@ impl App {
         if let Err(mpsc::error::TrySendError::Full(entry) | mpsc::error::TrySendError::Closed(entry)) =
             self.audit.sender.try_send(entry)
         {
-            let record = entry.into_record(&self.oauth.instance);
+            let record = entry.into_record(&self.oauth.instance, 0);
             match self.store.append_audit(std::slice::from_ref(&record)).await {
                 Ok(()) => {
                     self.audit.written.fetch_add(1, Ordering::Relaxed);
@@ -346,6 +348,8 @@ impl App {
             let mut pending: Vec<AuditRecord> = Vec::new();
             let mut next_sweep = Instant::now();
             let mut closing = false;
+            // The time of the last event taken, and its rank in that millisecond.
+            let mut last = (0, 0u16);
             loop {
                 if !closing {
                     tokio::select! {
@@ -355,7 +359,11 @@ impl App {
                 }
                 while pending.len() < app.audit.settings.queue.max(1) {
                     match receiver.try_recv() {
-                        Ok(entry) => pending.push(entry.into_record(&app.oauth.instance)),
+                        Ok(entry) => {
+                            let sequence = if entry.at == last.0 { last.1.saturating_add(1) } else { 0 };
+                            last = (entry.at, sequence);
+                            pending.push(entry.into_record(&app.oauth.instance, sequence));
+                        }
                         Err(_) => break,
                     }
                 }

@@ -102,12 +102,16 @@ pub fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
-/// A new UUIDv7 of the time `at`: ids made this way sort as their times do.
-pub fn new_id_at(at: Millis) -> String {
-    let at = u64::try_from(at).unwrap_or(0);
-    let timestamp =
-        uuid::Timestamp::from_unix(uuid::NoContext, at / 1000, u32::try_from(at % 1000).unwrap_or(0) * 1_000_000);
-    uuid::Uuid::new_v7(timestamp).to_string()
+/// A new UUIDv7 of the time `at` whose 12 bits after the time hold `sequence` (at most 4095):
+/// ids sort as their times do, and ids of one millisecond as their sequences do.
+pub fn new_id_at(at: Millis, sequence: u16) -> String {
+    let mut bytes = [0u8; 10];
+    // The random part of a fresh UUIDv7 (its version and variant bits are set again below).
+    bytes.copy_from_slice(&uuid::Uuid::now_v7().as_bytes()[6..]);
+    let sequence = sequence.min(0x0fff);
+    bytes[0] = (sequence >> 8) as u8;
+    bytes[1] = (sequence & 0xff) as u8;
+    uuid::Builder::from_unix_timestamp_millis(u64::try_from(at).unwrap_or(0), &bytes).into_uuid().to_string()
 }
 
 /// The current time in [`Millis`].

@@ -1,15 +1,13 @@
 //! The audit trail: appended in batches, listed per tenant newest or oldest first with filters
 //! and cursors, and swept by age.
 
-use portico_store::{AuditQuery, AuditRecord, audit_id_bound, new_id};
+use portico_store::{AuditQuery, AuditRecord, audit_id_bound, new_id_at};
 
 use crate::support::Ctx;
 
 fn event(tenant_id: &str, at: i64, action: &str, connection: Option<&str>) -> AuditRecord {
-    // A UUIDv7 of `at`: the id bound of that millisecond, then random-looking digits.
-    let id = format!("{}-7{}", audit_id_bound(at), &new_id()[15..]);
     AuditRecord {
-        id,
+        id: new_id_at(at, 0),
         tenant_id: tenant_id.to_owned(),
         at,
         principal: "key:k1".to_owned(),
@@ -31,6 +29,11 @@ pub async fn audit_events_list_by_tenant_and_filter_with_cursors(ctx: &Ctx) {
     let acme = store.create_tenant("acme").await.unwrap();
     let globex = store.create_tenant("globex").await.unwrap();
     let base = 1_700_000_000_000;
+    // Ids of one millisecond sort by their sequence, and all of them before the next one's.
+    let ids: Vec<String> = (0..50).map(|i| new_id_at(base, i)).collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+    assert!(new_id_at(base, 4095) < new_id_at(base + 1, 0));
+    assert!(audit_id_bound(base) <= ids[0] && ids[49] < audit_id_bound(base + 1));
     let mut events: Vec<AuditRecord> = (0..450)
         .map(|i| event(&acme.id, base + i, if i % 3 == 0 { "call.proxy" } else { "call.operation" }, Some("conn1")))
         .collect();
