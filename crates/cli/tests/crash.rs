@@ -12,7 +12,8 @@
 //! acknowledge is half there (a connection's name and key are written by one request, so they
 //! must match).
 //!
-//! The random moments come from a seed, printed first (`PORTICO_CRASH_SEED=<seed>` replays a
+//! Every 25th kill waits for the IdP to answer a renewal, so that some surely land during
+//! one. The random moments come from a seed, printed first (`PORTICO_CRASH_SEED=<seed>` replays a
 //! run); `PORTICO_CRASH_ROUNDS` sets the rounds (at least 50). The counts (rounds, renewals
 //! and rotations at the IdP, kills during a renewal, connections needing a new sign-in) are
 //! printed at the end, and must show that renewals happened and that kills landed during them.
@@ -44,6 +45,10 @@ const MIN_ROUNDS: usize = 50;
 const KILL_AFTER_MS: (u64, u64) = (100, 800);
 /// Callers that call through every connection, round after round.
 const CALLERS: usize = 3;
+/// Every this many rounds, the kill waits for a renewal (otherwise few land in one).
+const TARGETED_EVERY: usize = 25;
+/// A first call after a restart slower than this waited for a dead process's refresh lease.
+const LEASE_HELD: Duration = Duration::from_secs(2);
 /// The writer's pause between two writes: uniformly in this range.
 const WRITE_GAP_MS: (u64, u64) = (5, 40);
 
@@ -100,10 +105,17 @@ fn key_for(name: &str, suffix: &str) -> String {
 struct Counts {
     rounds: usize,
     calls_ok: AtomicUsize,
-    calls_refused: AtomicUsize,
+    /// Calls answered otherwise during the load, by status (404: the writer had just deleted
+    /// the connection; 409: it needed a new sign-in; 502: a renewal failed).
+    calls_refused: std::sync::Mutex<BTreeMap<u16, usize>>,
     writes_acknowledged: AtomicUsize,
-    /// Refreshes the IdP answered 200 that Portico did not report as stored before the kill.
+    /// Rounds whose kill came after the IdP rotated a refresh token and before Portico
+    /// reported it stored.
+    rotations_lost: usize,
+    /// Rounds whose kill landed during a renewal: either of the above and below.
     kills_during_refresh: usize,
+    /// Rounds after which a call waited for the refresh lease the killed process held.
+    kills_holding_a_lease: usize,
     needs_reauth: usize,
     needs_reauth_reasons: BTreeSet<String>,
 }
@@ -183,6 +195,16 @@ async fn sign_in(run: &Run, authorize_url: &str, callback: &str) {
     let redirect = idp::sign_in(authorize_url, "alice", callback).await;
     let (status, text) = run.must(run.http.get(&redirect), "the OAuth callback").await;
     assert_eq!(status, 200, "the callback: {text}");
+}
+
+/// Returns as soon as the IdP has answered one more refresh (or after 3 s).
+async fn until_a_refresh(idp: &Idp) {
+    let refreshes = |stats: Value| stats["token"]["refresh_token"].as_u64().unwrap_or_default();
+    let before = refreshes(idp.stats().await);
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while refreshes(idp.stats().await) == before && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
 }
 
 /// Refreshes the IdP answered with 200 (each one rotated the refresh token), and all of them.
@@ -274,6 +296,10 @@ async fn every_connection_works_or_needs_reauth_after_each_of_many_kill_9s() {
         let kill_after = Duration::from_millis(rng.between(KILL_AFTER_MS));
         let phase = Instant::now();
         tokio::time::sleep(kill_after).await;
+        // Every 25th round the kill waits for a renewal: it lands as the IdP answers one.
+        if round % TARGETED_EVERY == TARGETED_EVERY - 1 {
+            until_a_refresh(&idp).await;
+        }
         timing[0] += phase.elapsed();
         let phase = Instant::now();
         portico.kill_9();
@@ -295,7 +321,7 @@ async fn every_connection_works_or_needs_reauth_after_each_of_many_kill_9s() {
         let lost = (idp_ok - idp_ok_before).saturating_sub(stored);
         idp_ok_before = idp_ok;
         if lost > 0 {
-            counts_local.kills_during_refresh += 1;
+            counts_local.rotations_lost += 1;
         }
 
         // Restart on the same store (the killed one is kept until then: on PostgreSQL its
@@ -308,13 +334,21 @@ async fn every_connection_works_or_needs_reauth_after_each_of_many_kill_9s() {
         let killed = std::mem::replace(&mut portico, next);
         drop(killed);
         let run = run_of(&portico);
-        let needs = check(&run, &oauth, &ledger, &callback, &suffix, &backend).await.unwrap_or_else(|failure| {
-            panic!(
-                "round {round} (seed {seed}, killed after {kill_after:?}): {failure}\nserver log:\n{}",
-                tail(&portico)
-            )
-        });
+        let (needs, slowest) =
+            check(&run, &oauth, &ledger, &callback, &suffix, &backend).await.unwrap_or_else(|failure| {
+                panic!(
+                    "round {round} (seed {seed}, killed after {kill_after:?}): {failure}\nserver log:\n{}",
+                    tail(&portico)
+                )
+            });
         timing[3] += phase.elapsed();
+        // A first call that waited: a killed process held the connection's refresh lease.
+        if slowest > LEASE_HELD {
+            counts_local.kills_holding_a_lease += 1;
+        }
+        if lost > 0 || slowest > LEASE_HELD {
+            counts_local.kills_during_refresh += 1;
+        }
         for reason in needs {
             counts_local.needs_reauth += 1;
             counts_local.needs_reauth_reasons.insert(reason);
@@ -327,16 +361,18 @@ async fn every_connection_works_or_needs_reauth_after_each_of_many_kill_9s() {
     let reasons: Vec<&String> = counts_local.needs_reauth_reasons.iter().collect();
     report(&format!(
         "crash: {} rounds in {:.0?} (seed {seed}): {refreshes} refreshes at the IdP, {rotations} rotations, \
-         {renewals_stored_total} renewals stored by Portico, {} kills during a refresh (a rotation the IdP made and \
-         Portico had not stored), {} connections needed a new \
-         sign-in (reasons: {reasons:?}); {} calls answered 2xx, {} refused (409), {} writes acknowledged; \
+         {renewals_stored_total} renewals stored by Portico, {} kills during a refresh ({} after the IdP rotated the \
+         refresh token and before Portico had stored it, {} while a renewal held its lease), {} connections needed a new \
+         sign-in (reasons: {reasons:?}); {} calls answered 2xx, others by status {:?}, {} writes acknowledged; \
          time under load {:.1?}, killing and counting {:.1?}, starting {:.1?}, checking {:.1?}",
         counts_local.rounds,
         started.elapsed(),
         counts_local.kills_during_refresh,
+        counts_local.rotations_lost,
+        counts_local.kills_holding_a_lease,
         counts_local.needs_reauth,
         counts.calls_ok.load(Ordering::Relaxed),
-        counts.calls_refused.load(Ordering::Relaxed),
+        counts.calls_refused.lock().unwrap(),
         counts.writes_acknowledged.load(Ordering::Relaxed),
         timing[0],
         timing[1],
@@ -388,7 +424,7 @@ async fn call_loop(caller: usize, run: &Run, oauth: &[String], ledger: &tokio::s
         if (200..300).contains(&status) {
             counts.calls_ok.fetch_add(1, Ordering::Relaxed);
         } else {
-            counts.calls_refused.fetch_add(1, Ordering::Relaxed);
+            *counts.calls_refused.lock().unwrap().entry(status).or_default() += 1;
         }
     }
 }
@@ -541,12 +577,20 @@ async fn send(run: &Run, method: Method, path: &str, body: Option<Value>, expect
 }
 
 /// An OAuth connection after a restart: a call works, or the connection needs a new sign-in
-/// with a reason, and works after it. The kind of reason, if it needed one.
-async fn check_oauth(run: &Run, connection: &str, was: &str, callback: &str) -> Result<Option<String>, String> {
+/// with a reason, and works after it. The kind of reason, if it needed one, and how long the
+/// first call took.
+async fn check_oauth(
+    run: &Run,
+    connection: &str,
+    was: &str,
+    callback: &str,
+) -> Result<(Option<String>, Duration), String> {
     let path = format!("/v1/connections/{connection}/proxy/__test/resource");
+    let asked = Instant::now();
     let (code, text) = run.must(run.request(Method::GET, &path), "a call").await;
+    let took = asked.elapsed();
     if code == 200 {
-        return Ok(None);
+        return Ok((None, took));
     }
     let after = run.json(Method::GET, &format!("/v1/connections/{connection}"), None, 200).await;
     if code != 409 || after["status"] != "needs_reauth" {
@@ -564,7 +608,7 @@ async fn check_oauth(run: &Run, connection: &str, was: &str, callback: &str) -> 
         return Err(format!("OAuth connection {connection} signed in again and answered {code}: {text}"));
     }
     // The reason without the IdP's words, which vary: what kind of refusal it was.
-    Ok(Some(reason.split(['(', ':']).take(2).collect::<Vec<_>>().join(":").trim().to_owned()))
+    Ok((Some(reason.split(['(', ':']).take(2).collect::<Vec<_>>().join(":").trim().to_owned()), took))
 }
 
 /// After a restart: every connection works or needs a new sign-in (and gets it), every
@@ -577,7 +621,7 @@ async fn check(
     callback: &str,
     suffix: &str,
     backend: &Backend,
-) -> Result<Vec<String>, String> {
+) -> Result<(Vec<String>, Duration), String> {
     let mut needs = Vec::new();
     // Every connection listed reads back.
     let listed = run.all("/v1/connections").await;
@@ -601,10 +645,11 @@ async fn check(
         let was = format!("was {status}: {read}");
         checks.spawn(async move { check_oauth(&run, &connection, &was, &callback).await });
     }
+    let mut slowest = Duration::ZERO;
     while let Some(checked) = checks.join_next().await {
-        if let Some(reason) = checked.expect("a check")? {
-            needs.push(reason);
-        }
+        let (reason, took) = checked.expect("a check")?;
+        needs.extend(reason);
+        slowest = slowest.max(took);
     }
 
     // API-key connections: acknowledged writes are there; each carries the key of its name.
@@ -674,7 +719,7 @@ async fn check(
         run.json(Method::GET, &format!("/v1/webhooks/{id}"), None, 200).await;
     }
     book.webhooks = listed.into_iter().map(|id| (id, Known::Present(String::new()))).collect();
-    Ok(needs)
+    Ok((needs, slowest))
 }
 
 /// Regression: a Portico killed during a refresh left the connection's refresh lease in the
