@@ -29,8 +29,14 @@ use crate::{App, Principal};
 
 /// How long a sign-in may take.
 pub const STATE_TTL: Millis = 10 * 60 * 1000;
-/// How long one process may hold a connection's refresh lease.
-const LEASE: Millis = 30_000;
+/// How long a connection's refresh lease lasts unless its holder extends it. The holder extends
+/// it every third of this while its refresh runs (a token request may take 30 s), so that the
+/// lease of a process that died mid-refresh runs out within seconds, not after the longest
+/// token request: until then, no other process may renew the connection's token.
+const LEASE: Millis = 6_000;
+/// How long a call waits for another process's refresh before it gives up on it: longer than
+/// a token request may take.
+const LEASE_WAIT: Millis = 35_000;
 
 /// What the use cases keep for OAuth.
 pub(crate) struct OAuthSupport {
@@ -507,7 +513,7 @@ impl App {
             return keep_or_fail(stale, now, "the identity provider's token endpoint failed recently; retrying soon");
         }
         let lease = format!("refresh:{id}");
-        let deadline = now + LEASE;
+        let deadline = now + LEASE_WAIT;
         while !self
             .store
             .acquire_lease(
@@ -523,7 +529,23 @@ impl App {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        let result = self.refresh_holding_lease(tenant, id, stale).await;
+        // Extended while the refresh runs; the refresh is never cancelled, only paused for the
+        // few milliseconds an extension takes.
+        let refresh = self.refresh_holding_lease(tenant, id, stale);
+        tokio::pin!(refresh);
+        let extend_every = Duration::from_millis(LEASE as u64 / 3);
+        let result = loop {
+            tokio::select! {
+                result = &mut refresh => break result,
+                () = tokio::time::sleep(extend_every) => {
+                    let now = portico_store::now_millis();
+                    let held = self.store.acquire_lease(&lease, &self.oauth.instance, now, now + LEASE).await;
+                    if !matches!(held, Ok(true)) {
+                        tracing::warn!(connection = %id, "could not extend the refresh lease");
+                    }
+                }
+            }
+        };
         let _ = self.store.release_lease(&lease, &self.oauth.instance).await;
         result
     }

@@ -299,6 +299,15 @@ impl Portico {
         status
     }
 
+    /// Kills the server with SIGKILL, as a crash would, and waits until the process is reaped:
+    /// its last thread has exited, so nothing of it holds the port or the store any more (a
+    /// zombie leader alone does not say that).
+    pub fn kill_9(&mut self) {
+        self.child.kill().expect("SIGKILL sent to portico");
+        self.child.wait().expect("portico is reaped");
+        self.join_pumps();
+    }
+
     fn join_pumps(&mut self) {
         for pump in self.pumps.drain(..) {
             let _ = pump.join();
@@ -339,7 +348,8 @@ impl Engine {
     }
 }
 
-/// `portico serve` on a random loopback port (unless `args` name one) with debug logs; the tests decide every setting,
+/// `portico serve` on a random loopback port (unless `args` name one) with debug logs (unless
+/// `args` name a filter); the tests decide every setting,
 /// none comes from the environment of the run. On a database made for the run, with
 /// [`pg::TEST_MASTER_KEY`] unless `env` names another key.
 fn serve_command(data_dir: &Path, engine: &Engine, args: &[&str], env: &[(&str, &str)]) -> Command {
@@ -351,7 +361,10 @@ fn serve_command(data_dir: &Path, engine: &Engine, args: &[&str], env: &[(&str, 
     if !args.contains(&"--metrics-token") {
         command.args(["--metrics-token", METRICS_TOKEN]);
     }
-    command.arg("--data-dir").arg(data_dir).args(["--log", DEBUG_LOG]);
+    command.arg("--data-dir").arg(data_dir);
+    if !args.contains(&"--log") {
+        command.args(["--log", DEBUG_LOG]);
+    }
     command.args(args);
     command.env_clear().envs(std::env::vars().filter(|(name, _)| !name.starts_with("PORTICO_")));
     if let Some(database) = &engine.database {
