@@ -8,7 +8,8 @@
 //! for the store and is never refused for the trail's sake: when the queue is full the entry is
 //! dropped, counted (`portico_audit_events_dropped_total`) and the log says so, once a minute at
 //! most. A writer task takes what the queue holds every [`FLUSH_EVERY`] and appends it in one
-//! transaction. Changes go through the same queue, but a change that finds it full is written at
+//! transaction; calls alike taken in one flush (same connection, principal, operation or method
+//! and path template, outcome) are one event with their count and mean latency. Changes go through the same queue, but a change that finds it full is written at
 //! once instead: no change is ever dropped. [`App::close_audit`] flushes the queue on a clean
 //! shutdown; after `kill -9` at most the events of the last flush interval (under a second) are
 //! lost. Events older than the retention are deleted by the writer, once an hour.
@@ -230,6 +231,7 @@ impl Entry {
             method: None,
             path: None,
             outcome,
+            count: 1,
             latency_us: self.latency.map(|l| i64::try_from(l.as_micros()).unwrap_or(i64::MAX)),
             instance: instance.to_owned(),
         };
@@ -256,6 +258,100 @@ impl Entry {
             }
         }
         record
+    }
+}
+
+/// What makes calls alike: the same connection (prepared once), principal, kind, method, path
+/// (as called: the template is resolved once per group), operation and outcome.
+#[derive(PartialEq, Eq, Hash)]
+struct CallKey {
+    prepared: usize,
+    actor: Actor,
+    action: &'static str,
+    method: Option<Method>,
+    path: Option<Box<str>>,
+    operation: Option<Box<str>>,
+    outcome: Outcome,
+}
+
+/// What a record of calls says: tenant, principal, action, connection, method, path template,
+/// outcome.
+type Said = (String, String, String, Option<String>, Option<String>, Option<String>, String);
+
+/// The events of one flush: calls alike are one record with their count and mean latency, so
+/// that the store writes a row per kind of call rather than per call.
+#[derive(Default)]
+struct Rollup {
+    records: Vec<AuditRecord>,
+    /// Each record's summed latency, in microseconds.
+    latency: Vec<i64>,
+    by_call: std::collections::HashMap<CallKey, usize>,
+    /// Records of calls by what they say (calls to two paths of one template are alike).
+    by_record: std::collections::HashMap<Said, usize>,
+}
+
+impl Rollup {
+    fn add(&mut self, entry: Entry, instance: &str, last: &mut (Millis, u16)) {
+        let key = match (&entry.subject, &entry.principal, &entry.outcome) {
+            (Subject::Call { prepared, method, path, operation }, By::Actor(actor), Ending::Call(outcome)) => {
+                Some(CallKey {
+                    prepared: Arc::as_ptr(prepared) as usize,
+                    actor: actor.clone(),
+                    action: entry.action,
+                    method: method.clone(),
+                    path: path.clone(),
+                    operation: operation.clone(),
+                    outcome: *outcome,
+                })
+            }
+            _ => None,
+        };
+        let latency = entry.latency.map_or(0, |l| i64::try_from(l.as_micros()).unwrap_or(i64::MAX));
+        if let Some(key) = &key
+            && let Some(&at) = self.by_call.get(key)
+        {
+            self.merge(at, latency);
+            return;
+        }
+        let sequence = if entry.at == last.0 { last.1.saturating_add(1) } else { 0 };
+        *last = (entry.at, sequence);
+        let record = entry.into_record(instance, sequence);
+        if let Some(key) = key {
+            let said = (
+                record.tenant_id.clone(),
+                record.principal.clone(),
+                record.action.clone(),
+                record.connection_id.clone(),
+                record.method.clone(),
+                record.path.clone(),
+                record.outcome.clone(),
+            );
+            if let Some(&at) = self.by_record.get(&said) {
+                self.by_call.insert(key, at);
+                self.merge(at, latency);
+                return;
+            }
+            self.by_record.insert(said, self.records.len());
+            self.by_call.insert(key, self.records.len());
+        }
+        self.records.push(record);
+        self.latency.push(latency);
+    }
+
+    fn merge(&mut self, at: usize, latency: i64) {
+        self.records[at].count += 1;
+        self.latency[at] = self.latency[at].saturating_add(latency);
+    }
+
+    /// The records, each with its calls' mean latency.
+    fn finish(self) -> Vec<AuditRecord> {
+        let mut records = self.records;
+        for (record, total) in records.iter_mut().zip(self.latency) {
+            if record.count > 1 && record.latency_us.is_some() {
+                record.latency_us = Some(total / record.count);
+            }
+        }
+        records
     }
 }
 
@@ -357,20 +453,19 @@ impl App {
                         _ = &mut stopped => closing = true,
                     }
                 }
-                while pending.len() < app.audit.settings.queue.max(1) {
+                let mut rollup = Rollup::default();
+                while pending.len() + rollup.records.len() < app.audit.settings.queue.max(1) {
                     match receiver.try_recv() {
-                        Ok(entry) => {
-                            let sequence = if entry.at == last.0 { last.1.saturating_add(1) } else { 0 };
-                            last = (entry.at, sequence);
-                            pending.push(entry.into_record(&app.oauth.instance, sequence));
-                        }
+                        Ok(entry) => rollup.add(entry, &app.oauth.instance, &mut last),
                         Err(_) => break,
                     }
                 }
+                pending.extend(rollup.finish());
                 if !pending.is_empty() {
                     match app.store.append_audit(&pending).await {
                         Ok(()) => {
-                            app.audit.written.fetch_add(pending.len() as u64, Ordering::Relaxed);
+                            let events: i64 = pending.iter().map(|record| record.count).sum();
+                            app.audit.written.fetch_add(u64::try_from(events).unwrap_or(0), Ordering::Relaxed);
                             pending.clear();
                         }
                         Err(error) => {

@@ -28,7 +28,7 @@ pub struct Principal {
 }
 
 /// The one acting behind a [`Principal`].
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub enum Actor {
     /// An API key, by its id (never the key).
     Key(Arc<str>),

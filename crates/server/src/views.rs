@@ -534,7 +534,10 @@ pub struct AuditEventView {
     /// The backend's status (`200`), `ok`, `refused`, `timeout`, `unreachable`, or
     /// `error: <reason>`.
     pub outcome: String,
-    /// Milliseconds, where measured.
+    /// How many calls it stands for: calls alike (same principal, connection, operation or
+    /// method and template, outcome) within a quarter of a second are one event; 1 otherwise.
+    pub count: i64,
+    /// Milliseconds (the mean, for several calls), where measured.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub latency_ms: Option<f64>,
     /// The instance that did it.
@@ -555,6 +558,7 @@ impl AuditEventView {
             method: record.method.clone(),
             path: record.path.clone(),
             outcome: record.outcome.clone(),
+            count: record.count,
             latency_ms: record.latency_us.map(|us| us as f64 / 1000.0),
             instance: record.instance.clone(),
         }

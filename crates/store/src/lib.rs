@@ -480,7 +480,9 @@ pub struct AuditRecord {
     /// The backend's status (`200`), `ok`, or an error kind (`timeout`, `unreachable`,
     /// `refused`, `error`).
     pub outcome: String,
-    /// How long it took, in microseconds, where that is measured.
+    /// How many calls alike it stands for (1 for anything but calls; see the migration).
+    pub count: i64,
+    /// How long it took (the mean, for several calls), in microseconds, where measured.
     pub latency_us: Option<i64>,
     /// The instance that did it.
     pub instance: String,

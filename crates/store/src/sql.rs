@@ -192,7 +192,7 @@ macro_rules! on_pool {
 macro_rules! audit_columns {
     () => {
         "tenant_id, id, at, principal, action, connection_id, connector_id, target, operation, method, path, \
-         outcome, latency_us, instance"
+         outcome, count, latency_us, instance"
     };
 }
 
@@ -1608,14 +1608,14 @@ impl<P: EnginePool> Store for SqlStore<P> {
         if records.is_empty() {
             return Ok(());
         }
-        // 14 values a row: a statement stays far under SQLite's 32,766 bound values.
+        // 15 values a row: a statement stays far under SQLite's 32,766 bound values.
         const ROWS_PER_STATEMENT: usize = 200;
         on_pool!(self, |pool| {
             let mut tx = pool.begin().await.map_err(store_error)?;
             for chunk in records.chunks(ROWS_PER_STATEMENT) {
                 let mut sql = sqlx::QueryBuilder::new(
                     "INSERT INTO audit_events (tenant_id, id, at, principal, action, connection_id, connector_id, \
-                     target, operation, method, path, outcome, latency_us, instance) ",
+                     target, operation, method, path, outcome, count, latency_us, instance) ",
                 );
                 sql.push_values(chunk, |mut row, record| {
                     row.push_bind(&record.tenant_id)
@@ -1630,6 +1630,7 @@ impl<P: EnginePool> Store for SqlStore<P> {
                         .push_bind(&record.method)
                         .push_bind(&record.path)
                         .push_bind(&record.outcome)
+                        .push_bind(record.count)
                         .push_bind(record.latency_us)
                         .push_bind(&record.instance);
                 });

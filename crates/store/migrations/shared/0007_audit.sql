@@ -16,6 +16,9 @@ CREATE TABLE audit_events (
     method TEXT,
     path TEXT,
     outcome TEXT NOT NULL,
+    -- Calls alike (same principal, connection, operation or method + template, outcome) taken
+    -- by the writer in one flush are one event of this many calls; latency_us is their mean.
+    count BIGINT NOT NULL DEFAULT 1,
     latency_us BIGINT,
     instance TEXT NOT NULL,
     PRIMARY KEY (tenant_id, id)

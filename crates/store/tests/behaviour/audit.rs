@@ -19,6 +19,7 @@ fn event(tenant_id: &str, at: i64, action: &str, connection: Option<&str>) -> Au
         method: Some("GET".to_owned()),
         path: Some("/things/{id}".to_owned()),
         outcome: "200".to_owned(),
+        count: 3,
         latency_us: Some(1234),
         instance: "test".to_owned(),
     }
