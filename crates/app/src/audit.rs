@@ -52,6 +52,7 @@ impl Default for AuditSettings {
 }
 
 /// A call through a connection, as the trail records it.
+#[derive(Clone, Copy)]
 pub enum CallKind<'a> {
     /// A proxied request: its method, and its path below the connection (matched to an
     /// operation's template by the writer; the path itself is never written).

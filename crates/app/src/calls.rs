@@ -188,12 +188,7 @@ impl Call<'_> {
     fn record(&self, prepared: &Arc<PreparedConnection>, outcome: Outcome) {
         let elapsed = self.started.elapsed();
         prepared.metrics.record(outcome, elapsed);
-        let kind = match &self.kind {
-            CallKind::Proxy { method, path } => CallKind::Proxy { method, path },
-            CallKind::Operation(id) => CallKind::Operation(id),
-            CallKind::Test(id) => CallKind::Test(*id),
-        };
-        self.app.audit_call(self.principal, prepared, kind, outcome, elapsed);
+        self.app.audit_call(self.principal, prepared, self.kind, outcome, elapsed);
     }
 }
 

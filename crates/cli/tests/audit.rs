@@ -25,6 +25,13 @@ async fn connector(admin: &Api, backend: &Backend) -> String {
     common::id(&admin.create_connector(&json!({ "definition": definition })).await)
 }
 
+/// A connection (of a new [`connector`]) that `admin` makes.
+async fn connection(admin: &Api, backend: &Backend) -> String {
+    let connector = connector(admin, backend).await;
+    let body = json!({"connectorId": connector, "parameters": {"api_key": "k"}});
+    common::id(&admin.post("/v1/connections", &body).await.expect_json(201))
+}
+
 /// Every event the admin reads, newest first, through pages of `limit`.
 async fn all_events(admin: &Api, query: &str, limit: u32) -> Vec<Value> {
     let separator = if query.is_empty() { "" } else { "&" };
@@ -174,13 +181,7 @@ async fn a_clean_stop_writes_every_queued_event_and_export_prints_them_as_json_l
     let backend = Backend::start().await;
     let mut portico = Portico::start_with(&[PRIVATE]);
     let admin = portico.api();
-    let connector = connector(&admin, &backend).await;
-    let connection = common::id(
-        &admin
-            .post("/v1/connections", &json!({"connectorId": connector, "parameters": {"api_key": "k"}}))
-            .await
-            .expect_json(201),
-    );
+    let connection = connection(&admin, &backend).await;
     for i in 0..60 {
         admin.get(&format!("/v1/connections/{connection}/proxy/items/{i}")).await.expect_status(200);
     }
@@ -217,13 +218,7 @@ async fn a_full_queue_drops_events_of_calls_and_counts_them_but_never_fails_a_ca
     let backend = Backend::start().await;
     let portico = Portico::start_with(&[PRIVATE, "--audit-queue", "1"]);
     let admin = portico.api();
-    let connector = connector(&admin, &backend).await;
-    let connection = common::id(
-        &admin
-            .post("/v1/connections", &json!({"connectorId": connector, "parameters": {"api_key": "k"}}))
-            .await
-            .expect_json(201),
-    );
+    let connection = connection(&admin, &backend).await;
     let calls = 300;
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..8 {
@@ -257,13 +252,7 @@ async fn calls_can_be_left_out_and_old_events_are_deleted_after_the_retention() 
     let data_dir = tempfile::tempdir().unwrap();
     let mut portico = Portico::start_in(data_dir.path(), &[PRIVATE, "--audit-calls", "false"]);
     let admin = portico.api();
-    let connector = connector(&admin, &backend).await;
-    let connection = common::id(
-        &admin
-            .post("/v1/connections", &json!({"connectorId": connector, "parameters": {"api_key": "k"}}))
-            .await
-            .expect_json(201),
-    );
+    let connection = connection(&admin, &backend).await;
     admin.get(&format!("/v1/connections/{connection}/proxy/ok")).await.expect_status(200);
     let events = events_when(&admin, "", 2).await;
     assert_eq!(events.len(), 2, "the two changes and no call: {events:#?}");
